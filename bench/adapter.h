@@ -1,0 +1,62 @@
+/* The engine adapter interface of mayfly_bench.
+ *
+ * The workloads in mayfly_bench.c know nothing about any engine: they drive one of these
+ * tables of function pointers. An adapter owns one open database at a time (the `void *`
+ * handle it returns from open). Adding an engine means writing one adapter_<engine>.c that
+ * fills a bench_adapter and listing it in mayfly_bench.c; nothing else changes.
+ *
+ * Error reporting: every function that can fail returns 0 on success and nonzero on
+ * failure, after writing a one-line, NUL-terminated reason into err (err_len bytes, always
+ * at least 1). The workload prints that line and stops the run.
+ */
+#ifndef MAYFLY_BENCH_ADAPTER_H
+#define MAYFLY_BENCH_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bench_adapter {
+  /* Short engine name, as given to --engine ("mayfly", "leveldb"). Static storage. */
+  const char *name;
+
+  /* Writes the engine's library version ("mayfly 0.1.0", "leveldb 1.23") into buf. */
+  void (*version)(char *buf, size_t len);
+
+  /* Opens (creating if missing) the database in directory path. options is the engine's
+   * "name=value;name=value" text (may be empty, never NULL); the adapter owns its
+   * defaults (no compression, WAL on, no sync). *handle belongs to the adapter until close. */
+  int (*open)(const char *path, const char *options, void **handle, char *err, size_t err_len);
+
+  /* Writes key -> value (WAL on, no sync). */
+  int (*put)(void *handle, const void *key, size_t klen, const void *val, size_t vlen, char *err,
+             size_t err_len);
+
+  /* Point lookup of the latest value. *found = 1 and *vlen = value size when present,
+   * *found = 0 when absent (absent is not an error). The value itself is read and dropped. */
+  int (*get)(void *handle, const void *key, size_t klen, int *found, size_t *vlen, char *err,
+             size_t err_len);
+
+  /* Reads every entry in key order from the first key (db_bench's readseq).
+   * *entries and *bytes (sum of key and value sizes) describe what was read. */
+  int (*scan_all)(void *handle, uint64_t *entries, uint64_t *bytes, char *err, size_t err_len);
+
+  /* What the engine wrote to its files since open (engine_bytes) and the key+value bytes it
+   * accepted from callers (user_bytes). Returns 0 and fills both when the engine reports
+   * them; nonzero (no message) when it cannot tell. May be NULL when never known. */
+  int (*bytes_written)(void *handle, uint64_t *engine_bytes, uint64_t *user_bytes);
+
+  /* Closes the database and frees the handle (which is invalid afterwards). */
+  int (*close)(void *handle, char *err, size_t err_len);
+
+  /* Removes the database's files in path (a missing database is not an error). */
+  int (*destroy)(const char *path, char *err, size_t err_len);
+} bench_adapter;
+
+/* Defined by adapter_mayfly.c (always built). */
+extern const bench_adapter bench_adapter_mayfly;
+
+/* Defined by adapter_leveldb.c, built only when LevelDB is found
+ * (the build then defines MAYFLY_BENCH_HAVE_LEVELDB). */
+extern const bench_adapter bench_adapter_leveldb;
+
+#endif /* MAYFLY_BENCH_ADAPTER_H */

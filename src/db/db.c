@@ -1,0 +1,475 @@
+/* Opening, recovering and closing a database.
+ *
+ * Open takes the LOCK file, recovers the version set from CURRENT and the MANIFEST, then
+ * replays every WAL at or after the version set's log number, in number order, into
+ * memtables. Recovered data is written to level-0 tables right away, and one MANIFEST edit
+ * records those tables together with a fresh WAL's number as the new log number: after that
+ * edit is durable the old WALs are obsolete. If the process dies before the edit, the next
+ * open replays the same WALs again (the tables written meanwhile are unreferenced and get
+ * deleted), so recovery is idempotent.
+ *
+ * A WAL record with a bad checksum in the middle of a log (not a torn tail) is handled by
+ * wal_recovery_mode: absolute refuses to open; point_in_time keeps everything before it,
+ * replays no later record or WAL (a later write could depend on a lost one), and writes
+ * what it dropped to the LOG file. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db_impl.h"
+#include "version/filename.h"
+#include "wal/wal_reader.h"
+
+void db_info(mayfly_db *db, const char *fmt, ...) {
+  if (!db->info_log) return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+  line[n++] = '\n';
+  pthread_mutex_lock(&db->info_mu);
+  if (db->env->append(db->info_log, line, (size_t)n) == MAYFLY_OK) {
+    db->env->flush(db->info_log);
+    db->bytes_written += (uint64_t)n;
+  }
+  pthread_mutex_unlock(&db->info_mu);
+}
+
+void db_set_bg_error(mayfly_db *db, int rc, const char *what) {
+  if (db->bg_error == MAYFLY_OK) {
+    db->bg_error = rc;
+    snprintf(db->bg_error_msg, sizeof db->bg_error_msg, "%s: %s (%s)", what,
+             mf_error_message(), mayfly_strerror(rc));
+    db_info(db, "background error, database is now read-only: %s", db->bg_error_msg);
+  }
+  pthread_cond_broadcast(&db->bg_cv);
+}
+
+int db_closed_error(mayfly_db *db) {
+  return MF_ERR(MAYFLY_ECLOSED, "database is read-only after an earlier error: %s",
+                db->bg_error_msg);
+}
+
+void db_pending_add(mayfly_db *db, uint64_t number) {
+  if (db->num_pending == db->cap_pending) {
+    int cap = db->cap_pending ? db->cap_pending * 2 : 16;
+    uint64_t *p = realloc(db->pending_outputs, (size_t)cap * sizeof *p);
+    if (!p) abort(); /* a handful of entries; running out here means the process is lost */
+    db->pending_outputs = p;
+    db->cap_pending = cap;
+  }
+  db->pending_outputs[db->num_pending++] = number;
+}
+
+void db_pending_remove(mayfly_db *db, uint64_t number) {
+  for (int i = 0; i < db->num_pending; i++) {
+    if (db->pending_outputs[i] == number) {
+      db->pending_outputs[i] = db->pending_outputs[--db->num_pending];
+      return;
+    }
+  }
+}
+
+int db_new_wal(mayfly_db *db, uint64_t number) {
+  char *name = filename_wal(db->dbname, number);
+  if (!name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  mf_wfile *file = NULL;
+  wal_writer *w = NULL;
+  uint64_t written = 0;
+  int rc = db->env->new_writable(db->env, name, &file);
+  if (rc == MAYFLY_OK) rc = wal_writer_create(db->env, file, WAL_KIND_WAL, number, &w, &written);
+  if (rc == MAYFLY_OK) rc = db->env->flush(file);
+  free(name);
+  if (rc != MAYFLY_OK) {
+    if (w) wal_writer_destroy(w);
+    if (file) db->env->close_writable(file);
+    return rc;
+  }
+  if (db->wal) {
+    wal_writer_destroy(db->wal);
+    db->env->close_writable(db->wal_file);
+  }
+  db->bytes_written += written;
+  db->wal = w;
+  db->wal_file = file;
+  db->wal_number = number;
+  db->wal_dirty = 0;
+  return MAYFLY_OK;
+}
+
+/* ---- obsolete files ---- */
+
+typedef struct live_set {
+  uint64_t *numbers;
+  size_t n, cap;
+  int oom;
+} live_set;
+
+static void live_add(void *arg, uint64_t number) {
+  live_set *s = arg;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    uint64_t *p = realloc(s->numbers, cap * sizeof *p);
+    if (!p) {
+      s->oom = 1;
+      return;
+    }
+    s->numbers = p;
+    s->cap = cap;
+  }
+  s->numbers[s->n++] = number;
+}
+
+static int live_contains(const live_set *s, uint64_t number) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->numbers[i] == number) return 1;
+  return 0;
+}
+
+void db_remove_obsolete_files(mayfly_db *db) {
+  if (db->bg_error != MAYFLY_OK) return; /* after an error, keep everything for recovery */
+  live_set live = {0};
+  version_set_for_each_live_file(db->vs, live_add, &live);
+  for (int i = 0; i < db->num_pending; i++) live_add(&live, db->pending_outputs[i]);
+  char **names = NULL;
+  size_t count = 0;
+  if (live.oom || db->env->list_dir(db->env, db->dbname, &names, &count) != MAYFLY_OK) {
+    free(live.numbers);
+    return;
+  }
+  uint64_t log_number = version_set_log_number(db->vs);
+  uint64_t manifest_number = version_set_manifest_file_number(db->vs);
+  for (size_t i = 0; i < count; i++) {
+    int type;
+    uint64_t number;
+    if (!filename_parse(names[i], &type, &number)) continue;
+    int keep = 1;
+    switch (type) {
+      case MF_FILE_WAL: keep = number >= log_number || number == db->wal_number; break;
+      case MF_FILE_MANIFEST: keep = number >= manifest_number; break;
+      case MF_FILE_TABLE: keep = live_contains(&live, number); break;
+      case MF_FILE_TEMP: keep = live_contains(&live, number); break;
+      default: keep = 1;
+    }
+    if (keep) continue;
+    if (type == MF_FILE_TABLE) table_cache_evict(db->tcache, number);
+    size_t len = strlen(db->dbname) + strlen(names[i]) + 2;
+    char *path = malloc(len);
+    if (!path) break;
+    snprintf(path, len, "%s/%s", db->dbname, names[i]);
+    int rc = db->env->remove_file(db->env, path);
+    db_info(db, "delete %s: %s", names[i], rc ? mayfly_strerror(rc) : "ok");
+    free(path);
+  }
+  env_free_names(names, count);
+  free(live.numbers);
+}
+
+/* ---- recovery ---- */
+
+typedef struct replay_state {
+  mayfly_db *db;
+  memtable *mem;
+  uint64_t max_seq;
+} replay_state;
+
+static int replay_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
+  replay_state *st = arg;
+  if (seq > st->max_seq) st->max_seq = seq;
+  int rc = memtable_add(st->mem, seq, type, key, value);
+  return rc ? MF_ERR(rc, "out of memory replaying the WAL") : MAYFLY_OK;
+}
+
+/* Writes st->mem to a level-0 table recorded in edit, and starts a new memtable. */
+static int flush_recovered(mayfly_db *db, replay_state *st, version_edit *edit) {
+  if (memtable_num_entries(st->mem) > 0) {
+    mf_iter *it = memtable_iter_create(st->mem);
+    if (!it) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+    uint64_t number = version_set_new_file_number(db->vs);
+    uint64_t size = 0;
+    db_pending_add(db, number);
+    table_options topt = db_table_options(db);
+    int rc = db_write_table(db, &topt, it, number, 0, edit, &size);
+    iter_destroy(it);
+    if (rc) return rc;
+    db->flush_bytes += size;
+    db->flush_count++;
+  }
+  memtable_unref(st->mem);
+  st->mem = NULL;
+  int rc = memtable_create(&st->mem);
+  return rc ? MF_ERR(rc, "out of memory") : MAYFLY_OK;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Replays one WAL. *stop is set when point_in_time recovery hit corruption. */
+static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_edit *edit,
+                      int *stop) {
+  char *name = filename_wal(db->dbname, number);
+  if (!name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  mf_rfile *file = NULL;
+  wal_reader *r = NULL;
+  int rc = db->env->open_readable(db->env, name, &file);
+  if (rc == MAYFLY_OK) rc = wal_reader_create(db->env, file, name, WAL_KIND_WAL, &r);
+  uint64_t records = 0;
+  while (rc == MAYFLY_OK) {
+    mf_slice rec;
+    rc = wal_reader_read(r, &rec);
+    if (rc != MAYFLY_OK) break;
+    rc = batch_iterate(rec, replay_one, st);
+    records++;
+    if (rc == MAYFLY_OK && memtable_memory_usage(st->mem) > db->opt.write_buffer_size)
+      rc = flush_recovered(db, st, edit);
+  }
+  if (rc == MAYFLY_ENOTFOUND) {
+    rc = MAYFLY_OK;
+    if (r && wal_reader_dropped_bytes(r) > 0)
+      db_info(db, "%s: ignored a torn tail of %llu bytes after %llu records", name,
+              (unsigned long long)wal_reader_dropped_bytes(r), (unsigned long long)records);
+  } else if (rc == MAYFLY_ECORRUPT && r && db->opt.wal_recovery_mode == MF_WAL_POINT_IN_TIME) {
+    db_info(db, "point-in-time recovery: %s; kept %llu records of %s and dropped the rest "
+            "of it and every later WAL", mf_error_message(), (unsigned long long)records, name);
+    db->wal_dropped_records++;
+    *stop = 1;
+    rc = MAYFLY_OK;
+  }
+  if (r) wal_reader_destroy(r);
+  if (file) db->env->close_readable(file);
+  free(name);
+  return rc;
+}
+
+static int recover_wals(mayfly_db *db, version_edit *edit) {
+  char **names = NULL;
+  size_t count = 0;
+  int rc = db->env->list_dir(db->env, db->dbname, &names, &count);
+  if (rc) return rc;
+  uint64_t *wals = calloc(count + 1, sizeof *wals);
+  size_t nwals = 0;
+  uint64_t min_log = version_set_log_number(db->vs);
+  for (size_t i = 0; wals && i < count; i++) {
+    int type;
+    uint64_t number;
+    if (!filename_parse(names[i], &type, &number)) continue;
+    version_set_mark_file_number_used(db->vs, number);
+    if (type == MF_FILE_WAL && number >= min_log) wals[nwals++] = number;
+  }
+  env_free_names(names, count);
+  if (!wals) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  qsort(wals, nwals, sizeof *wals, cmp_u64);
+
+  replay_state st = {db, NULL, version_set_last_sequence(db->vs)};
+  rc = memtable_create(&st.mem);
+  int stop = 0;
+  for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++)
+    rc = replay_wal(db, wals[i], &st, edit, &stop);
+  if (rc == MAYFLY_OK) rc = flush_recovered(db, &st, edit);
+  if (st.mem) memtable_unref(st.mem);
+  free(wals);
+  if (rc == MAYFLY_OK && st.max_seq > version_set_last_sequence(db->vs))
+    version_set_set_last_sequence(db->vs, st.max_seq);
+  return rc;
+}
+
+/* Is there anything in dir that looks like a database (so a missing CURRENT is damage, not a
+ * new database)? */
+static int has_db_files(mayfly_db *db) {
+  char **names = NULL;
+  size_t count = 0;
+  if (db->env->list_dir(db->env, db->dbname, &names, &count) != MAYFLY_OK) return 0;
+  int found = 0;
+  for (size_t i = 0; i < count && !found; i++) {
+    int type;
+    uint64_t number;
+    if (filename_parse(names[i], &type, &number))
+      found = type == MF_FILE_MANIFEST || type == MF_FILE_TABLE;
+  }
+  env_free_names(names, count);
+  return found;
+}
+
+static int recover(mayfly_db *db) {
+  int rc = version_set_recover(db->vs);
+  int is_new = 0;
+  if (rc == MAYFLY_ENOTFOUND) {
+    if (has_db_files(db))
+      return MF_ERR(MAYFLY_ECORRUPT, "%s: CURRENT is missing but the directory holds "
+                    "MANIFEST or table files", db->dbname);
+    if (!db->opt.create_if_missing)
+      return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
+                    db->dbname);
+    is_new = 1;
+    rc = MAYFLY_OK;
+  } else if (rc == MAYFLY_OK && db->opt.error_if_exists) {
+    return MF_ERR(MAYFLY_EINVAL, "%s: database exists (error_if_exists is true)", db->dbname);
+  }
+  if (rc) return rc;
+  db_info(db, "%s database %s", is_new ? "creating" : "recovering", db->dbname);
+
+  version_edit edit;
+  version_edit_init(&edit);
+  if (!is_new) rc = recover_wals(db, &edit);
+  uint64_t wal_number = 0;
+  if (rc == MAYFLY_OK) {
+    wal_number = version_set_new_file_number(db->vs);
+    rc = db_new_wal(db, wal_number);
+  }
+  if (rc == MAYFLY_OK) {
+    version_edit_set_log_number(&edit, wal_number);
+    pthread_mutex_lock(&db->mu);
+    rc = version_set_log_and_apply(db->vs, &edit, &db->mu);
+    db->mem_wal_number = wal_number;
+    db->num_pending = 0;
+    if (rc == MAYFLY_OK) db_remove_obsolete_files(db);
+    pthread_mutex_unlock(&db->mu);
+  }
+  version_edit_free(&edit);
+  return rc;
+}
+
+/* ---- open / close ---- */
+
+static int open_dir(mayfly_db *db) {
+  mf_env *env = db->env;
+  if (env->file_exists(env, db->dbname) && !env->is_directory(env, db->dbname))
+    return MF_ERR(MAYFLY_EINVAL, "%s exists and is not a directory", db->dbname);
+  if (!env->file_exists(env, db->dbname)) {
+    if (!db->opt.create_if_missing)
+      return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
+                    db->dbname);
+    int rc = env->make_dir(env, db->dbname);
+    if (rc) return rc;
+  }
+  char *lock_name = filename_lock(db->dbname);
+  if (!lock_name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  int rc = env->lock_file(env, lock_name, &db->lock);
+  free(lock_name);
+  if (rc == MAYFLY_EBUSY)
+    return MF_ERR(MAYFLY_EBUSY, "%s is already open (its LOCK is held)", db->dbname);
+  if (rc) return rc;
+  char *log_name = filename_info_log(db->dbname);
+  if (log_name) {
+    if (env->new_writable(env, log_name, &db->info_log) != MAYFLY_OK) db->info_log = NULL;
+    free(log_name);
+  }
+  return MAYFLY_OK;
+}
+
+static void db_free(mayfly_db *db) {
+  if (db->bg_thread) db_stop_background(db);
+  if (db->wal) wal_writer_destroy(db->wal);
+  if (db->wal_file) db->env->close_writable(db->wal_file);
+  if (db->mem) memtable_unref(db->mem);
+  for (int i = 0; i < db->num_imm; i++) memtable_unref(db->imm[i]);
+  if (db->vs) version_set_destroy(db->vs);
+  if (db->tcache) table_cache_destroy(db->tcache);
+  if (db->block_cache) cache_destroy(db->block_cache);
+  if (db->info_log) db->env->close_writable(db->info_log);
+  if (db->lock) db->env->unlock_file(db->env, db->lock);
+  batch_free(&db->group);
+  pthread_mutex_destroy(&db->mu);
+  pthread_mutex_destroy(&db->info_mu);
+  pthread_cond_destroy(&db->bg_cv);
+  free(db->pending_outputs);
+  free(db->dbname);
+  free(db);
+}
+
+int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out) {
+  mayfly_db *db = calloc(1, sizeof *db);
+  if (!db) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  pthread_mutex_init(&db->mu, NULL);
+  pthread_mutex_init(&db->info_mu, NULL);
+  pthread_cond_init(&db->bg_cv, NULL);
+  db->snapshots.next = db->snapshots.prev = &db->snapshots;
+  if (opt) db->opt = *opt;
+  else options_init_defaults(&db->opt);
+  db->env = db->opt.env ? db->opt.env : env_posix();
+  db->dbname = strdup(path);
+  int rc = db->dbname ? batch_init(&db->group) : MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  if (rc == MAYFLY_OK) rc = options_validate(&db->opt);
+  if (rc == MAYFLY_OK) rc = open_dir(db);
+  if (rc == MAYFLY_OK) rc = cache_create(db->opt.block_cache_size, &db->block_cache);
+  if (rc == MAYFLY_OK)
+    rc = table_cache_create(db->env, db->dbname, db->block_cache, db->opt.max_open_files,
+                            &db->tcache);
+  if (rc == MAYFLY_OK) rc = version_set_create(db->env, db->dbname, &db->opt, db->tcache, &db->vs);
+  if (rc == MAYFLY_OK) rc = memtable_create(&db->mem);
+  if (rc == MAYFLY_OK) rc = recover(db);
+  if (rc == MAYFLY_OK) rc = db_start_background(db);
+  if (rc != MAYFLY_OK) {
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", mf_error_message());
+    db_free(db);
+    return MF_ERR(rc, "%s", saved[0] ? saved : mayfly_strerror(rc));
+  }
+  pthread_mutex_lock(&db->mu);
+  db_schedule_work(db);
+  pthread_mutex_unlock(&db->mu);
+  *out = db;
+  return MAYFLY_OK;
+}
+
+int db_close(mayfly_db *db) {
+  int rc = MAYFLY_OK;
+  pthread_mutex_lock(&db->mu);
+  int unlogged = db->unlogged_writes && db->bg_error == MAYFLY_OK;
+  pthread_mutex_unlock(&db->mu);
+  /* Writes made without the WAL live only in memory: write them out before closing. */
+  if (unlogged) rc = db_flush_memtables(db);
+  db_stop_background(db);
+  if (db->wal_file) {
+    int src = db->env->sync(db->wal_file, db->opt.use_fsync);
+    if (rc == MAYFLY_OK) rc = src;
+  }
+  db_info(db, "closed");
+  db_free(db);
+  return rc;
+}
+
+int db_destroy(const char *path, mf_env *env) {
+  if (!env->file_exists(env, path)) return MAYFLY_OK;
+  if (!env->is_directory(env, path))
+    return MF_ERR(MAYFLY_EINVAL, "%s is not a directory", path);
+  char *lock_name = filename_lock(path);
+  if (!lock_name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  mf_lock *lock = NULL;
+  int rc = env->lock_file(env, lock_name, &lock);
+  if (rc == MAYFLY_EBUSY) {
+    free(lock_name);
+    return MF_ERR(MAYFLY_EBUSY, "%s is open; close it before destroying it", path);
+  }
+  char **names = NULL;
+  size_t count = 0;
+  if (rc == MAYFLY_OK) rc = env->list_dir(env, path, &names, &count);
+  for (size_t i = 0; rc == MAYFLY_OK && i < count; i++) {
+    int type;
+    uint64_t number;
+    if (!filename_parse(names[i], &type, &number) || type == MF_FILE_LOCK) continue;
+    size_t len = strlen(path) + strlen(names[i]) + 2;
+    char *full = malloc(len);
+    if (!full) {
+      rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+      break;
+    }
+    snprintf(full, len, "%s/%s", path, names[i]);
+    rc = env->remove_file(env, full);
+    free(full);
+  }
+  env_free_names(names, count);
+  if (lock) env->unlock_file(env, lock);
+  if (rc == MAYFLY_OK) {
+    env->remove_file(env, lock_name);
+    env->remove_dir(env, path); /* fails harmlessly if the user keeps other files there */
+  }
+  free(lock_name);
+  return rc;
+}

@@ -1,0 +1,152 @@
+/* The database object and the rules that hold it together.
+ *
+ * State and locking. db->mu guards everything below it in struct mayfly_db except what is
+ * marked otherwise. The memtables are read without the mutex (the skiplist allows readers
+ * alongside its single writer); a reader takes references under mu and drops them after.
+ *
+ * Writes (db_write.c). Writers queue on db->writers. The one at the front is the leader: it
+ * makes room (may switch memtables, may stall), merges the batches of the writers queued
+ * behind it into one group, assigns sequence numbers, then RELEASES mu to append the group
+ * as one WAL record and insert it into the memtable. Only the leader touches the WAL and
+ * inserts into db->mem, so both have one writer at a time. The group's sequence numbers
+ * become visible (version_set_set_last_sequence) only after the insert, under mu, so a
+ * reader never sees half a batch.
+ *
+ * Memtables. db->mem takes writes; when it reaches write_buffer_size it joins the queue of
+ * immutable memtables db->imm[] (oldest first) and a new WAL starts. Each memtable remembers
+ * the number of the WAL that holds its data. The background thread flushes db->imm[0] to a
+ * level-0 table, then logs an edit whose log_number is the WAL of the next memtable: WALs
+ * older than that are obsolete from then on.
+ *
+ * Crash story. A write is durable when its WAL record is (MAYFLY_SYNC syncs it). A table is
+ * synced before the MANIFEST edit naming it is written, and the edit is synced before the
+ * table's WAL is deleted. Files are deleted only when no live version references them and
+ * they are not being written (db->pending_outputs).
+ *
+ * Errors. A failed background write or a failed WAL write sets db->bg_error: from then on
+ * writes fail with MAYFLY_ECLOSED and nothing is deleted, until the database is reopened. */
+#ifndef MAYFLY_DB_DB_IMPL_H
+#define MAYFLY_DB_DB_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cache/cache.h"
+#include "cache/table_cache.h"
+#include "db/options.h"
+#include "db/write_batch.h"
+#include "env/env.h"
+#include "mem/memtable.h"
+#include "table/table_builder.h"
+#include "util/error.h"
+#include "version/version_set.h"
+#include "wal/wal_writer.h"
+
+#define MF_MAX_IMM 64
+
+typedef struct db_writer db_writer;
+
+struct mayfly_snapshot {
+  uint64_t seq;
+  struct mayfly_snapshot *prev, *next; /* db->snapshots, oldest first; guarded by mu */
+};
+
+typedef struct db_level_stats {
+  uint64_t bytes_read, bytes_written, micros, count, keys_in, keys_dropped;
+} db_level_stats;
+
+struct mayfly_db {
+  char *dbname;
+  mf_env *env;
+  mf_lock *lock;
+  mf_cache *block_cache;
+  table_cache *tcache;
+  mf_wfile *info_log; /* the LOG file; writes guarded by info_mu */
+  pthread_mutex_t info_mu;
+
+  pthread_mutex_t mu;
+  pthread_cond_t bg_cv; /* background work finished, or state changed */
+  struct mayfly_options opt; /* runtime-mutable fields change under mu */
+  version_set *vs;
+
+  memtable *mem;
+  uint64_t mem_wal_number;
+  memtable *imm[MF_MAX_IMM];
+  uint64_t imm_wal_number[MF_MAX_IMM];
+  int num_imm;
+
+  mf_wfile *wal_file; /* the current WAL; written by the leader writer only */
+  wal_writer *wal;
+  uint64_t wal_number;
+  int wal_dirty; /* bytes appended since the last sync */
+  int unlogged_writes; /* MAYFLY_NO_WAL writes in db->mem or db->imm */
+
+  db_writer *writers_head, *writers_tail;
+  struct mayfly_batch group; /* the leader's merge buffer */
+
+  struct mayfly_snapshot snapshots; /* list head */
+
+  mf_thread *bg_thread;
+  int shutting_down;
+  int bg_running; /* a flush or compaction is in progress */
+  int bg_error;   /* first background error, MAYFLY_OK if none */
+  char bg_error_msg[512];
+  uint64_t *pending_outputs; /* file numbers being written */
+  int num_pending, cap_pending;
+
+  /* statistics (guarded by mu unless atomic) */
+  _Atomic uint64_t bytes_written;      /* every byte appended to any file */
+  _Atomic uint64_t user_bytes_written; /* key + value bytes accepted */
+  uint64_t flush_bytes, flush_count, flush_micros;
+  uint64_t stall_micros;
+  db_level_stats level_stats[MF_NUM_LEVELS];
+  uint64_t wal_dropped_records; /* by point_in_time recovery */
+};
+
+/* db.c */
+void db_info(mayfly_db *db, const char *fmt, ...) MF_PRINTF(2, 3);
+/* Records a background error (first one wins) and wakes everyone. REQUIRES: mu held. */
+void db_set_bg_error(mayfly_db *db, int rc, const char *what);
+/* Makes an error for callers once the db is read-only. REQUIRES: mu held. */
+int db_closed_error(mayfly_db *db);
+int db_new_wal(mayfly_db *db, uint64_t number); /* REQUIRES: mu held or no other thread */
+void db_remove_obsolete_files(mayfly_db *db);   /* REQUIRES: mu held */
+void db_pending_add(mayfly_db *db, uint64_t number);    /* REQUIRES: mu held */
+void db_pending_remove(mayfly_db *db, uint64_t number); /* REQUIRES: mu held */
+
+/* db_write.c */
+int db_write(mayfly_db *db, const struct mayfly_batch *batch, unsigned flags);
+/* Forces the memtable to become immutable and waits until every immutable memtable is
+ * flushed. */
+int db_flush_memtables(mayfly_db *db);
+
+/* db_bg.c */
+int db_start_background(mayfly_db *db);
+void db_stop_background(mayfly_db *db);
+void db_schedule_work(mayfly_db *db); /* REQUIRES: mu held */
+int db_is_idle(mayfly_db *db);       /* REQUIRES: mu held */
+/* Writes the contents of an iterator over internal keys as one table file numbered number;
+ * fills the edit's new file at level. Used by flush and recovery. Does not need mu. */
+int db_write_table(mayfly_db *db, const table_options *o, mf_iter *it, uint64_t number,
+                   int level, version_edit *edit, uint64_t *file_size);
+table_options db_table_options(const mayfly_db *db); /* REQUIRES: mu held */
+/* REQUIRES: mu held. */
+uint64_t db_oldest_snapshot_seq(mayfly_db *db);
+
+/* db_read.c */
+int db_get(mayfly_db *db, const struct mayfly_snapshot *snap, mf_slice key, mf_buf *value);
+
+/* db_read.c */
+int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out);
+void db_snapshot_release(mayfly_db *db, const struct mayfly_snapshot *snap);
+/* An internal iterator over everything visible at snap (NULL: now), and the sequence number
+ * to read it at. Pins the memtables and the version until destroyed. */
+int db_internal_iter_at(mayfly_db *db, const struct mayfly_snapshot *snap, mf_iter **out,
+                        uint64_t *seq);
+
+/* db.c, entry points behind the public API */
+int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out);
+int db_close(mayfly_db *db);
+int db_destroy(const char *path, mf_env *env);
+
+#endif

@@ -1,0 +1,109 @@
+/* mayfly_property: named read-only views of the engine's state, as malloc'd text. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db_impl.h"
+
+static int appendf(mf_buf *b, const char *fmt, ...) MF_PRINTF(2, 3);
+static int appendf(mf_buf *b, const char *fmt, ...) {
+  char tmp[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return MAYFLY_EINVAL;
+  if ((size_t)n >= sizeof tmp) n = (int)sizeof tmp - 1;
+  return mf_buf_append(b, tmp, (size_t)n);
+}
+
+static double mib(uint64_t bytes) { return (double)bytes / 1048576.0; }
+
+/* REQUIRES: mu held. */
+static int format_stats(mayfly_db *db, mf_buf *b) {
+  version *v = version_set_current(db->vs);
+  int rc = appendf(b, "%-5s %6s %10s %10s %10s %10s %8s %6s %9s %12s %10s\n", "level", "files",
+                   "size_MiB", "read_MiB", "write_MiB", "write_amp", "count", "secs",
+                   "keys_in", "keys_dropped", "");
+  uint64_t total_files = 0, total_size = 0, total_read = 0, total_written = 0, total_micros = 0;
+  uint64_t total_count = 0, total_in = 0, total_dropped = 0;
+  for (int level = 0; rc == MAYFLY_OK && level < MF_NUM_LEVELS; level++) {
+    const db_level_stats *s = &db->level_stats[level];
+    uint64_t size = version_level_bytes(v, level);
+    if (v->num_files[level] == 0 && s->bytes_written == 0) continue;
+    /* Per level: bytes written into the level / bytes it read from the level above. */
+    double wamp = s->bytes_read ? (double)s->bytes_written / (double)s->bytes_read : 0.0;
+    rc = appendf(b, "L%-4d %6d %10.2f %10.2f %10.2f %10.2f %8" PRIu64 " %6.1f %9" PRIu64
+                 " %12" PRIu64 "\n", level, v->num_files[level], mib(size), mib(s->bytes_read),
+                 mib(s->bytes_written), wamp, s->count + (level == 0 ? db->flush_count : 0),
+                 (double)s->micros / 1e6, s->keys_in, s->keys_dropped);
+    total_files += (uint64_t)v->num_files[level];
+    total_size += size;
+    total_read += s->bytes_read;
+    total_written += s->bytes_written;
+    total_micros += s->micros;
+    total_count += s->count;
+    total_in += s->keys_in;
+    total_dropped += s->keys_dropped;
+  }
+  double db_wamp = db->flush_bytes ? (double)total_written / (double)db->flush_bytes : 0.0;
+  if (rc == MAYFLY_OK)
+    rc = appendf(b, "%-5s %6" PRIu64 " %10.2f %10.2f %10.2f %10.2f %8" PRIu64 " %6.1f %9" PRIu64
+                 " %12" PRIu64 "\n", "Sum", total_files, mib(total_size), mib(total_read),
+                 mib(total_written), db_wamp, total_count + db->flush_count,
+                 (double)total_micros / 1e6, total_in, total_dropped);
+  if (rc == MAYFLY_OK)
+    rc = appendf(b, "flush: %" PRIu64 " memtables, %.2f MiB, %.1f s; stall: %.3f s; "
+                 "immutable memtables: %d\n", db->flush_count, mib(db->flush_bytes),
+                 (double)db->flush_micros / 1e6, (double)db->stall_micros / 1e6, db->num_imm);
+  if (rc == MAYFLY_OK)
+    rc = appendf(b, "write amplification (flush + compaction written / flushed): %.2f\n",
+                 db_wamp);
+  if (rc == MAYFLY_OK)
+    rc = appendf(b, "bytes written: %" PRIu64 "; user bytes written: %" PRIu64 "\n",
+                 (uint64_t)db->bytes_written + version_set_bytes_written(db->vs),
+                 (uint64_t)db->user_bytes_written);
+  return rc;
+}
+
+MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
+  if (value) *value = NULL;
+  if (!db || !name || !value)
+    return MF_ERR(MAYFLY_EINVAL, "mayfly_property: db, name and value must not be NULL");
+  mf_error_set_owner(db);
+  mf_error_clear();
+  mf_buf b = MF_BUF_INIT;
+  int rc = MAYFLY_OK;
+  pthread_mutex_lock(&db->mu);
+  version *v = version_set_current(db->vs);
+  int level;
+  char tail;
+  if (strcmp(name, "mayfly.stats") == 0) {
+    rc = format_stats(db, &b);
+  } else if (sscanf(name, "mayfly.num-files-at-level%d%c", &level, &tail) == 1 &&
+             strncmp(name, "mayfly.num-files-at-level", 25) == 0) {
+    if (level < 0 || level >= MF_NUM_LEVELS)
+      rc = MF_ERR(MAYFLY_EINVAL, "property %s: levels are 0..%d", name, MF_NUM_LEVELS - 1);
+    else rc = appendf(&b, "%d", v->num_files[level]);
+  } else if (strcmp(name, "mayfly.bytes-written") == 0) {
+    rc = appendf(&b, "%" PRIu64, (uint64_t)db->bytes_written + version_set_bytes_written(db->vs));
+  } else if (strcmp(name, "mayfly.user-bytes-written") == 0) {
+    rc = appendf(&b, "%" PRIu64, (uint64_t)db->user_bytes_written);
+  } else if (strcmp(name, "mayfly.total-sst-size") == 0) {
+    uint64_t total = 0;
+    for (int l = 0; l < MF_NUM_LEVELS; l++) total += version_level_bytes(v, l);
+    rc = appendf(&b, "%" PRIu64, total);
+  } else {
+    rc = MF_ERR(MAYFLY_ENOTFOUND, "unknown property \"%s\"", name);
+  }
+  pthread_mutex_unlock(&db->mu);
+  if (rc == MAYFLY_OK) rc = mf_buf_append(&b, "", 1); /* NUL */
+  if (rc != MAYFLY_OK) {
+    mf_buf_free(&b);
+    return rc == MAYFLY_ENOMEM ? MF_ERR(rc, "out of memory") : rc;
+  }
+  *value = b.data;
+  return MAYFLY_OK;
+}

@@ -1,0 +1,142 @@
+/* Point reads and snapshots.
+ *
+ * A read pins what it needs under db->mu (the memtables and the current version), then looks
+ * from newest to oldest without the mutex: the active memtable, the immutable memtables
+ * newest first, then the version's tables (level 0 newest first, then one file per level).
+ * The first entry found for the key at or below the read's sequence number decides. */
+#include <stdlib.h>
+
+#include "db/db_impl.h"
+#include "table/merger.h"
+
+typedef struct read_view {
+  memtable *mem;
+  memtable *imm[MF_MAX_IMM];
+  int num_imm;
+  version *v;
+  uint64_t seq;
+} read_view;
+
+/* REQUIRES: mu held. */
+static void view_pin(mayfly_db *db, read_view *rv, const struct mayfly_snapshot *snap) {
+  rv->seq = snap ? snap->seq : version_set_last_sequence(db->vs);
+  rv->mem = db->mem;
+  memtable_ref(rv->mem);
+  rv->num_imm = db->num_imm;
+  for (int i = 0; i < db->num_imm; i++) {
+    rv->imm[i] = db->imm[i];
+    memtable_ref(rv->imm[i]);
+  }
+  rv->v = version_set_current(db->vs);
+  version_ref(rv->v);
+}
+
+static void view_unpin(mayfly_db *db, read_view *rv) {
+  memtable_unref(rv->mem);
+  for (int i = 0; i < rv->num_imm; i++) memtable_unref(rv->imm[i]);
+  pthread_mutex_lock(&db->mu);
+  version_unref(rv->v);
+  pthread_mutex_unlock(&db->mu);
+}
+
+int db_get(mayfly_db *db, const struct mayfly_snapshot *snap, mf_slice key, mf_buf *value) {
+  read_view rv;
+  pthread_mutex_lock(&db->mu);
+  view_pin(db, &rv, snap);
+  pthread_mutex_unlock(&db->mu);
+
+  int type = MF_TYPE_DELETE;
+  uint64_t found_seq;
+  int rc = memtable_get(rv.mem, key, rv.seq, &type, &found_seq, value);
+  for (int i = rv.num_imm - 1; rc == MAYFLY_ENOTFOUND && i >= 0; i--)
+    rc = memtable_get(rv.imm[i], key, rv.seq, &type, &found_seq, value);
+  if (rc == MAYFLY_ENOTFOUND)
+    rc = version_get(rv.v, db->tcache, key, rv.seq, &type, &found_seq, value);
+  if (rc == MAYFLY_OK && type == MF_TYPE_DELETE) rc = MAYFLY_ENOTFOUND;
+  if (rc == MAYFLY_OK && type != MF_TYPE_VALUE)
+    rc = MF_ERR(MAYFLY_ECORRUPT, "key has a value of type %d, which this version cannot read",
+                type);
+  view_unpin(db, &rv);
+  return rc;
+}
+
+int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out) {
+  struct mayfly_snapshot *s = malloc(sizeof *s);
+  if (!s) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  pthread_mutex_lock(&db->mu);
+  s->seq = version_set_last_sequence(db->vs);
+  /* Newest last: the list stays sorted by seq because seq never decreases. */
+  s->prev = db->snapshots.prev;
+  s->next = &db->snapshots;
+  s->prev->next = s;
+  db->snapshots.prev = s;
+  pthread_mutex_unlock(&db->mu);
+  *out = s;
+  return MAYFLY_OK;
+}
+
+void db_snapshot_release(mayfly_db *db, const struct mayfly_snapshot *snap) {
+  struct mayfly_snapshot *s = (struct mayfly_snapshot *)snap;
+  pthread_mutex_lock(&db->mu);
+  s->prev->next = s->next;
+  s->next->prev = s->prev;
+  pthread_mutex_unlock(&db->mu);
+  free(s);
+}
+
+/* ---- the internal iterator behind mayfly_iter ---- */
+
+typedef struct pinned {
+  mayfly_db *db;
+  read_view rv;
+} pinned;
+
+static void unpin_cleanup(void *arg1, void *arg2) {
+  pinned *p = arg1;
+  (void)arg2;
+  view_unpin(p->db, &p->rv);
+  free(p);
+}
+
+int db_internal_iter_at(mayfly_db *db, const struct mayfly_snapshot *snap, mf_iter **out,
+                        uint64_t *seq) {
+  pinned *p = malloc(sizeof *p);
+  if (!p) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  p->db = db;
+  pthread_mutex_lock(&db->mu);
+  view_pin(db, &p->rv, snap);
+  pthread_mutex_unlock(&db->mu);
+
+  int n = 1 + p->rv.num_imm + version_num_iterators(p->rv.v);
+  mf_iter **children = calloc((size_t)n, sizeof *children);
+  int rc = children ? MAYFLY_OK : MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  int k = 0;
+  if (rc == MAYFLY_OK) {
+    children[k++] = memtable_iter_create(p->rv.mem);
+    for (int i = p->rv.num_imm - 1; i >= 0; i--) children[k++] = memtable_iter_create(p->rv.imm[i]);
+    rc = version_add_iterators(p->rv.v, db->tcache, children + k);
+    if (rc == MAYFLY_OK) k = n;
+    for (int i = 0; i < k; i++)
+      if (!children[i]) rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  }
+  mf_iter *it = NULL;
+  if (rc == MAYFLY_OK) {
+    it = merger_create(ikey_compare, children, n);
+    if (!it) rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+    if (it && iter_register_cleanup(it, unpin_cleanup, p, NULL)) {
+      iter_destroy(it);
+      it = NULL;
+      rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+    }
+  } else if (children) {
+    for (int i = 0; i < k; i++) iter_destroy(children[i]);
+  }
+  free(children);
+  if (rc != MAYFLY_OK) {
+    unpin_cleanup(p, NULL);
+    return rc;
+  }
+  *seq = p->rv.seq;
+  *out = it;
+  return MAYFLY_OK;
+}

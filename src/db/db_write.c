@@ -1,0 +1,214 @@
+/* The write path: group commit over one WAL and one memtable. See db_impl.h for the rules. */
+#include <stdlib.h>
+
+#include "db/db_impl.h"
+
+struct db_writer {
+  const struct mayfly_batch *batch; /* NULL: only make room (used by flush) */
+  unsigned flags;
+  int force_switch;
+  int done;
+  int rc;
+  pthread_cond_t cv;
+  db_writer *next;
+};
+
+/* Groups are capped so that one small write behind a huge one does not wait long. */
+#define MAX_GROUP_BYTES (1u << 20)
+
+typedef struct insert_state {
+  memtable *mem;
+} insert_state;
+
+static int insert_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
+  insert_state *st = arg;
+  int rc = memtable_add(st->mem, seq, type, key, value);
+  return rc ? MF_ERR(rc, "out of memory inserting into the memtable") : MAYFLY_OK;
+}
+
+/* Switches to a new memtable and WAL. REQUIRES: mu held, caller is the leader writer. */
+static int switch_memtable(mayfly_db *db) {
+  memtable *fresh = NULL;
+  int rc = memtable_create(&fresh);
+  if (rc) return MF_ERR(rc, "out of memory creating a memtable");
+  uint64_t number = version_set_new_file_number(db->vs);
+  /* The leader owns the WAL, and the mutex only guards the pointers we swap, so creating
+   * the file under the mutex is simple and the cost (one create per memtable) is small. */
+  if (db->wal_dirty && db->wal_file) {
+    /* The old WAL's tail must not be lost behind newer records in the new one. */
+    rc = db->env->flush(db->wal_file);
+    if (rc) {
+      memtable_unref(fresh);
+      return rc;
+    }
+  }
+  rc = db_new_wal(db, number);
+  if (rc) {
+    memtable_unref(fresh);
+    return rc;
+  }
+  db->imm[db->num_imm] = db->mem;
+  db->imm_wal_number[db->num_imm] = db->mem_wal_number;
+  db->num_imm++;
+  db->mem = fresh;
+  db->mem_wal_number = number;
+  db_schedule_work(db);
+  return MAYFLY_OK;
+}
+
+/* Waits until there is room for a write in db->mem: applies the slowdown and stop
+ * triggers and the immutable-memtable limit. REQUIRES: mu held, caller is the leader. */
+static int make_room(mayfly_db *db, int force) {
+  int allow_delay = !force;
+  for (;;) {
+    if (db->bg_error) return db_closed_error(db);
+    int l0 = version_set_num_level_files(db->vs, 0);
+    if (allow_delay && l0 >= db->opt.level0_slowdown_writes_trigger) {
+      /* Give compaction a little CPU instead of stopping writes later for a long time. */
+      pthread_mutex_unlock(&db->mu);
+      uint64_t t0 = db->env->now_micros(db->env);
+      db->env->sleep_micros(db->env, 1000);
+      uint64_t t1 = db->env->now_micros(db->env);
+      pthread_mutex_lock(&db->mu);
+      db->stall_micros += t1 - t0;
+      allow_delay = 0;
+      continue;
+    }
+    if (!force && memtable_memory_usage(db->mem) <= db->opt.write_buffer_size) return MAYFLY_OK;
+    if (force && memtable_num_entries(db->mem) == 0) return MAYFLY_OK;
+    int limit = db->opt.max_write_buffer_number - 1;
+    if (limit > MF_MAX_IMM - 1) limit = MF_MAX_IMM - 1;
+    if (db->num_imm >= limit || l0 >= db->opt.level0_stop_writes_trigger) {
+      uint64_t t0 = db->env->now_micros(db->env);
+      db_schedule_work(db);
+      pthread_cond_wait(&db->bg_cv, &db->mu);
+      db->stall_micros += db->env->now_micros(db->env) - t0;
+      continue;
+    }
+    int rc = switch_memtable(db);
+    if (rc) return rc;
+    force = 0;
+  }
+}
+
+/* Merges the batches of the writers after the leader into db->group. Returns the last
+ * writer in the group. REQUIRES: mu held. */
+static db_writer *build_group(mayfly_db *db, const struct mayfly_batch **out) {
+  db_writer *first = db->writers_head, *last = first;
+  *out = first->batch;
+  size_t size = first->batch->rep.len;
+  int merged = 0;
+  for (db_writer *w = first->next; w; w = w->next) {
+    /* A sync write must not ride with a leader that will not sync; NO_WAL must match. */
+    if ((w->flags & MAYFLY_SYNC) && !(first->flags & MAYFLY_SYNC)) break;
+    if ((w->flags & MAYFLY_NO_WAL) != (first->flags & MAYFLY_NO_WAL)) break;
+    if (!w->batch || w->force_switch) break;
+    size += w->batch->rep.len;
+    if (size > MAX_GROUP_BYTES) break;
+    if (!merged) {
+      batch_clear(&db->group);
+      if (batch_append(&db->group, first->batch)) break;
+      merged = 1;
+    }
+    if (batch_append(&db->group, w->batch)) break;
+    last = w;
+  }
+  if (merged) *out = &db->group;
+  return last;
+}
+
+static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned flags) {
+  int rc = MAYFLY_OK;
+  if (!(flags & MAYFLY_NO_WAL)) {
+    uint64_t written = 0;
+    rc = wal_writer_add_record(db->wal, mf_buf_slice(&group->rep), &written);
+    if (rc == MAYFLY_OK) rc = db->env->flush(db->wal_file);
+    db->bytes_written += written;
+    db->wal_dirty = 1;
+    if (rc == MAYFLY_OK && (flags & MAYFLY_SYNC)) {
+      rc = db->env->sync(db->wal_file, db->opt.use_fsync);
+      if (rc == MAYFLY_OK) db->wal_dirty = 0;
+    }
+    if (rc) return rc;
+  }
+  insert_state st = {db->mem};
+  return batch_iterate(mf_buf_slice(&group->rep), insert_one, &st);
+}
+
+static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsigned flags,
+                          int force_switch) {
+  db_writer w = {batch, flags, force_switch, 0, MAYFLY_OK, PTHREAD_COND_INITIALIZER, NULL};
+  pthread_mutex_lock(&db->mu);
+  if (db->writers_tail) db->writers_tail->next = &w;
+  else db->writers_head = &w;
+  db->writers_tail = &w;
+  while (!w.done && db->writers_head != &w) pthread_cond_wait(&w.cv, &db->mu);
+  if (w.done) {
+    pthread_mutex_unlock(&db->mu);
+    pthread_cond_destroy(&w.cv);
+    return w.rc;
+  }
+
+  /* This thread leads. */
+  int rc = make_room(db, force_switch || batch == NULL);
+  db_writer *last = &w;
+  if (rc == MAYFLY_OK && batch && batch_count(batch) > 0) {
+    const struct mayfly_batch *group;
+    last = build_group(db, &group);
+    uint64_t seq = version_set_last_sequence(db->vs) + 1;
+    if (group != &db->group) {
+      /* A lone batch is the caller's const object: copy it to stamp the sequence number
+       * (cheap next to the WAL write). */
+      batch_clear(&db->group);
+      rc = batch_append(&db->group, group);
+      group = &db->group;
+    }
+    batch_set_seq(&db->group, seq);
+    uint32_t count = batch_count(group);
+    if (flags & MAYFLY_NO_WAL) db->unlogged_writes = 1;
+    if (rc == MAYFLY_OK) {
+      pthread_mutex_unlock(&db->mu);
+      rc = apply_group(db, group, flags);
+      pthread_mutex_lock(&db->mu);
+    }
+    if (rc == MAYFLY_OK) {
+      version_set_set_last_sequence(db->vs, seq + count - 1);
+      db->user_bytes_written += group->user_bytes;
+    } else {
+      /* The WAL may hold part of a record, or the memtable part of a batch: stop. */
+      db_set_bg_error(db, rc, "write-ahead log append");
+    }
+  }
+
+  /* Wake the group, then hand leadership on. */
+  for (;;) {
+    db_writer *ready = db->writers_head;
+    db->writers_head = ready->next;
+    if (!db->writers_head) db->writers_tail = NULL;
+    if (ready != &w) {
+      ready->rc = rc;
+      ready->done = 1;
+      pthread_cond_signal(&ready->cv);
+    }
+    if (ready == last) break;
+  }
+  if (db->writers_head) pthread_cond_signal(&db->writers_head->cv);
+  pthread_mutex_unlock(&db->mu);
+  pthread_cond_destroy(&w.cv);
+  return rc;
+}
+
+int db_write(mayfly_db *db, const struct mayfly_batch *batch, unsigned flags) {
+  return write_internal(db, batch, flags, 0);
+}
+
+int db_flush_memtables(mayfly_db *db) {
+  int rc = write_internal(db, NULL, 0, 1);
+  if (rc) return rc;
+  pthread_mutex_lock(&db->mu);
+  while (db->num_imm > 0 && db->bg_error == MAYFLY_OK) pthread_cond_wait(&db->bg_cv, &db->mu);
+  if (db->bg_error) rc = db_closed_error(db);
+  else if (memtable_num_entries(db->mem) == 0) db->unlogged_writes = 0;
+  pthread_mutex_unlock(&db->mu);
+  return rc;
+}

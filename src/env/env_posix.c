@@ -1,0 +1,466 @@
+/* The POSIX env: the only file in the engine that talks to the operating system.
+ *
+ * Writable files. Appends land in a 64 KiB user-space buffer so that the WAL and table
+ * builders, which append many small records, make few write(2) calls. An append larger than
+ * the buffer skips it (after the buffered bytes go out, so order is kept). flush() hands the
+ * buffer to the kernel; only sync() makes it durable. write(2) may write less than asked or
+ * be interrupted by a signal, so every write is a loop.
+ *
+ * Locks. fcntl(F_SETLK) locks belong to the process, not the descriptor: a second F_SETLK
+ * from the same process on the same file succeeds, and closing ANY descriptor of the file
+ * drops the lock. So a second lock_file of the same path in this process is refused from a
+ * process-wide list before the file is even opened (opening and closing it would silently
+ * release the first holder's lock). Paths are keyed by the canonical directory plus the base
+ * name, so "db/LOCK" and "./db/LOCK" are the same lock.
+ *
+ * Errors. ENOENT becomes MAYFLY_ENOTFOUND where "absent" is a meaningful answer (opening for
+ * read, size, remove, rename source, list, remove_dir); ENOMEM becomes MAYFLY_ENOMEM; every
+ * other errno is MAYFLY_EIO. Each message names the operation, the path and strerror. */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env/env.h"
+#include "mayfly.h"
+#include "util/error.h"
+
+#define WRITE_BUFFER_SIZE (64 * 1024)
+
+static int errno_code(int err, int missing_is_notfound) {
+  if (err == ENOENT && missing_is_notfound) return MAYFLY_ENOTFOUND;
+  if (err == ENOMEM) return MAYFLY_ENOMEM;
+  return MAYFLY_EIO;
+}
+
+/* A macro, not a function, so MF_ERR records the line of the failing call. */
+#define OS_ERR(err, missing_is_notfound, op, path) \
+  MF_ERR(errno_code((err), (missing_is_notfound)), "%s %s: %s", (op), (path), strerror(err))
+#define OOM(what) MF_ERR(MAYFLY_ENOMEM, "out of memory allocating %s", (what))
+
+/* ---- writable files ---- */
+
+struct mf_wfile {
+  int fd;
+  char *path;
+  size_t buffered; /* bytes in buf not yet written */
+  char buf[WRITE_BUFFER_SIZE];
+};
+
+struct mf_rfile {
+  int fd;
+  char *path;
+};
+
+static int write_all(int fd, const char *path, const char *data, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return OS_ERR(errno, 0, "write", path);
+    }
+    data += w;
+    n -= (size_t)w;
+  }
+  return MAYFLY_OK;
+}
+
+static int posix_new_writable(mf_env *env, const char *path, mf_wfile **out) {
+  *out = NULL;
+  mf_wfile *f = malloc(sizeof *f);
+  char *copy = strdup(path);
+  if (!f || !copy) {
+    free(f);
+    free(copy);
+    return OOM(path);
+  }
+  int fd;
+  do {
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int rc = OS_ERR(errno, 0, "open for writing", path);
+    free(f);
+    free(copy);
+    return rc;
+  }
+  f->fd = fd;
+  f->path = copy;
+  f->buffered = 0;
+  *out = f;
+  return MAYFLY_OK;
+}
+
+static int posix_flush(mf_wfile *f) {
+  if (f->buffered == 0) return MAYFLY_OK;
+  int rc = write_all(f->fd, f->path, f->buf, f->buffered);
+  /* On error the buffered bytes are dropped: the file is in an unknown state anyway, and
+   * callers treat a failed write as fatal for the file. */
+  f->buffered = 0;
+  return rc;
+}
+
+static int posix_append(mf_wfile *f, const void *data, size_t n) {
+  const char *p = data;
+  size_t room = WRITE_BUFFER_SIZE - f->buffered;
+  size_t take = n < room ? n : room;
+  memcpy(f->buf + f->buffered, p, take);
+  f->buffered += take;
+  p += take;
+  n -= take;
+  if (n == 0) return MAYFLY_OK;
+
+  int rc = posix_flush(f);
+  if (rc) return rc;
+  if (n < WRITE_BUFFER_SIZE) {
+    memcpy(f->buf, p, n);
+    f->buffered = n;
+    return MAYFLY_OK;
+  }
+  return write_all(f->fd, f->path, p, n);
+}
+
+static int posix_sync(mf_wfile *f, int full) {
+  int rc = posix_flush(f);
+  if (rc) return rc;
+  if ((full ? fsync(f->fd) : fdatasync(f->fd)) != 0)
+    return OS_ERR(errno, 0, full ? "fsync" : "fdatasync", f->path);
+  return MAYFLY_OK;
+}
+
+static int posix_close_writable(mf_wfile *f) {
+  int rc = posix_flush(f);
+  if (close(f->fd) != 0 && rc == MAYFLY_OK) rc = OS_ERR(errno, 0, "close", f->path);
+  free(f->path);
+  free(f);
+  return rc;
+}
+
+/* ---- readable files ---- */
+
+static int posix_open_readable(mf_env *env, const char *path, mf_rfile **out) {
+  *out = NULL;
+  mf_rfile *f = malloc(sizeof *f);
+  char *copy = strdup(path);
+  if (!f || !copy) {
+    free(f);
+    free(copy);
+    return OOM(path);
+  }
+  int fd;
+  do {
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int rc = OS_ERR(errno, 1, "open for reading", path);
+    free(f);
+    free(copy);
+    return rc;
+  }
+  f->fd = fd;
+  f->path = copy;
+  *out = f;
+  return MAYFLY_OK;
+}
+
+static int posix_pread(mf_rfile *f, uint64_t offset, size_t n, void *buf, size_t *got) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      *got = done;
+      return MF_ERR(errno_code(err, 0), "pread %s at offset %llu: %s", f->path,
+                    (unsigned long long)(offset + done), strerror(err));
+    }
+    if (r == 0) break; /* end of file */
+    done += (size_t)r;
+  }
+  *got = done;
+  return MAYFLY_OK;
+}
+
+static void posix_close_readable(mf_rfile *f) {
+  if (!f) return;
+  close(f->fd);
+  free(f->path);
+  free(f);
+}
+
+/* ---- names and directories ---- */
+
+static int posix_file_size(mf_env *env, const char *path, uint64_t *size) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    *size = 0;
+    return OS_ERR(errno, 1, "stat", path);
+  }
+  *size = (uint64_t)st.st_size;
+  return MAYFLY_OK;
+}
+
+static int posix_file_exists(mf_env *env, const char *path) { return access(path, F_OK) == 0; }
+
+static int posix_is_directory(mf_env *env, const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int posix_list_dir(mf_env *env, const char *dir, char ***names, size_t *count) {
+  *names = NULL;
+  *count = 0;
+  DIR *d = opendir(dir);
+  if (!d) return OS_ERR(errno, 1, "opendir", dir);
+  char **list = NULL;
+  size_t n = 0, cap = 0;
+  int rc = MAYFLY_OK;
+  for (;;) {
+    errno = 0;
+    struct dirent *e = readdir(d);
+    if (!e) {
+      if (errno != 0) rc = OS_ERR(errno, 0, "readdir", dir);
+      break;
+    }
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (n == cap) {
+      size_t new_cap = cap ? cap * 2 : 16;
+      char **grown = realloc(list, new_cap * sizeof *grown);
+      if (!grown) {
+        rc = OOM("directory listing");
+        break;
+      }
+      list = grown;
+      cap = new_cap;
+    }
+    list[n] = strdup(e->d_name);
+    if (!list[n]) {
+      rc = OOM("directory listing");
+      break;
+    }
+    n++;
+  }
+  closedir(d);
+  if (rc) {
+    env_free_names(list, n);
+    return rc;
+  }
+  *names = list;
+  *count = n;
+  return MAYFLY_OK;
+}
+
+static int posix_remove_file(mf_env *env, const char *path) {
+  if (unlink(path) != 0) return OS_ERR(errno, 1, "unlink", path);
+  return MAYFLY_OK;
+}
+
+static int posix_rename_file(mf_env *env, const char *from, const char *to) {
+  if (rename(from, to) != 0) {
+    int err = errno;
+    return MF_ERR(errno_code(err, 1), "rename %s to %s: %s", from, to, strerror(err));
+  }
+  return MAYFLY_OK;
+}
+
+static int posix_make_dir(mf_env *env, const char *path) {
+  if (mkdir(path, 0755) == 0) return MAYFLY_OK;
+  int err = errno;
+  if (err == EEXIST) {
+    if (posix_is_directory(env, path)) return MAYFLY_OK;
+    return MF_ERR(MAYFLY_EIO, "mkdir %s: exists and is not a directory", path);
+  }
+  return OS_ERR(err, 0, "mkdir", path);
+}
+
+static int posix_remove_dir(mf_env *env, const char *path) {
+  if (rmdir(path) != 0) return OS_ERR(errno, 1, "rmdir", path);
+  return MAYFLY_OK;
+}
+
+static int posix_sync_dir(mf_env *env, const char *path) {
+  int fd;
+  do {
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return OS_ERR(errno, 0, "open directory", path);
+  int rc = MAYFLY_OK;
+  if (fsync(fd) != 0) rc = OS_ERR(errno, 0, "fsync directory", path);
+  close(fd);
+  return rc;
+}
+
+/* ---- locks ---- */
+
+struct mf_lock {
+  int fd;
+  char *key; /* canonical path, see lock_key */
+  struct mf_lock *next;
+};
+
+static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mf_lock *locks_held; /* REQUIRES: locks_mu held to read or change */
+
+/* realpath() of the directory plus the base name: the file itself may not exist yet. Falls
+ * back to the path as given when the directory cannot be resolved (the open that follows
+ * then reports the real error). Returns a malloc'd string or NULL on out of memory. */
+static char *lock_key(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+  if (!dir) return NULL;
+  char *resolved = realpath(slash == path ? "/" : dir, NULL);
+  free(dir);
+  if (!resolved) return strdup(path);
+  size_t len = strlen(resolved) + 1 + strlen(base) + 1;
+  char *key = malloc(len);
+  if (key) snprintf(key, len, "%s/%s", strcmp(resolved, "/") == 0 ? "" : resolved, base);
+  free(resolved);
+  return key;
+}
+
+static int posix_lock_file(mf_env *env, const char *path, mf_lock **out) {
+  *out = NULL;
+  mf_lock *lock = malloc(sizeof *lock);
+  char *key = lock_key(path);
+  if (!lock || !key) {
+    free(lock);
+    free(key);
+    return OOM(path);
+  }
+  lock->key = key;
+  int rc = MAYFLY_OK;
+  pthread_mutex_lock(&locks_mu);
+  for (mf_lock *l = locks_held; l; l = l->next) {
+    if (strcmp(l->key, key) == 0) {
+      rc = MF_ERR(MAYFLY_EBUSY, "lock %s: already held by this process", path);
+      goto done;
+    }
+  }
+  lock->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock->fd < 0) {
+    rc = OS_ERR(errno, 0, "open lock file", path);
+    goto done;
+  }
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (fcntl(lock->fd, F_SETLK, &fl) != 0) {
+    int err = errno;
+    if (err == EAGAIN || err == EACCES)
+      rc = MF_ERR(MAYFLY_EBUSY, "lock %s: held by another process", path);
+    else
+      rc = OS_ERR(err, 0, "fcntl lock", path);
+    close(lock->fd);
+    goto done;
+  }
+  lock->next = locks_held;
+  locks_held = lock;
+  *out = lock;
+done:
+  pthread_mutex_unlock(&locks_mu);
+  if (rc) {
+    free(key);
+    free(lock);
+  }
+  return rc;
+}
+
+static void posix_unlock_file(mf_env *env, mf_lock *lock) {
+  if (!lock) return;
+  pthread_mutex_lock(&locks_mu);
+  for (mf_lock **p = &locks_held; *p; p = &(*p)->next) {
+    if (*p == lock) {
+      *p = lock->next;
+      break;
+    }
+  }
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_UNLCK;
+  fl.l_whence = SEEK_SET;
+  fcntl(lock->fd, F_SETLK, &fl);
+  close(lock->fd);
+  pthread_mutex_unlock(&locks_mu);
+  free(lock->key);
+  free(lock);
+}
+
+/* ---- clock and threads ---- */
+
+static uint64_t posix_now_micros(mf_env *env) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void posix_sleep_micros(mf_env *env, uint64_t micros) {
+  struct timespec req = {(time_t)(micros / 1000000u), (long)(micros % 1000000u) * 1000L};
+  struct timespec rem;
+  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+}
+
+struct mf_thread {
+  pthread_t tid;
+};
+
+static int posix_thread_start(mf_env *env, void *(*fn)(void *), void *arg, mf_thread **out) {
+  *out = NULL;
+  mf_thread *t = malloc(sizeof *t);
+  if (!t) return OOM("thread");
+  int err = pthread_create(&t->tid, NULL, fn, arg);
+  if (err != 0) {
+    free(t);
+    return MF_ERR(err == EAGAIN ? MAYFLY_ENOMEM : MAYFLY_EIO, "pthread_create: %s",
+                  strerror(err));
+  }
+  *out = t;
+  return MAYFLY_OK;
+}
+
+static int posix_thread_join(mf_env *env, mf_thread *t) {
+  int err = pthread_join(t->tid, NULL);
+  free(t);
+  if (err != 0) return MF_ERR(MAYFLY_EIO, "pthread_join: %s", strerror(err));
+  return MAYFLY_OK;
+}
+
+static mf_env posix_env = {
+    .size = sizeof(mf_env),
+    .version = MF_ENV_VERSION,
+    .ctx = NULL,
+    .new_writable = posix_new_writable,
+    .append = posix_append,
+    .flush = posix_flush,
+    .sync = posix_sync,
+    .close_writable = posix_close_writable,
+    .open_readable = posix_open_readable,
+    .pread = posix_pread,
+    .close_readable = posix_close_readable,
+    .file_size = posix_file_size,
+    .file_exists = posix_file_exists,
+    .is_directory = posix_is_directory,
+    .list_dir = posix_list_dir,
+    .remove_file = posix_remove_file,
+    .rename_file = posix_rename_file,
+    .make_dir = posix_make_dir,
+    .remove_dir = posix_remove_dir,
+    .sync_dir = posix_sync_dir,
+    .lock_file = posix_lock_file,
+    .unlock_file = posix_unlock_file,
+    .now_micros = posix_now_micros,
+    .sleep_micros = posix_sleep_micros,
+    .thread_start = posix_thread_start,
+    .thread_join = posix_thread_join,
+    .destroy = NULL,
+};
+
+mf_env *env_posix(void) { return &posix_env; }

@@ -1,0 +1,67 @@
+/* Memtable: the in-memory, sorted buffer of recent writes, keyed by internal key.
+ *
+ * Each add stores one version (user key, seq, type, value); nothing is ever overwritten or
+ * removed, so a memtable holds every version written to it until it is flushed and freed.
+ * Entries live in the memtable's arena, encoded as (in memory only, never on disk):
+ *
+ *   entry := varint32 ikey_len || ikey (user key || fixed64 (seq << 8 | type))
+ *            || varint32 value_len || value
+ *
+ * ordered by ikey_compare (util/ikey.h): user key ascending, then newest first.
+ *
+ * Lifetime: reference counted. memtable_create returns one reference; whoever holds a pointer
+ * (the db's active/immutable slots, readers, iterators) holds a reference and drops it with
+ * memtable_unref; the last unref frees the arena and every entry.
+ *
+ * Threads: memtable_add needs external synchronization (one writer at a time: the db's write
+ * path). memtable_get, iterators and the counters run concurrently with that writer and each
+ * other without locks (see mem/skiplist.h). ref/unref are atomic. */
+#ifndef MAYFLY_MEM_MEMTABLE_H
+#define MAYFLY_MEM_MEMTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "table/iterator.h"
+#include "util/ikey.h"
+#include "util/slice.h"
+
+typedef struct memtable memtable;
+
+/* Creates an empty memtable with one reference (the caller's).
+ * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
+int memtable_create(memtable **out);
+void memtable_ref(memtable *m);
+/* Drops a reference; the last one frees the memtable (every slice into it dies).
+ * Thread-safe. NULL is a no-op. */
+void memtable_unref(memtable *m);
+
+/* Adds one version. user_key and value are copied. seq <= MF_MAX_SEQ; type is MF_TYPE_VALUE,
+ * MF_TYPE_DELETE (value ignored, stored empty) or MF_TYPE_BLOB_INDEX.
+ * REQUIRES: external writer lock; (user_key, seq, type) not already present.
+ * Returns MAYFLY_OK, MAYFLY_EINVAL (bad type/seq, key or value longer than 4 GiB, duplicate)
+ * or MAYFLY_ENOMEM; on error the memtable is unchanged. */
+int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value);
+
+/* Finds the newest version of user_key with seq <= snapshot_seq (values above MF_MAX_SEQ
+ * mean "latest"). On MAYFLY_OK fills *type and *found_seq, and for MF_TYPE_VALUE and
+ * MF_TYPE_BLOB_INDEX copies the value into *value with mf_buf_set (caller owns the buffer;
+ * untouched for a delete). Returns MAYFLY_ENOTFOUND when there is no such version, or
+ * MAYFLY_ENOMEM. Safe concurrently with one writer. */
+int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *type,
+                 uint64_t *found_seq, mf_buf *value);
+
+/* Iterator over the entries: key() is the internal key, value() the value; seek() takes an
+ * internal key (REQUIRES: at least 8 bytes). The iterator holds its own reference to m
+ * (dropped by iter_destroy), so the caller may unref m while the iterator lives. Sees every
+ * entry added before creation and possibly some added after. Caller owns the result
+ * (iter_destroy). NULL on ENOMEM. */
+mf_iter *memtable_iter_create(memtable *m);
+
+/* Approximate bytes used (the arena's). Thread-safe. */
+size_t memtable_memory_usage(const memtable *m);
+/* Entries added, and how many of them were deletes. Thread-safe. */
+uint64_t memtable_num_entries(const memtable *m);
+uint64_t memtable_num_deletes(const memtable *m);
+
+#endif

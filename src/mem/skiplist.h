@@ -1,0 +1,61 @@
+/* Skiplist: an ordered set of entries for the memtable, with one writer and lock-free
+ * readers.
+ *
+ * An entry is an opaque `const char *` (the memtable points it at an encoded record in its
+ * arena); order is given by the comparator. The list never copies or frees entries: an entry
+ * must stay valid for as long as the list is used. Nodes are never removed, which is what
+ * makes lock-free reading simple: once a reader sees a node, it stays in the list.
+ *
+ * Threads: skiplist_insert needs external synchronization (at most one inserter at a time).
+ * Every other function may run concurrently with that one writer and with each other, with
+ * no locks: a reader sees some prefix-closed subset of the inserts (every insert that
+ * completed before it started, plus possibly some in flight), always in order. */
+#ifndef MAYFLY_MEM_SKIPLIST_H
+#define MAYFLY_MEM_SKIPLIST_H
+
+#include <stdint.h>
+
+#include "util/arena.h"
+
+/* <0, 0, >0 as a orders before, equal to, after b. ctx is the pointer given at creation.
+ * Must be safe to call from several threads at once. */
+typedef int (*skiplist_cmp_fn)(void *ctx, const char *a, const char *b);
+
+typedef struct skiplist skiplist;
+
+/* Creates an empty list whose struct and nodes live in arena (so there is no destroy: the
+ * list dies with the arena, which must outlive every use of the list and its iterators).
+ * seed drives node heights (any value; fixed seeds make tests reproducible).
+ * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
+int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t seed,
+                    skiplist **out);
+/* Inserts entry (the pointer itself is stored; its memory must outlive the list).
+ * REQUIRES: external writer lock; no entry comparing equal to entry is in the list.
+ * Returns MAYFLY_OK, MAYFLY_EINVAL (an equal entry is already present) or MAYFLY_ENOMEM; on
+ * error the list is unchanged. */
+int skiplist_insert(skiplist *s, const char *entry);
+/* 1 when an entry comparing equal to entry is in the list, else 0. */
+int skiplist_contains(const skiplist *s, const char *entry);
+
+/* A position in the list. Plain value: no destroy; valid as long as the list is. Not safe to
+ * share one iterator between threads, but any number of iterators may run at once. */
+typedef struct skiplist_iter {
+  const skiplist *list;
+  const void *node; /* NULL: not valid */
+} skiplist_iter;
+
+/* Starts not valid. */
+void skiplist_iter_init(skiplist_iter *it, const skiplist *s);
+int skiplist_iter_valid(const skiplist_iter *it);
+/* REQUIRES: valid. Returns the entry pointer as inserted. */
+const char *skiplist_iter_entry(const skiplist_iter *it);
+/* REQUIRES: valid. */
+void skiplist_iter_next(skiplist_iter *it);
+/* REQUIRES: valid. O(log n): the list has no back pointers, so this searches from the top. */
+void skiplist_iter_prev(skiplist_iter *it);
+/* First entry >= target (target is compared with the list's comparator). */
+void skiplist_iter_seek(skiplist_iter *it, const char *target);
+void skiplist_iter_seek_to_first(skiplist_iter *it);
+void skiplist_iter_seek_to_last(skiplist_iter *it);
+
+#endif

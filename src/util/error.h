@@ -1,0 +1,28 @@
+/* The one place errors are made.
+ *
+ * Every failure inside the engine is created with MF_ERR(code, fmt, ...): it formats the
+ * detail ("file.c:123: <message>") into the calling thread's error slot and returns code, so
+ * `return MF_ERR(MAYFLY_ECORRUPT, "%s: bad block checksum at offset %llu", name, off);` both
+ * records and propagates. A breakpoint on mf_error catches every error in the engine.
+ * mayfly_errmsg(db) reads the slot back (see db/api.c for how the handle is matched). */
+#ifndef MAYFLY_UTIL_ERROR_H
+#define MAYFLY_UTIL_ERROR_H
+
+#if defined(__GNUC__)
+#define MF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MF_PRINTF(a, b)
+#endif
+
+int mf_error(int code, const char *file, int line, const char *fmt, ...) MF_PRINTF(4, 5);
+#define MF_ERR(code, ...) mf_error((code), __FILE__, __LINE__, __VA_ARGS__)
+
+/* The calling thread's last detail message ("" when none). Valid until the thread's next
+ * error or mf_error_clear. */
+const char *mf_error_message(void);
+void mf_error_clear(void);
+/* Which handle the calling thread's message belongs to (set by the public API entry points). */
+void mf_error_set_owner(const void *handle);
+const void *mf_error_owner(void);
+
+#endif

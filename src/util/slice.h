@@ -1,0 +1,52 @@
+/* Byte ranges and growable byte buffers: the two types every layer passes around.
+ *
+ * An mf_slice borrows memory it does not own; the owner states how long it stays valid.
+ * An mf_buf owns a malloc'd array; mf_buf_free releases it. Neither is NUL-terminated. */
+#ifndef MAYFLY_UTIL_SLICE_H
+#define MAYFLY_UTIL_SLICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct mf_slice {
+  const char *data;
+  size_t len;
+} mf_slice;
+
+static inline mf_slice mf_slice_make(const void *data, size_t len) {
+  mf_slice s = {(const char *)data, len};
+  return s;
+}
+
+static inline mf_slice mf_slice_cstr(const char *s) { return mf_slice_make(s, strlen(s)); }
+
+/* Bytewise order: memcmp, the shorter first on a common prefix. */
+static inline int mf_slice_compare(mf_slice a, mf_slice b) {
+  size_t n = a.len < b.len ? a.len : b.len;
+  int r = n ? memcmp(a.data, b.data, n) : 0;
+  if (r == 0) r = (a.len < b.len) ? -1 : (a.len > b.len);
+  return r;
+}
+
+static inline int mf_slice_equal(mf_slice a, mf_slice b) {
+  return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+typedef struct mf_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} mf_buf;
+
+#define MF_BUF_INIT {NULL, 0, 0}
+
+/* All return MAYFLY_OK or MAYFLY_ENOMEM. */
+int mf_buf_reserve(mf_buf *b, size_t extra);
+int mf_buf_append(mf_buf *b, const void *data, size_t n);
+int mf_buf_set(mf_buf *b, const void *data, size_t n);
+static inline void mf_buf_clear(mf_buf *b) { b->len = 0; }
+void mf_buf_free(mf_buf *b);
+static inline mf_slice mf_buf_slice(const mf_buf *b) { return mf_slice_make(b->data, b->len); }
+
+#endif

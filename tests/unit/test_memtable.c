@@ -1,0 +1,355 @@
+/* Memtable tests: versions and deletes seen at different snapshots, iterator order over
+ * internal keys, seek, empty keys, long keys and large values, counters, reference counting,
+ * and a randomized comparison against a simple reference model. Randomized: prints its seed;
+ * set MAYFLY_TEST_SEED to replay. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mayfly.h"
+#include "mem/memtable.h"
+#include "table/iterator.h"
+#include "util/ikey.h"
+#include "util/random.h"
+#include "util/slice.h"
+
+static uint64_t seed;
+
+static mf_slice S(const char *s) { return mf_slice_cstr(s); }
+
+/* Expects memtable_get(key, snap) to find (type, seq, value). */
+static void expect_get(memtable *m, mf_slice key, uint64_t snap, int type, uint64_t seq,
+                       const char *value) {
+  mf_buf v = MF_BUF_INIT;
+  int got_type = -1;
+  uint64_t got_seq = 0;
+  assert_int_equal(memtable_get(m, key, snap, &got_type, &got_seq, &v), MAYFLY_OK);
+  assert_int_equal(got_type, type);
+  assert_true(got_seq == seq);
+  if (type != MF_TYPE_DELETE) {
+    assert_int_equal(v.len, strlen(value));
+    assert_memory_equal(v.data, value, v.len);
+  }
+  mf_buf_free(&v);
+}
+
+static void expect_missing(memtable *m, mf_slice key, uint64_t snap) {
+  mf_buf v = MF_BUF_INIT;
+  int type;
+  uint64_t seq;
+  assert_int_equal(memtable_get(m, key, snap, &type, &seq, &v), MAYFLY_ENOTFOUND);
+  mf_buf_free(&v);
+}
+
+static void test_versions_and_snapshots(void **state) {
+  (void)state;
+  memtable *m;
+  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  expect_missing(m, S("a"), MF_MAX_SEQ);
+
+  assert_int_equal(memtable_add(m, 10, MF_TYPE_VALUE, S("k"), S("v10")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 20, MF_TYPE_VALUE, S("k"), S("v20")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 30, MF_TYPE_DELETE, S("k"), S("ignored")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 40, MF_TYPE_BLOB_INDEX, S("k"), S("blobref")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 15, MF_TYPE_VALUE, S("j"), S("j15")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 16, MF_TYPE_VALUE, S("kk"), S("kk16")), MAYFLY_OK);
+
+  expect_missing(m, S("k"), 9);
+  expect_missing(m, S("k"), 0);
+  expect_get(m, S("k"), 10, MF_TYPE_VALUE, 10, "v10");
+  expect_get(m, S("k"), 19, MF_TYPE_VALUE, 10, "v10");
+  expect_get(m, S("k"), 20, MF_TYPE_VALUE, 20, "v20");
+  expect_get(m, S("k"), 29, MF_TYPE_VALUE, 20, "v20");
+  expect_get(m, S("k"), 30, MF_TYPE_DELETE, 30, NULL);
+  expect_get(m, S("k"), 39, MF_TYPE_DELETE, 30, NULL);
+  expect_get(m, S("k"), 40, MF_TYPE_BLOB_INDEX, 40, "blobref");
+  expect_get(m, S("k"), MF_MAX_SEQ, MF_TYPE_BLOB_INDEX, 40, "blobref");
+  expect_get(m, S("k"), UINT64_MAX, MF_TYPE_BLOB_INDEX, 40, "blobref"); /* "latest" */
+  /* Neighbours do not leak into each other. */
+  expect_get(m, S("j"), 100, MF_TYPE_VALUE, 15, "j15");
+  expect_missing(m, S("j"), 14);
+  expect_get(m, S("kk"), 100, MF_TYPE_VALUE, 16, "kk16");
+  expect_missing(m, S("kk"), 15);
+  expect_missing(m, S("ka"), 100);
+  expect_missing(m, S("l"), 100);
+  expect_missing(m, S(""), 100);
+
+  /* A delete leaves the caller's buffer untouched. */
+  mf_buf v = MF_BUF_INIT;
+  assert_int_equal(mf_buf_set(&v, "keep", 4), MAYFLY_OK);
+  int type;
+  uint64_t seq;
+  assert_int_equal(memtable_get(m, S("k"), 35, &type, &seq, &v), MAYFLY_OK);
+  assert_int_equal(type, MF_TYPE_DELETE);
+  assert_memory_equal(v.data, "keep", 4);
+  mf_buf_free(&v);
+
+  assert_true(memtable_num_entries(m) == 6);
+  assert_true(memtable_num_deletes(m) == 1);
+
+  /* Invalid adds are rejected and change nothing. */
+  assert_int_equal(memtable_add(m, 50, 7, S("k"), S("x")), MAYFLY_EINVAL);
+  assert_int_equal(memtable_add(m, 50, -1, S("k"), S("x")), MAYFLY_EINVAL);
+  assert_int_equal(memtable_add(m, MF_MAX_SEQ + 1, MF_TYPE_VALUE, S("k"), S("x")),
+                   MAYFLY_EINVAL);
+  assert_int_equal(memtable_add(m, 20, MF_TYPE_VALUE, S("k"), S("dup")), MAYFLY_EINVAL);
+  assert_true(memtable_num_entries(m) == 6);
+  expect_get(m, S("k"), 20, MF_TYPE_VALUE, 20, "v20");
+  memtable_unref(m);
+}
+
+static void test_empty_key_and_large(void **state) {
+  (void)state;
+  memtable *m;
+  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  size_t before = memtable_memory_usage(m);
+
+  assert_int_equal(memtable_add(m, 1, MF_TYPE_VALUE, S(""), S("empty-key")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 2, MF_TYPE_VALUE, mf_slice_make("\0", 1), S("nul")),
+                   MAYFLY_OK);
+  expect_get(m, S(""), 5, MF_TYPE_VALUE, 1, "empty-key");
+  expect_missing(m, S(""), 0);
+  expect_get(m, mf_slice_make("\0", 1), 5, MF_TYPE_VALUE, 2, "nul");
+
+  /* Large value (its own arena block), and a long key (probe no longer fits on the stack). */
+  size_t big_len = 3 << 20;
+  char *big = malloc(big_len);
+  assert_non_null(big);
+  for (size_t i = 0; i < big_len; i++) big[i] = (char)(i * 31 + 7);
+  char longkey[5000];
+  memset(longkey, 'q', sizeof longkey);
+  assert_int_equal(memtable_add(m, 3, MF_TYPE_VALUE, mf_slice_make(longkey, sizeof longkey),
+                                mf_slice_make(big, big_len)),
+                   MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 4, MF_TYPE_VALUE, S("big"), mf_slice_make(big, big_len)),
+                   MAYFLY_OK);
+  assert_true(memtable_memory_usage(m) >= before + 2 * big_len);
+
+  mf_buf v = MF_BUF_INIT;
+  int type;
+  uint64_t seq;
+  assert_int_equal(
+      memtable_get(m, mf_slice_make(longkey, sizeof longkey), 10, &type, &seq, &v), MAYFLY_OK);
+  assert_int_equal(v.len, big_len);
+  assert_memory_equal(v.data, big, big_len);
+  assert_true(seq == 3);
+  expect_missing(m, mf_slice_make(longkey, sizeof longkey - 1), 10);
+  assert_int_equal(memtable_get(m, S("big"), 10, &type, &seq, &v), MAYFLY_OK);
+  assert_int_equal(v.len, big_len);
+  assert_memory_equal(v.data, big, big_len);
+
+  /* The iterator sees the empty key first, and seeks with a long target work. */
+  mf_iter *it = memtable_iter_create(m);
+  assert_non_null(it);
+  iter_seek_to_first(it);
+  assert_true(iter_valid(it));
+  mf_parsed_ikey p;
+  assert_true(ikey_parse(iter_key(it), &p));
+  assert_int_equal(p.user_key.len, 0);
+  assert_true(mf_slice_equal(iter_value(it), S("empty-key")));
+  mf_buf target = MF_BUF_INIT;
+  assert_int_equal(ikey_append(&target, mf_slice_make(longkey, sizeof longkey), MF_MAX_SEQ,
+                               MF_TYPE_FOR_SEEK),
+                   MAYFLY_OK);
+  iter_seek(it, mf_buf_slice(&target));
+  assert_true(iter_valid(it));
+  assert_int_equal(iter_status(it), MAYFLY_OK);
+  assert_true(ikey_parse(iter_key(it), &p));
+  assert_true(p.seq == 3);
+  assert_int_equal(iter_value(it).len, big_len);
+  mf_buf_free(&target);
+  iter_destroy(it);
+
+  mf_buf_free(&v);
+  free(big);
+  memtable_unref(m);
+}
+
+static void test_iterator_order_and_seek(void **state) {
+  (void)state;
+  memtable *m;
+  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  /* Added out of order; expected order: user key asc, seq desc. */
+  assert_int_equal(memtable_add(m, 5, MF_TYPE_VALUE, S("b"), S("b5")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 9, MF_TYPE_DELETE, S("b"), S("")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 7, MF_TYPE_VALUE, S("a"), S("a7")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 1, MF_TYPE_VALUE, S("c"), S("c1")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 3, MF_TYPE_VALUE, S("ab"), S("ab3")), MAYFLY_OK);
+  assert_int_equal(memtable_add(m, 8, MF_TYPE_VALUE, S("b"), S("b8")), MAYFLY_OK);
+  static const struct {
+    const char *key;
+    uint64_t seq;
+    int type;
+    const char *value;
+  } want[] = {{"a", 7, MF_TYPE_VALUE, "a7"},  {"ab", 3, MF_TYPE_VALUE, "ab3"},
+              {"b", 9, MF_TYPE_DELETE, ""},   {"b", 8, MF_TYPE_VALUE, "b8"},
+              {"b", 5, MF_TYPE_VALUE, "b5"},  {"c", 1, MF_TYPE_VALUE, "c1"}};
+  const int n = (int)(sizeof want / sizeof want[0]);
+
+  mf_iter *it = memtable_iter_create(m);
+  assert_non_null(it);
+  /* The iterator holds its own reference: the memtable survives this unref. */
+  memtable_unref(m);
+  assert_false(iter_valid(it));
+  iter_seek_to_first(it);
+  for (int i = 0; i < n; i++) {
+    assert_true(iter_valid(it));
+    mf_parsed_ikey p;
+    assert_true(ikey_parse(iter_key(it), &p));
+    assert_true(mf_slice_equal(p.user_key, S(want[i].key)));
+    assert_true(p.seq == want[i].seq);
+    assert_int_equal(p.type, want[i].type);
+    assert_true(mf_slice_equal(iter_value(it), S(want[i].value)));
+    iter_next(it);
+  }
+  assert_false(iter_valid(it));
+  iter_seek_to_last(it);
+  for (int i = n - 1; i >= 0; i--) {
+    assert_true(iter_valid(it));
+    assert_true(mf_slice_equal(iter_value(it), S(want[i].value)));
+    iter_prev(it);
+  }
+  assert_false(iter_valid(it));
+
+  /* Seeks with internal-key targets. */
+  mf_buf t = MF_BUF_INIT;
+  struct {
+    const char *key;
+    uint64_t seq;
+    int expect; /* index into want, or n for the end */
+  } seeks[] = {{"", MF_MAX_SEQ, 0}, {"a", 7, 0},  {"a", 6, 1}, {"aa", 100, 1},
+               {"b", MF_MAX_SEQ, 2}, {"b", 9, 2}, {"b", 8, 3}, {"b", 6, 4},
+               {"b", 4, 5},        {"c", 1, 5},  {"c", 0, n}, {"d", 100, n}};
+  for (size_t i = 0; i < sizeof seeks / sizeof seeks[0]; i++) {
+    mf_buf_clear(&t);
+    assert_int_equal(ikey_append(&t, S(seeks[i].key), seeks[i].seq, MF_TYPE_FOR_SEEK),
+                     MAYFLY_OK);
+    iter_seek(it, mf_buf_slice(&t));
+    if (seeks[i].expect == n) {
+      assert_false(iter_valid(it));
+      continue;
+    }
+    assert_true(iter_valid(it));
+    assert_true(mf_slice_equal(iter_value(it), S(want[seeks[i].expect].value)));
+  }
+  mf_buf_free(&t);
+  assert_int_equal(iter_status(it), MAYFLY_OK);
+  iter_destroy(it); /* drops the last reference */
+}
+
+/* ---- randomized against a reference model ---- */
+
+typedef struct ref_entry {
+  char key[8];
+  size_t klen;
+  uint64_t seq;
+  int type;
+  char value[24];
+  size_t vlen;
+} ref_entry;
+
+static int ref_cmp(const void *x, const void *y) {
+  const ref_entry *a = x, *b = y;
+  int r = mf_slice_compare(mf_slice_make(a->key, a->klen), mf_slice_make(b->key, b->klen));
+  if (r) return r;
+  return (a->seq < b->seq) - (a->seq > b->seq); /* seq descending */
+}
+
+static void test_random_model(void **state) {
+  (void)state;
+  mf_random rnd;
+  mf_random_seed(&rnd, seed);
+  memtable *m;
+  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  enum { N = 3000 };
+  ref_entry *ref = calloc(N, sizeof *ref);
+  assert_non_null(ref);
+  uint64_t deletes = 0;
+  for (int i = 0; i < N; i++) {
+    ref_entry *e = &ref[i];
+    e->klen = (size_t)mf_random_uniform(&rnd, 4); /* includes the empty key */
+    for (size_t j = 0; j < e->klen; j++) e->key[j] = (char)('a' + mf_random_uniform(&rnd, 3));
+    e->seq = (uint64_t)i * 2 + 1; /* odd seqs: even snapshots fall between versions */
+    uint64_t r = mf_random_uniform(&rnd, 10);
+    e->type = r < 2 ? MF_TYPE_DELETE : r < 4 ? MF_TYPE_BLOB_INDEX : MF_TYPE_VALUE;
+    if (e->type != MF_TYPE_DELETE) {
+      e->vlen = (size_t)snprintf(e->value, sizeof e->value, "v%llu-%llu",
+                                 (unsigned long long)e->seq,
+                                 (unsigned long long)mf_random_next(&rnd) % 1000);
+    }
+    deletes += e->type == MF_TYPE_DELETE;
+    assert_int_equal(memtable_add(m, e->seq, e->type, mf_slice_make(e->key, e->klen),
+                                  mf_slice_make(e->value, e->vlen)),
+                     MAYFLY_OK);
+  }
+  assert_true(memtable_num_entries(m) == N);
+  assert_true(memtable_num_deletes(m) == deletes);
+  qsort(ref, N, sizeof ref[0], ref_cmp);
+
+  /* Point lookups at random snapshots vs a scan of the sorted reference. */
+  for (int t = 0; t < 3000; t++) {
+    char key[8];
+    size_t klen = (size_t)mf_random_uniform(&rnd, 5);
+    for (size_t j = 0; j < klen; j++) key[j] = (char)('a' + mf_random_uniform(&rnd, 3));
+    uint64_t snap = mf_random_uniform(&rnd, 2 * N + 4);
+    const ref_entry *hit = NULL;
+    for (int i = 0; i < N && !hit; i++)
+      if (mf_slice_equal(mf_slice_make(ref[i].key, ref[i].klen), mf_slice_make(key, klen)) &&
+          ref[i].seq <= snap)
+        hit = &ref[i]; /* first in seq-descending order */
+    if (!hit) {
+      expect_missing(m, mf_slice_make(key, klen), snap);
+      continue;
+    }
+    char value[25];
+    memcpy(value, hit->value, hit->vlen);
+    value[hit->vlen] = '\0';
+    expect_get(m, mf_slice_make(key, klen), snap, hit->type, hit->seq, value);
+  }
+
+  /* Full iteration in both directions matches the sorted reference. */
+  mf_iter *it = memtable_iter_create(m);
+  assert_non_null(it);
+  iter_seek_to_first(it);
+  for (int i = 0; i < N; i++) {
+    assert_true(iter_valid(it));
+    mf_parsed_ikey p;
+    assert_true(ikey_parse(iter_key(it), &p));
+    assert_true(mf_slice_equal(p.user_key, mf_slice_make(ref[i].key, ref[i].klen)));
+    assert_true(p.seq == ref[i].seq);
+    assert_int_equal(p.type, ref[i].type);
+    assert_true(mf_slice_equal(iter_value(it), mf_slice_make(ref[i].value, ref[i].vlen)));
+    iter_next(it);
+  }
+  assert_false(iter_valid(it));
+  iter_seek_to_last(it);
+  for (int i = N - 1; i >= 0; i--) {
+    assert_true(iter_valid(it));
+    assert_true(ikey_trailer(iter_key(it)) == ikey_pack(ref[i].seq, ref[i].type));
+    iter_prev(it);
+  }
+  assert_false(iter_valid(it));
+  iter_destroy(it);
+  free(ref);
+  memtable_unref(m);
+}
+
+int main(void) {
+  const char *env = getenv("MAYFLY_TEST_SEED");
+  seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
+  printf("test_memtable: seed %llu (replay with MAYFLY_TEST_SEED)\n", (unsigned long long)seed);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_versions_and_snapshots),
+      cmocka_unit_test(test_empty_key_and_large),
+      cmocka_unit_test(test_iterator_order_and_seek),
+      cmocka_unit_test(test_random_model),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
