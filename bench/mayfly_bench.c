@@ -14,7 +14,8 @@
  * A key is the key index in decimal, zero-padded to key_size bytes. Values are slices of a
  * 1 MiB pseudo-random buffer in which every value_size/2 random bytes are repeated once (half
  * compressible like db_bench's, though every engine runs with compression off). The same
- * --seed gives every engine the same sequence of keys and values.
+ * --seed gives every engine the same sequence of keys and values; each benchmark draws its
+ * keys from its own stream (seeded by --seed and the benchmark's name).
  *
  * Write traffic: the engine's own counters when it has them (mayfly.bytes-written and
  * mayfly.user-bytes-written), and for every engine the bytes passed to write() by the
@@ -215,10 +216,15 @@ static const char *value_next(struct value_source *vs)
   return v;
 }
 
-/* key must have key_size + 1 bytes (snprintf's NUL goes in the last one). */
+/* Writes index in decimal, zero-padded to key_size bytes (key has key_size + 1 bytes; a NUL
+ * follows the key). Hand-rolled because snprintf would cost as much as some engines' put. */
 static void make_key(char *key, int key_size, uint64_t index)
 {
-  snprintf(key, (size_t)key_size + 1, "%0*" PRIu64, key_size, index);
+  for (int i = key_size - 1; i >= 0; i--) {
+    key[i] = (char)('0' + index % 10);
+    index /= 10;
+  }
+  key[key_size] = '\0';
 }
 
 /* ---- measuring --------------------------------------------------------------------------- */
@@ -355,9 +361,22 @@ static void print_write_traffic(struct run *r, const struct outcome *o, uint64_t
            user_bytes > 0 ? (double)engine_bytes / (double)user_bytes : 0.0);
 }
 
+/* Each benchmark draws its own key sequence, from --seed and its name: every engine sees the
+ * same keys, and a readrandom run on its own (on a database filled by an earlier run) does
+ * not replay the very keys its fill wrote. */
+static uint64_t benchmark_seed(uint64_t seed, const char *name)
+{
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (const char *p = name; *p != '\0'; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  uint64_t state = seed ^ h;
+  return rng_next(&state);
+}
+
 /* Runs one benchmark on r and records its figures in *res. */
 static int run_benchmark(struct run *r, const char *name, struct result *res)
 {
+  r->rng = benchmark_seed(r->f->seed, name);
   int is_fill = strcmp(name, "fillseq") == 0 || strcmp(name, "fillrandom") == 0;
   if (is_fill || r->db == NULL) {
     if (db_open(r, is_fill) != 0)
@@ -447,7 +466,7 @@ static int select_engines(const char *spec, const bench_adapter **engines, int *
 static int run_engine(const bench_adapter *a, const struct flags *f, char names[][32],
                       int nbench, struct result *results)
 {
-  struct run r = {.a = a, .f = f, .rng = f->seed};
+  struct run r = {.a = a, .f = f};
   r.options = strcmp(a->name, "mayfly") == 0    ? f->options
               : strcmp(a->name, "leveldb") == 0 ? f->leveldb_options
                                                 : "";
@@ -523,6 +542,28 @@ static void print_comparison(const bench_adapter **engines, int nengines, char n
   }
 }
 
+/* mkdir -p: creates path and its missing parents. */
+static int make_dirs(const char *path)
+{
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return 1;
+  }
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0')
+      continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+      return 1;
+    buf[i] = saved;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   struct flags f;
@@ -536,7 +577,7 @@ int main(int argc, char **argv)
   if (split_benchmarks(f.benchmarks, names, &nbench) != 0 ||
       select_engines(f.engine, engines, &nengines) != 0)
     return 2;
-  if (mkdir(f.db, 0755) != 0 && errno != EEXIST) {
+  if (make_dirs(f.db) != 0) {
     fprintf(stderr, "mayfly_bench: mkdir %s: %s\n", f.db, strerror(errno));
     return 1;
   }

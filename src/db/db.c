@@ -364,7 +364,7 @@ static int open_dir(mayfly_db *db) {
 }
 
 static void db_free(mayfly_db *db) {
-  if (db->bg_thread) db_stop_background(db);
+  db_stop_background(db);
   if (db->wal) wal_writer_destroy(db->wal);
   if (db->wal_file) db->env->close_writable(db->wal_file);
   if (db->mem) memtable_unref(db->mem);

@@ -268,9 +268,10 @@ MAYFLY_API int mayfly_wait_idle(mayfly_db *db) {
 MAYFLY_API int mayfly_compact_range(mayfly_db *db, const void *begin, size_t blen,
                                     const void *end, size_t elen) {
   CHECK_DB(db);
-  /* Until leveled compaction exists: write the memtable out and let the level-0 merge run. */
-  int rc = db_flush_memtables(db);
-  return rc ? rc : mayfly_wait_idle(db);
+  if ((blen && !begin) || (elen && !end))
+    return MF_ERR(MAYFLY_EINVAL, "mayfly_compact_range: NULL key with a non-zero length");
+  mf_slice b = mf_slice_make(begin, blen), e = mf_slice_make(end, elen);
+  return db_compact_range(db, begin ? &b : NULL, end ? &e : NULL);
 }
 
 MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *value) {

@@ -43,6 +43,7 @@
 #include "wal/wal_writer.h"
 
 #define MF_MAX_IMM 64
+#define MF_MAX_BG_THREADS 64
 
 typedef struct db_writer db_writer;
 
@@ -51,9 +52,32 @@ struct mayfly_snapshot {
   struct mayfly_snapshot *prev, *next; /* db->snapshots, oldest first; guarded by mu */
 };
 
+/* Compaction statistics, kept by OUTPUT level (level 0: flushes). */
 typedef struct db_level_stats {
-  uint64_t bytes_read, bytes_written, micros, count, keys_in, keys_dropped;
+  uint64_t bytes_read;      /* from the level above (the compaction's start level) */
+  uint64_t bytes_read_next; /* from this level itself (the overlapping output-level files) */
+  uint64_t bytes_written, micros, count, moves, keys_in, keys_dropped;
 } db_level_stats;
+
+/* A mayfly_compact_range request for one level, worked off in bounded steps by the
+ * compaction thread. Guarded by mu. */
+typedef struct db_manual_compaction {
+  int level;
+  int done;
+  int has_begin, has_end;
+  mf_slice begin, end; /* user keys */
+  mf_buf begin_buf, end_buf;
+} db_manual_compaction;
+
+/* A table being written by a flush or a compaction. */
+typedef struct db_table_out {
+  uint64_t number;
+  char *name;
+  mf_wfile *file;
+  table_builder *builder;
+  mf_buf smallest, largest;
+  uint64_t smallest_seq, largest_seq;
+} db_table_out;
 
 struct mayfly_db {
   char *dbname;
@@ -86,9 +110,16 @@ struct mayfly_db {
 
   struct mayfly_snapshot snapshots; /* list head */
 
-  mf_thread *bg_thread;
+  mf_thread *bg_threads[MF_MAX_BG_THREADS];
+  int num_bg_threads;
   int shutting_down;
-  int bg_running; /* a flush or compaction is in progress */
+  int flush_running;      /* one flush at a time: memtables are flushed in order */
+  int compaction_running; /* one compaction at a time */
+  int manifest_busy;      /* a thread is in version_set_log_and_apply */
+  db_manual_compaction *manual;
+  file_meta *seek_file;   /* ran out of seeks; checked against the current version before use */
+  uint64_t seek_file_number;
+  int seek_level;
   int bg_error;   /* first background error, MAYFLY_OK if none */
   char bg_error_msg[512];
   uint64_t *pending_outputs; /* file numbers being written */
@@ -129,6 +160,27 @@ int db_is_idle(mayfly_db *db);       /* REQUIRES: mu held */
  * fills the edit's new file at level. Used by flush and recovery. Does not need mu. */
 int db_write_table(mayfly_db *db, const table_options *o, mf_iter *it, uint64_t number,
                    int level, version_edit *edit, uint64_t *file_size);
+int db_table_out_open(mayfly_db *db, const table_options *o, uint64_t number, db_table_out *t);
+int db_table_out_add(db_table_out *t, mf_slice ikey, mf_slice value);
+uint64_t db_table_out_size(const db_table_out *t);
+/* Finishes, syncs and closes the table and adds it to edit at level (or removes the file
+ * when it is empty or rc is an error). Always releases t's resources. Adds the file's size
+ * to *file_size. */
+int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, version_edit *edit,
+                        uint64_t *file_size);
+/* version_set_log_and_apply, one caller at a time. REQUIRES: mu held (released inside). */
+int db_log_and_apply(mayfly_db *db, version_edit *edit);
+void db_remove_table_file(mayfly_db *db, uint64_t number);
+
+/* db_compact.c; REQUIRES: mu held */
+struct compaction;
+int db_run_compaction(mayfly_db *db, struct compaction *c);
+int db_compaction_needed(mayfly_db *db);
+void db_background_compaction(mayfly_db *db);
+/* mayfly_compact_range: flushes, then compacts [begin, end] (NULL = open) level by level. */
+int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end);
+/* Note a file whose seek allowance ran out (from a read). REQUIRES: mu held. */
+void db_record_seek(mayfly_db *db, file_meta *f, int level);
 table_options db_table_options(const mayfly_db *db); /* REQUIRES: mu held */
 /* REQUIRES: mu held. */
 uint64_t db_oldest_snapshot_seq(mayfly_db *db);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compaction/compaction.h"
 #include "db/db_impl.h"
 
 static int appendf(mf_buf *b, const char *fmt, ...) MF_PRINTF(2, 3);
@@ -21,48 +22,58 @@ static int appendf(mf_buf *b, const char *fmt, ...) {
 
 static double mib(uint64_t bytes) { return (double)bytes / 1048576.0; }
 
-/* REQUIRES: mu held. */
+/* RocksDB-style compaction statistics. Rows are kept by output level: "Rn(GiB)" reads from
+ * the level above, "Rnp1" from the level itself, "W" what was written into it; W-Amp is
+ * W / Rn. Level 0's row counts flushes. REQUIRES: mu held. */
 static int format_stats(mayfly_db *db, mf_buf *b) {
   version *v = version_set_current(db->vs);
-  int rc = appendf(b, "%-5s %6s %10s %10s %10s %10s %8s %6s %9s %12s %10s\n", "level", "files",
-                   "size_MiB", "read_MiB", "write_MiB", "write_amp", "count", "secs",
-                   "keys_in", "keys_dropped", "");
-  uint64_t total_files = 0, total_size = 0, total_read = 0, total_written = 0, total_micros = 0;
-  uint64_t total_count = 0, total_in = 0, total_dropped = 0;
+  double scores[MF_NUM_LEVELS];
+  compaction_scores(v, &db->opt, scores);
+  int rc = appendf(b, "%-5s %6s %10s %6s %10s %10s %10s %7s %7s %6s %8s %12s %12s\n", "Level",
+                   "Files", "Size(MiB)", "Score", "Rn(MiB)", "Rnp1(MiB)", "W(MiB)", "W-Amp",
+                   "Comp", "Moves", "Secs", "KeyIn", "KeyDrop");
+  db_level_stats sum = {0};
+  uint64_t total_files = 0, total_size = 0;
   for (int level = 0; rc == MAYFLY_OK && level < MF_NUM_LEVELS; level++) {
-    const db_level_stats *s = &db->level_stats[level];
+    db_level_stats s = db->level_stats[level];
+    if (level == 0) s.count += db->flush_count; /* level 0's writes are the flushes */
     uint64_t size = version_level_bytes(v, level);
-    if (v->num_files[level] == 0 && s->bytes_written == 0) continue;
-    /* Per level: bytes written into the level / bytes it read from the level above. */
-    double wamp = s->bytes_read ? (double)s->bytes_written / (double)s->bytes_read : 0.0;
-    rc = appendf(b, "L%-4d %6d %10.2f %10.2f %10.2f %10.2f %8" PRIu64 " %6.1f %9" PRIu64
-                 " %12" PRIu64 "\n", level, v->num_files[level], mib(size), mib(s->bytes_read),
-                 mib(s->bytes_written), wamp, s->count + (level == 0 ? db->flush_count : 0),
-                 (double)s->micros / 1e6, s->keys_in, s->keys_dropped);
+    if (v->num_files[level] == 0 && s.bytes_written == 0 && s.moves == 0) continue;
+    double wamp = s.bytes_read ? (double)s.bytes_written / (double)s.bytes_read : 0.0;
+    rc = appendf(b, "L%-4d %6d %10.2f %6.2f %10.2f %10.2f %10.2f %7.2f %7" PRIu64 " %6" PRIu64
+                 " %8.1f %12" PRIu64 " %12" PRIu64 "\n", level, v->num_files[level], mib(size),
+                 scores[level], mib(s.bytes_read), mib(s.bytes_read_next),
+                 mib(s.bytes_written), wamp, s.count, s.moves, (double)s.micros / 1e6,
+                 s.keys_in, s.keys_dropped);
     total_files += (uint64_t)v->num_files[level];
     total_size += size;
-    total_read += s->bytes_read;
-    total_written += s->bytes_written;
-    total_micros += s->micros;
-    total_count += s->count;
-    total_in += s->keys_in;
-    total_dropped += s->keys_dropped;
+    sum.bytes_read += s.bytes_read;
+    sum.bytes_read_next += s.bytes_read_next;
+    sum.bytes_written += s.bytes_written;
+    sum.count += s.count;
+    sum.moves += s.moves;
+    sum.micros += s.micros;
+    sum.keys_in += s.keys_in;
+    sum.keys_dropped += s.keys_dropped;
   }
-  double db_wamp = db->flush_bytes ? (double)total_written / (double)db->flush_bytes : 0.0;
+  /* Whole database: everything flushes and compactions wrote, per byte flushed. */
+  double db_wamp = db->flush_bytes ? (double)sum.bytes_written / (double)db->flush_bytes : 0.0;
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "%-5s %6" PRIu64 " %10.2f %10.2f %10.2f %10.2f %8" PRIu64 " %6.1f %9" PRIu64
-                 " %12" PRIu64 "\n", "Sum", total_files, mib(total_size), mib(total_read),
-                 mib(total_written), db_wamp, total_count + db->flush_count,
-                 (double)total_micros / 1e6, total_in, total_dropped);
+    rc = appendf(b, "%-5s %6" PRIu64 " %10.2f %6s %10.2f %10.2f %10.2f %7.2f %7" PRIu64
+                 " %6" PRIu64 " %8.1f %12" PRIu64 " %12" PRIu64 "\n", "Sum", total_files,
+                 mib(total_size), "", mib(sum.bytes_read), mib(sum.bytes_read_next),
+                 mib(sum.bytes_written), db_wamp, sum.count, sum.moves,
+                 (double)sum.micros / 1e6, sum.keys_in, sum.keys_dropped);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "flush: %" PRIu64 " memtables, %.2f MiB, %.1f s; stall: %.3f s; "
-                 "immutable memtables: %d\n", db->flush_count, mib(db->flush_bytes),
-                 (double)db->flush_micros / 1e6, (double)db->stall_micros / 1e6, db->num_imm);
+    rc = appendf(b, "Flush: %" PRIu64 " memtables, %.2f MiB, %.1f s\n"
+                 "Stall: %.3f s\nImmutable memtables: %d\n", db->flush_count,
+                 mib(db->flush_bytes), (double)db->flush_micros / 1e6,
+                 (double)db->stall_micros / 1e6, db->num_imm);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "write amplification (flush + compaction written / flushed): %.2f\n",
+    rc = appendf(b, "Write amplification ((flush + compaction written) / flushed): %.2f\n",
                  db_wamp);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "bytes written: %" PRIu64 "; user bytes written: %" PRIu64 "\n",
+    rc = appendf(b, "Bytes written: %" PRIu64 "; user bytes written: %" PRIu64 "\n",
                  (uint64_t)db->bytes_written + version_set_bytes_written(db->vs),
                  (uint64_t)db->user_bytes_written);
   return rc;

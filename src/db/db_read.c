@@ -31,10 +31,13 @@ static void view_pin(mayfly_db *db, read_view *rv, const struct mayfly_snapshot 
   version_ref(rv->v);
 }
 
-static void view_unpin(mayfly_db *db, read_view *rv) {
+/* seek_file: a file charged for a seek by this read (NULL if none); accounted while the
+ * version still pins it. */
+static void view_unpin(mayfly_db *db, read_view *rv, file_meta *seek_file, int seek_level) {
   memtable_unref(rv->mem);
   for (int i = 0; i < rv->num_imm; i++) memtable_unref(rv->imm[i]);
   pthread_mutex_lock(&db->mu);
+  if (seek_file) db_record_seek(db, seek_file, seek_level);
   version_unref(rv->v);
   pthread_mutex_unlock(&db->mu);
 }
@@ -50,13 +53,14 @@ int db_get(mayfly_db *db, const struct mayfly_snapshot *snap, mf_slice key, mf_b
   int rc = memtable_get(rv.mem, key, rv.seq, &type, &found_seq, value);
   for (int i = rv.num_imm - 1; rc == MAYFLY_ENOTFOUND && i >= 0; i--)
     rc = memtable_get(rv.imm[i], key, rv.seq, &type, &found_seq, value);
+  version_seek seek = {NULL, 0};
   if (rc == MAYFLY_ENOTFOUND)
-    rc = version_get(rv.v, db->tcache, key, rv.seq, &type, &found_seq, value);
+    rc = version_get(rv.v, db->tcache, key, rv.seq, &type, &found_seq, value, &seek);
   if (rc == MAYFLY_OK && type == MF_TYPE_DELETE) rc = MAYFLY_ENOTFOUND;
   if (rc == MAYFLY_OK && type != MF_TYPE_VALUE)
     rc = MF_ERR(MAYFLY_ECORRUPT, "key has a value of type %d, which this version cannot read",
                 type);
-  view_unpin(db, &rv);
+  view_unpin(db, &rv, seek.file, seek.level);
   return rc;
 }
 
@@ -94,7 +98,7 @@ typedef struct pinned {
 static void unpin_cleanup(void *arg1, void *arg2) {
   pinned *p = arg1;
   (void)arg2;
-  view_unpin(p->db, &p->rv);
+  view_unpin(p->db, &p->rv, NULL, 0);
   free(p);
 }
 

@@ -133,6 +133,12 @@ static const struct option_desc option_table[] = {
                 "Target total size of L1."),
     DOUBLE_OPTION(max_bytes_for_level_multiplier, "10", 1.0001, 1000, RUNTIME,
                   "Each level below L1 targets this many times the size of the level above."),
+    INT_OPTION(max_mem_compaction_level, "2", 0, MF_NUM_LEVELS - 1, RUNTIME,
+               "Highest level a flushed table may be placed in directly when it overlaps "
+               "nothing there (ignored with level_compaction_dynamic_level_bytes)."),
+    BOOL_OPTION(level_compaction_dynamic_level_bytes, "false", OPEN_TIME,
+                "Derive level targets from the size of the last level (RocksDB's meaning): "
+                "levels above the base level stay empty and L0 compacts into the base level."),
 };
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])

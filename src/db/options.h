@@ -44,6 +44,8 @@ struct mayfly_options {
   uint64_t target_file_size_base;
   uint64_t max_bytes_for_level_base;
   double max_bytes_for_level_multiplier;
+  int max_mem_compaction_level;
+  int level_compaction_dynamic_level_bytes; /* open-time */
   /* not a text option: set by tests and embedders through options_set_env */
   mf_env *env;
 };

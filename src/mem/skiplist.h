@@ -8,8 +8,8 @@
  *
  * Threads: skiplist_insert needs external synchronization (at most one inserter at a time).
  * Every other function may run concurrently with that one writer and with each other, with
- * no locks: a reader sees some prefix-closed subset of the inserts (every insert that
- * completed before it started, plus possibly some in flight), always in order. */
+ * no locks: a reader sees every insert that completed before it looked, possibly some that
+ * are in flight, and always in order. */
 #ifndef MAYFLY_MEM_SKIPLIST_H
 #define MAYFLY_MEM_SKIPLIST_H
 

@@ -256,8 +256,9 @@ static int append_key(mf_buf *out, mf_slice ikey) {
   for (size_t i = 0; !rc && i < p.user_key.len; i++) {
     unsigned char c = (unsigned char)p.user_key.data[i];
     char tmp[8];
-    int n = (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') ? snprintf(tmp, sizeof tmp, "%c", c)
-                                                              : snprintf(tmp, sizeof tmp, "\\x%02x", c);
+    int printable = c >= 0x20 && c < 0x7f && c != '\\' && c != '\'';
+    int n = printable ? snprintf(tmp, sizeof tmp, "%c", c)
+                      : snprintf(tmp, sizeof tmp, "\\x%02x", c);
     rc = mf_buf_append(out, tmp, (size_t)n);
   }
   if (rc) return rc;
@@ -296,8 +297,11 @@ int version_edit_debug_string(const version_edit *e, mf_buf *out) {
     const file_meta *f = &e->new_files[i].meta;
     rc = append_text(out, "new_file: L%d #%" PRIu64, e->new_files[i].level,
                      f->number);
-    if (!rc) rc = append_text(out, " size %" PRIu64 " entries %" PRIu64, f->file_size, f->num_entries);
-    if (!rc) rc = append_text(out, " seq [%" PRIu64 ", %" PRIu64 "] ", f->smallest_seq, f->largest_seq);
+    if (!rc)
+      rc = append_text(out, " size %" PRIu64 " entries %" PRIu64, f->file_size, f->num_entries);
+    if (!rc)
+      rc = append_text(out, " seq [%" PRIu64 ", %" PRIu64 "] ", f->smallest_seq,
+                       f->largest_seq);
     if (!rc) rc = append_key(out, mf_buf_slice(&f->smallest));
     if (!rc) rc = mf_buf_append(out, " .. ", 4);
     if (!rc) rc = append_key(out, mf_buf_slice(&f->largest));

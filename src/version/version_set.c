@@ -315,6 +315,8 @@ typedef struct get_state {
   int type;
   uint64_t seq;
   mf_buf *value;
+  version_seek *seek; /* may be NULL */
+  int files_read;
 } get_state;
 
 /* Called by the table with the first entry at or after the lookup key, if there is one: it
@@ -334,9 +336,25 @@ static void save_value(void *arg, mf_slice ikey, mf_slice value) {
     s->rc = MF_ERR(MAYFLY_ENOMEM, "version_get: out of memory copying a value");
 }
 
+/* The table cache reports a missing file as ENOTFOUND, which callers of version_get would take
+ * for "no such key": a file the version lists but the directory lacks is corruption. */
+static int missing_table(uint64_t number) {
+  char detail[512];
+  snprintf(detail, sizeof detail, "%s", mf_error_message());
+  return MF_ERR(MAYFLY_ECORRUPT, "table %06" PRIu64 " is listed in the MANIFEST but missing: %s",
+                number, detail);
+}
+
 /* Looks user_key up in one file. MAYFLY_OK with s->found telling whether it had an entry. */
-static int get_from_file(table_cache *tc, const file_meta *f, mf_slice lookup, get_state *s) {
+static int get_from_file(table_cache *tc, const file_meta *f, int level, mf_slice lookup,
+                         get_state *s) {
+  /* Seek accounting: a read that had to open more than one file charges the first. */
+  if (s->seek && s->files_read++ == 0) {
+    s->seek->file = (file_meta *)f;
+    s->seek->level = level;
+  }
   int rc = table_cache_get(tc, f->number, f->file_size, lookup, save_value, s);
+  if (rc == MAYFLY_ENOTFOUND) rc = missing_table(f->number);
   if (rc == MAYFLY_OK && s->corrupt)
     rc = MF_ERR(MAYFLY_ECORRUPT, "table %06" PRIu64 ": malformed internal key", f->number);
   if (rc == MAYFLY_OK) rc = s->rc;
@@ -353,7 +371,7 @@ static int search_levels(version *v, table_cache *tc, mf_slice lookup, get_state
   /* Level 0: files overlap, so every file whose range holds the key, newest first. */
   for (int i = v->num_files[0] - 1; i >= 0 && rc == MAYFLY_OK && !s->found; i--) {
     const file_meta *f = v->files[0][i];
-    if (user_key_in_range(f, s->user_key)) rc = get_from_file(tc, f, lookup, s);
+    if (user_key_in_range(f, s->user_key)) rc = get_from_file(tc, f, 0, lookup, s);
   }
   /* Deeper levels: at most one candidate per level. The first file whose largest key is at
    * or after the lookup key holds every entry of user_key visible at the snapshot, if the
@@ -364,13 +382,14 @@ static int search_levels(version *v, table_cache *tc, mf_slice lookup, get_state
     if (i == n) continue;
     const file_meta *f = v->files[level][i];
     if (mf_slice_compare(s->user_key, ikey_user_key(file_smallest(f))) < 0) continue;
-    rc = get_from_file(tc, f, lookup, s);
+    rc = get_from_file(tc, f, level, lookup, s);
   }
+  if (s->seek && s->files_read < 2) s->seek->file = NULL;
   return rc;
 }
 
 int version_get(version *v, table_cache *tc, mf_slice user_key, uint64_t snapshot_seq,
-                int *type, uint64_t *found_seq, mf_buf *value) {
+                int *type, uint64_t *found_seq, mf_buf *value, version_seek *seek) {
   char stack_key[256];
   mf_buf heap_key = MF_BUF_INIT;
   mf_slice lookup;
@@ -384,7 +403,8 @@ int version_get(version *v, table_cache *tc, mf_slice user_key, uint64_t snapsho
       return MF_ERR(MAYFLY_ENOMEM, "version_get: out of memory");
     lookup = mf_buf_slice(&heap_key);
   }
-  get_state s = {.user_key = user_key, .value = value};
+  get_state s = {.user_key = user_key, .value = value, .seek = seek};
+  if (seek) seek->file = NULL;
   int rc = search_levels(v, tc, lookup, &s);
   mf_buf_free(&heap_key);
   if (rc != MAYFLY_OK) return rc;
@@ -455,13 +475,23 @@ static const mf_iter_ops file_list_ops = {
     fl_key,   fl_value,         fl_status,       fl_destroy,
 };
 
+/* An iterator over one table; a missing file becomes a corrupt one (see missing_table). */
+static mf_iter *open_table(table_cache *tc, uint64_t number, uint64_t file_size) {
+  mf_iter *it = table_cache_iter(tc, number, file_size, NULL);
+  if (it && iter_status(it) == MAYFLY_ENOTFOUND) {
+    iter_destroy(it);
+    it = iter_new_empty(missing_table(number));
+  }
+  return it;
+}
+
 /* two_level_iter's block function: opens the table an index entry names. */
 static mf_iter *open_table_iter(void *arg, mf_slice index_value) {
   if (index_value.len != 16)
     return iter_new_empty(
         MF_ERR(MAYFLY_ECORRUPT, "version: file list entry of %zu bytes", index_value.len));
-  return table_cache_iter((table_cache *)arg, decode_fixed64(index_value.data),
-                          decode_fixed64(index_value.data + 8), NULL);
+  return open_table((table_cache *)arg, decode_fixed64(index_value.data),
+                    decode_fixed64(index_value.data + 8));
 }
 
 mf_iter *version_concat_iter(table_cache *tc, file_meta *const *files, int num_files) {
@@ -484,7 +514,7 @@ int version_add_iterators(version *v, table_cache *tc, mf_iter **out) {
   int n = 0;
   for (int i = v->num_files[0] - 1; i >= 0; i--) {
     const file_meta *f = v->files[0][i];
-    if (!(out[n] = table_cache_iter(tc, f->number, f->file_size, NULL))) goto oom;
+    if (!(out[n] = open_table(tc, f->number, f->file_size))) goto oom;
     n++;
   }
   for (int level = 1; level < MF_NUM_LEVELS; level++) {

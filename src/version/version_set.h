@@ -57,10 +57,17 @@ void version_unref(version *v);
  * Returns MAYFLY_OK with *type (MF_TYPE_VALUE, MF_TYPE_DELETE or MF_TYPE_BLOB_INDEX) and
  * *found_seq filled, and *value set (mf_buf_set) for VALUE and BLOB_INDEX; MAYFLY_ENOTFOUND
  * when no file has an entry (plain return, no error message: a miss is not a failure); or an
- * error from a table (MAYFLY_ECORRUPT, MAYFLY_EIO, ...) or MAYFLY_ENOMEM.
+ * error from a table (MAYFLY_ECORRUPT, MAYFLY_EIO, ...) or MAYFLY_ENOMEM. A table file the
+ * version lists but the directory lacks is MAYFLY_ECORRUPT, never a miss.
  * Does NOT need the db mutex: the caller holds a reference on v. */
+/* seek (may be NULL) reports the first file read when the lookup had to read more than one
+ * (seek->file NULL otherwise): the file charged for the seek (seek compaction). */
+typedef struct version_seek {
+  file_meta *file;
+  int level;
+} version_seek;
 int version_get(version *v, table_cache *tc, mf_slice user_key, uint64_t snapshot_seq,
-                int *type, uint64_t *found_seq, mf_buf *value);
+                int *type, uint64_t *found_seq, mf_buf *value, version_seek *seek);
 
 /* One per L0 file plus one per non-empty level >= 1. */
 int version_num_iterators(const version *v);
@@ -69,7 +76,8 @@ int version_num_iterators(const version *v);
  * file (newest first) then one concatenating iterator per non-empty level >= 1. The caller
  * owns them (iter_destroy); they pin their tables; the caller keeps v referenced while they
  * live. Returns MAYFLY_OK or MAYFLY_ENOMEM (then nothing is left in out to free). Failures to
- * open a table are not reported here but by that iterator's status(). */
+ * open a table are not reported here but by that iterator's status() (a missing table file:
+ * MAYFLY_ECORRUPT). */
 int version_add_iterators(version *v, table_cache *tc, mf_iter **out);
 
 /* A concatenating iterator over num_files table files sorted by key and non-overlapping (a

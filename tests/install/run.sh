@@ -61,6 +61,18 @@ case "$(echo "$static_flags $shared_flags" | sed "s|$prefix||g")" in
     exit 1 ;;
 esac
 
+# A relocated install (cmake --install --prefix) must still describe itself: mayfly.pc has
+# to name the prefix it was installed to (e.g. prefix=${pcfiledir}/../..), not the one the
+# build was configured with.
+case "$static_flags" in
+  *"-I$prefix/"*) ;;
+  *)
+    echo "install test: mayfly.pc does not point at the install prefix $prefix:" >&2
+    echo "  $static_flags" >&2
+    echo "  (it was configured for CMAKE_INSTALL_PREFIX; derive prefix from \${pcfiledir})" >&2
+    exit 1 ;;
+esac
+
 cflags=$(pkg-config --cflags mayfly)
 libdirs=$(pkg-config --libs-only-L mayfly)
 # What the static archive needs besides itself (Libs.private).

@@ -147,6 +147,7 @@ typedef struct model_test {
   model_snapshot snaps[MAX_SNAPSHOTS];
   const char *op_name;
   uint64_t counts[16];
+  double seconds[16]; /* wall time per kind of operation, to see where a slow run went */
 } model_test;
 
 enum {
@@ -347,7 +348,7 @@ static void op_delete(model_test *t)
 /* A batch of puts and deletes, often hitting the same key twice (the later one wins). */
 static void op_batch(model_test *t, mayfly_batch *b)
 {
-  enum { MAX_BATCH = 40 };
+  enum { MAX_BATCH = 16 };
   int kis[MAX_BATCH];
   model_value *vals[MAX_BATCH];
   int n = (int)rng_below(&t->rng, MAX_BATCH + 1);
@@ -598,73 +599,73 @@ static void op_reopen(model_test *t)
   check_full_scan(t);
 }
 
-/* One random operation. The weights are per mille. */
-static void run_one(model_test *t, mayfly_batch *b)
+/* One random operation; returns its kind (C_*). The weights are per mille. */
+static int run_one(model_test *t, mayfly_batch *b)
 {
   uint32_t r = rng_below(&t->rng, 1000);
   int slot;
-  if (r < 330) {
+  if (r < 335) {
     t->op_name = "put";
     op_put(t);
-    t->counts[C_PUT]++;
-  } else if (r < 430) {
+    return C_PUT;
+  } else if (r < 435) {
     t->op_name = "delete";
     op_delete(t);
-    t->counts[C_DELETE]++;
-  } else if (r < 480) {
+    return C_DELETE;
+  } else if (r < 485) {
     t->op_name = "batch";
     op_batch(t, b);
-    t->counts[C_BATCH]++;
-  } else if (r < 730) {
+    return C_BATCH;
+  } else if (r < 740) {
     slot = rng_chance(&t->rng, 30) ? pick_snapshot(t) : -1;
     t->op_name = slot >= 0 ? "get@snapshot" : "get";
     check_get(t, slot >= 0 ? t->snaps[slot].snap : NULL, slot >= 0 ? t->snaps[slot].vals : t->cur,
               t->op_name);
-    t->counts[slot >= 0 ? C_GET_SNAP : C_GET]++;
-  } else if (r < 970) {
+    return slot >= 0 ? C_GET_SNAP : C_GET;
+  } else if (r < 980) {
     slot = rng_chance(&t->rng, 30) ? pick_snapshot(t) : -1;
     if (slot >= 0) {
       t->op_name = "iterate@snapshot";
       /* Writes during the walk must not show through the snapshot either. */
       check_iteration(t, t->snaps[slot].snap, t->snaps[slot].vals, rng_chance(&t->rng, 30));
-      t->counts[C_ITER_SNAP]++;
+      return C_ITER_SNAP;
     } else {
       t->op_name = "iterate";
       model_value **vals = state_copy(t);
       check_iteration(t, NULL, vals, rng_chance(&t->rng, 30));
       state_free(vals);
-      t->counts[C_ITER]++;
+      return C_ITER;
     }
-  } else if (r < 980) {
+  } else if (r < 987) {
     t->op_name = "snapshot create";
     op_snapshot_create(t);
-    t->counts[C_SNAP_CREATE]++;
-  } else if (r < 985) {
+    return C_SNAP_CREATE;
+  } else if (r < 991) {
     t->op_name = "snapshot release";
     slot = pick_snapshot(t);
     if (slot >= 0)
       release_snapshot(t, slot);
-    t->counts[C_SNAP_RELEASE]++;
-  } else if (r < 992) {
+    return C_SNAP_RELEASE;
+  } else if (r < 995) {
     t->op_name = "flush";
     CHECK_RC(t, mayfly_flush(t->db), "flush");
-    t->counts[C_FLUSH]++;
-  } else if (r < 995) {
+    return C_FLUSH;
+  } else if (r < 996) {
     t->op_name = "compact_range";
     op_compact_range(t);
-    t->counts[C_COMPACT]++;
-  } else if (r < 996) {
+    return C_COMPACT;
+  } else if (r < 997) {
     t->op_name = "wait_idle";
     CHECK_RC(t, mayfly_wait_idle(t->db), "wait_idle");
-    t->counts[C_WAIT_IDLE]++;
-  } else if (r < 997) {
+    return C_WAIT_IDLE;
+  } else if (r < 998) {
     t->op_name = "close and reopen";
     op_reopen(t);
-    t->counts[C_REOPEN]++;
+    return C_REOPEN;
   } else {
     t->op_name = "full scan";
     check_full_scan(t);
-    t->counts[C_FULL_SCAN]++;
+    return C_FULL_SCAN;
   }
 }
 
@@ -709,8 +710,14 @@ static void test_model_random_ops(void **state)
 
   struct timespec start, end;
   clock_gettime(CLOCK_MONOTONIC, &start);
-  for (t->op = 0; t->op < t->num_ops; t->op++)
-    run_one(t, b);
+  for (t->op = 0; t->op < t->num_ops; t->op++) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int kind = run_one(t, b);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    t->counts[kind]++;
+    t->seconds[kind] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  }
   t->op_name = "final check";
   check_full_scan(t);
   for (int i = 0; i < MAX_SNAPSHOTS; i++)
@@ -741,7 +748,7 @@ static void test_model_random_ops(void **state)
          (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) * 1e-9,
          live);
   for (int c = 0; c < C_COUNT; c++)
-    printf(" %s %" PRIu64 ",", k_count_names[c], t->counts[c]);
+    printf(" %s %" PRIu64 " (%.1f s),", k_count_names[c], t->counts[c], t->seconds[c]);
   printf("\n");
   free(t);
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +343,83 @@ static void test_random_model(void **state) {
   memtable_unref(m);
 }
 
+/* ---- one writer, concurrent readers ---- */
+
+enum { CONC_OPS = 20000, CONC_KEYS = 500, CONC_READERS = 2 };
+
+typedef struct conc_state {
+  memtable *mem;
+  atomic_uint_least64_t published; /* every seq <= this has been added */
+  atomic_int failures;
+} conc_state;
+
+/* Deterministic workload: seq s writes key (s % CONC_KEYS) with value "s". */
+static void conc_key(uint64_t seq, char *key, size_t *klen) {
+  *klen = (size_t)snprintf(key, 16, "key%04llu", (unsigned long long)(seq % CONC_KEYS));
+}
+
+static void *conc_writer(void *arg) {
+  conc_state *st = arg;
+  for (uint64_t seq = 1; seq <= CONC_OPS; seq++) {
+    char key[16], value[24];
+    size_t klen;
+    conc_key(seq, key, &klen);
+    int vlen = snprintf(value, sizeof value, "%llu", (unsigned long long)seq);
+    if (memtable_add(st->mem, seq, MF_TYPE_VALUE, mf_slice_make(key, klen),
+                     mf_slice_make(value, (size_t)vlen)) != MAYFLY_OK)
+      atomic_fetch_add(&st->failures, 1);
+    atomic_store_explicit(&st->published, seq, memory_order_release);
+  }
+  return NULL;
+}
+
+static void *conc_reader(void *arg) {
+  conc_state *st = arg;
+  mf_buf v = MF_BUF_INIT;
+  uint64_t snap;
+  do {
+    snap = atomic_load_explicit(&st->published, memory_order_acquire);
+    if (snap == 0) continue;
+    /* The newest version of key k at or below snap is the largest seq <= snap with
+     * seq % CONC_KEYS == k; look one up for a key written recently. */
+    uint64_t want = snap - (snap * 7) % (snap < CONC_KEYS ? snap : CONC_KEYS);
+    char key[16];
+    size_t klen;
+    conc_key(want, key, &klen);
+    int type;
+    uint64_t seq;
+    int rc = memtable_get(st->mem, mf_slice_make(key, klen), snap, &type, &seq, &v);
+    char expect[24];
+    int elen = snprintf(expect, sizeof expect, "%llu", (unsigned long long)want);
+    if (rc != MAYFLY_OK || seq != want || type != MF_TYPE_VALUE ||
+        !mf_slice_equal(mf_buf_slice(&v), mf_slice_make(expect, (size_t)elen))) {
+      fprintf(stderr, "reader: get(%.*s, %llu) rc %d seq %llu\n", (int)klen, key,
+              (unsigned long long)snap, rc, (unsigned long long)seq);
+      atomic_fetch_add(&st->failures, 1);
+      break;
+    }
+  } while (snap < CONC_OPS);
+  mf_buf_free(&v);
+  return NULL;
+}
+
+static void test_concurrent_get(void **state) {
+  (void)state;
+  conc_state st;
+  assert_int_equal(memtable_create(&st.mem), MAYFLY_OK);
+  atomic_init(&st.published, 0);
+  atomic_init(&st.failures, 0);
+  pthread_t writer, readers[CONC_READERS];
+  for (int i = 0; i < CONC_READERS; i++)
+    assert_int_equal(pthread_create(&readers[i], NULL, conc_reader, &st), 0);
+  assert_int_equal(pthread_create(&writer, NULL, conc_writer, &st), 0);
+  assert_int_equal(pthread_join(writer, NULL), 0);
+  for (int i = 0; i < CONC_READERS; i++) assert_int_equal(pthread_join(readers[i], NULL), 0);
+  assert_int_equal(atomic_load(&st.failures), 0);
+  assert_true(memtable_num_entries(st.mem) == CONC_OPS);
+  memtable_unref(st.mem);
+}
+
 int main(void) {
   const char *env = getenv("MAYFLY_TEST_SEED");
   seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
@@ -350,6 +429,7 @@ int main(void) {
       cmocka_unit_test(test_empty_key_and_large),
       cmocka_unit_test(test_iterator_order_and_seek),
       cmocka_unit_test(test_random_model),
+      cmocka_unit_test(test_concurrent_get),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,6 +97,9 @@ static void assert_options_equal(const struct mayfly_options *a, const struct ma
   assert_int_equal(a->max_bytes_for_level_base, b->max_bytes_for_level_base);
   assert_memory_equal(&a->max_bytes_for_level_multiplier, &b->max_bytes_for_level_multiplier,
                       sizeof(double));
+  assert_int_equal(a->max_mem_compaction_level, b->max_mem_compaction_level);
+  assert_int_equal(a->level_compaction_dynamic_level_bytes,
+                   b->level_compaction_dynamic_level_bytes);
 }
 
 static uint64_t test_seed(void) {
@@ -133,6 +136,8 @@ static void test_defaults(void **state) {
   assert_int_equal(o.target_file_size_base, 64u << 20);
   assert_int_equal(o.max_bytes_for_level_base, 256u << 20);
   assert_true(o.max_bytes_for_level_multiplier == 10.0);
+  assert_int_equal(o.max_mem_compaction_level, 2);
+  assert_int_equal(o.level_compaction_dynamic_level_bytes, 0);
   assert_ptr_equal(o.env, env_posix());
   assert_int_equal(options_validate(&o), MAYFLY_OK);
 
@@ -158,7 +163,9 @@ static void test_defaults(void **state) {
                       "level0_stop_writes_trigger=36\n"
                       "target_file_size_base=64MiB\n"
                       "max_bytes_for_level_base=256MiB\n"
-                      "max_bytes_for_level_multiplier=10\n");
+                      "max_bytes_for_level_multiplier=10\n"
+                      "max_mem_compaction_level=2\n"
+                      "level_compaction_dynamic_level_bytes=false\n");
   free(text);
 }
 
@@ -185,6 +192,8 @@ static void test_set_every_option(void **state) {
       {"target_file_size_base", "16GiB", "16GiB"},
       {"max_bytes_for_level_base", "1048577", "1048577"},
       {"max_bytes_for_level_multiplier", "2.5", "2.5"},
+      {"max_mem_compaction_level", "6", "6"},
+      {"level_compaction_dynamic_level_bytes", "on", "true"},
   };
   struct mayfly_options o;
   options_init_defaults(&o);

@@ -1,0 +1,311 @@
+/* Running compactions: the job that merges a compaction's inputs into new tables of the
+ * output level, and the manual compaction driver behind mayfly_compact_range.
+ *
+ * The merge walks all inputs in internal-key order and drops what no reader can see:
+ *  - a version of a key when a newer version of the same key is at or below the oldest
+ *    snapshot (every reader sees the newer one);
+ *  - a tombstone at or below the oldest snapshot when no level below the output level can
+ *    hold the key (nothing older is left for it to hide).
+ * Sequence numbers are kept as they are. Output files are cut at the target file size or when
+ * their overlap with the grandparent level grows past 10 x that, but only between user keys,
+ * so that all versions of a user key within one level stay in one file (reads of a level
+ * look in one file only, and the picker can reason in user-key ranges).
+ *
+ * Everything between picking and installing runs without db->mu. The compaction holds its
+ * input version, so its inputs stay on disk; its outputs are in db->pending_outputs until
+ * installed. */
+#include <stdlib.h>
+
+#include "compaction/compaction.h"
+#include "db/db_impl.h"
+#include "table/merger.h"
+
+typedef struct compact_job {
+  mayfly_db *db;
+  compaction *c;
+  uint64_t oldest_snapshot;
+  table_options topt;
+  uint64_t *outputs;
+  int num_outputs;
+  uint64_t bytes_written, keys_in, keys_dropped;
+} compact_job;
+
+static int new_output(compact_job *job, db_table_out *out) {
+  mayfly_db *db = job->db;
+  uint64_t *p = realloc(job->outputs, (size_t)(job->num_outputs + 1) * sizeof *p);
+  if (!p) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  job->outputs = p;
+  pthread_mutex_lock(&db->mu);
+  uint64_t number = version_set_new_file_number(db->vs);
+  db_pending_add(db, number);
+  pthread_mutex_unlock(&db->mu);
+  job->outputs[job->num_outputs++] = number;
+  return db_table_out_open(db, &job->topt, number, out);
+}
+
+static mf_iter *input_iterator(compact_job *job) {
+  compaction *c = job->c;
+  table_cache *tc = job->db->tcache;
+  int n = (c->level == 0 ? c->num_inputs[0] : 1) + 1;
+  mf_iter **children = calloc((size_t)n, sizeof *children);
+  if (!children) return NULL;
+  int k = 0;
+  if (c->level == 0) {
+    for (int i = 0; i < c->num_inputs[0]; i++)
+      children[k++] = table_cache_iter(tc, c->inputs[0][i]->number, c->inputs[0][i]->file_size,
+                                       NULL);
+  } else {
+    children[k++] = version_concat_iter(tc, c->inputs[0], c->num_inputs[0]);
+  }
+  children[k++] = version_concat_iter(tc, c->inputs[1], c->num_inputs[1]);
+  for (int i = 0; i < k; i++) {
+    if (!children[i]) {
+      for (int j = 0; j < k; j++) iter_destroy(children[j]);
+      free(children);
+      return NULL;
+    }
+  }
+  mf_iter *it = merger_create(ikey_compare, children, k);
+  free(children);
+  return it;
+}
+
+static int run_job(compact_job *job) {
+  mayfly_db *db = job->db;
+  compaction *c = job->c;
+  mf_iter *it = input_iterator(job);
+  if (!it) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+
+  db_table_out out;
+  int have_out = 0, rc = MAYFLY_OK, pending_cut = 0;
+  mf_buf cur_key = MF_BUF_INIT;
+  int have_cur = 0;
+  uint64_t last_seq_for_key = 0;
+  for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it)) {
+    if (db->shutting_down) { /* read without the mutex: a hint, checked again at install */
+      rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
+      break;
+    }
+    mf_slice ikey = iter_key(it);
+    mf_parsed_ikey pk;
+    job->keys_in++;
+    if (!ikey_parse(ikey, &pk)) {
+      rc = MF_ERR(MAYFLY_ECORRUPT, "compaction of level %d: malformed internal key of %zu bytes",
+                  c->level, ikey.len);
+      break;
+    }
+    if (compaction_should_stop_before(c, ikey)) pending_cut = 1;
+    int new_key = !have_cur || !mf_slice_equal(pk.user_key, mf_buf_slice(&cur_key));
+    if (new_key) {
+      if (mf_buf_set(&cur_key, pk.user_key.data, pk.user_key.len)) {
+        rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+        break;
+      }
+      have_cur = 1;
+      last_seq_for_key = MF_MAX_SEQ + 1;
+      if (have_out && (pending_cut || db_table_out_size(&out) >= c->max_output_file_size)) {
+        rc = db_table_out_finish(db, &out, MAYFLY_OK, c->output_level, &c->edit,
+                                 &job->bytes_written);
+        have_out = 0;
+        pending_cut = 0;
+        if (rc) break;
+      }
+    }
+    int drop = 0;
+    if (last_seq_for_key <= job->oldest_snapshot) {
+      drop = 1; /* hidden by a newer version that every reader sees */
+    } else if (pk.type == MF_TYPE_DELETE && pk.seq <= job->oldest_snapshot &&
+               compaction_is_base_level_for_key(c, pk.user_key)) {
+      drop = 1; /* every reader sees the deletion and nothing older remains below */
+    }
+    last_seq_for_key = pk.seq;
+    if (drop) {
+      job->keys_dropped++;
+      continue;
+    }
+    if (!have_out) {
+      rc = new_output(job, &out);
+      have_out = 1;
+      if (rc) break;
+    }
+    rc = db_table_out_add(&out, ikey, iter_value(it));
+  }
+  if (rc == MAYFLY_OK) rc = iter_status(it);
+  if (have_out)
+    rc = db_table_out_finish(db, &out, rc, c->output_level, &c->edit, &job->bytes_written);
+  mf_buf_free(&cur_key);
+  iter_destroy(it);
+  return rc;
+}
+
+static const char *reason_name(int reason) {
+  switch (reason) {
+    case COMPACTION_LEVEL0: return "level-0";
+    case COMPACTION_SIZE: return "size";
+    case COMPACTION_SEEK: return "seek";
+    default: return "manual";
+  }
+}
+
+/* Runs c and installs its result. REQUIRES: mu held; released while the job runs. Takes
+ * ownership of c. */
+int db_run_compaction(mayfly_db *db, compaction *c) {
+  uint64_t t0 = db->env->now_micros(db->env);
+  int rc = MAYFLY_OK;
+  db_level_stats *s = &db->level_stats[c->output_level];
+  uint64_t read0 = compaction_input_bytes(c, 0), read1 = compaction_input_bytes(c, 1);
+
+  if (c->reason != COMPACTION_MANUAL && compaction_is_trivial_move(c)) {
+    file_meta *f = c->inputs[0][0];
+    rc = version_edit_add_file(&c->edit, c->output_level, f->number, f->file_size,
+                               f->num_entries, mf_buf_slice(&f->smallest),
+                               mf_buf_slice(&f->largest), f->smallest_seq, f->largest_seq);
+    if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
+    if (rc == MAYFLY_OK) {
+      s->moves++;
+      db_info(db, "moved table #%llu (%llu bytes) from level %d to level %d",
+              (unsigned long long)f->number, (unsigned long long)f->file_size, c->level,
+              c->output_level);
+    }
+  } else {
+    compact_job job = {.db = db, .c = c};
+    job.oldest_snapshot = db_oldest_snapshot_seq(db);
+    job.topt = db_table_options(db);
+    pthread_mutex_unlock(&db->mu);
+    rc = run_job(&job);
+    pthread_mutex_lock(&db->mu);
+    if (rc == MAYFLY_OK && db->shutting_down)
+      rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
+    if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
+    for (int i = 0; i < job.num_outputs; i++) db_pending_remove(db, job.outputs[i]);
+    uint64_t micros = db->env->now_micros(db->env) - t0;
+    if (rc == MAYFLY_OK) {
+      s->bytes_read += read0;
+      s->bytes_read_next += read1;
+      s->bytes_written += job.bytes_written;
+      s->micros += micros;
+      s->count++;
+      s->keys_in += job.keys_in;
+      s->keys_dropped += job.keys_dropped;
+      db_info(db, "%s compaction L%d (%d files, %llu bytes) + L%d (%d files, %llu bytes) -> "
+              "%d files, %llu bytes; dropped %llu of %llu entries; %llu us",
+              reason_name(c->reason), c->level, c->num_inputs[0], (unsigned long long)read0,
+              c->output_level, c->num_inputs[1], (unsigned long long)read1, job.num_outputs,
+              (unsigned long long)job.bytes_written, (unsigned long long)job.keys_dropped,
+              (unsigned long long)job.keys_in, (unsigned long long)micros);
+    } else {
+      /* Outputs of a failed job are unreferenced: remove them now rather than at reopen. */
+      for (int i = 0; i < job.num_outputs; i++) db_remove_table_file(db, job.outputs[i]);
+    }
+    free(job.outputs);
+  }
+  compaction_free(c);
+  if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */
+  if (rc != MAYFLY_OK) db_set_bg_error(db, rc, "compaction");
+  else db_remove_obsolete_files(db);
+  return rc;
+}
+
+/* REQUIRES: mu held. Whether the seek candidate is still a file of the current version. */
+static int seek_candidate_live(mayfly_db *db) {
+  if (!db->seek_file) return 0;
+  version *v = version_set_current(db->vs);
+  int level = db->seek_level;
+  for (int i = 0; i < v->num_files[level]; i++)
+    if (v->files[level][i]->number == db->seek_file_number) return 1;
+  db->seek_file = NULL;
+  return 0;
+}
+
+int db_compaction_needed(mayfly_db *db) {
+  if (db->manual && !db->manual->done) return 1;
+  if (seek_candidate_live(db)) return 1;
+  double scores[MF_NUM_LEVELS];
+  compaction_scores(version_set_current(db->vs), &db->opt, scores);
+  for (int level = 0; level < MF_NUM_LEVELS - 1; level++)
+    if (scores[level] >= 1.0 && version_set_current(db->vs)->num_files[level] > 0) return 1;
+  return 0;
+}
+
+/* Picks and runs one compaction. REQUIRES: mu held, db->compaction_running set by caller. */
+void db_background_compaction(mayfly_db *db) {
+  version *v = version_set_current(db->vs);
+  int rc = MAYFLY_OK;
+  compaction *c = NULL;
+  db_manual_compaction *m = db->manual;
+  if (m && !m->done) {
+    c = compaction_pick_range(db->vs, v, &db->opt, m->level, m->has_begin ? &m->begin : NULL,
+                              m->has_end ? &m->end : NULL, &rc);
+    if (!c || rc) {
+      m->done = 1;
+    } else {
+      /* Continue after this step's range next time; the step is done when nothing is left. */
+      mf_slice hi;
+      file_meta **in = c->inputs[0];
+      hi = mf_buf_slice(&in[c->num_inputs[0] - 1]->largest);
+      for (int i = 0; i < c->num_inputs[0]; i++)
+        if (ikey_compare(mf_buf_slice(&in[i]->largest), hi) > 0) hi = mf_buf_slice(&in[i]->largest);
+      if (m->level == 0 || c->num_inputs[0] == v->num_files[m->level]) {
+        m->done = 1; /* level 0, or a whole level, goes in one step */
+      } else {
+        /* No user key spans two files of a level, so the next step can start at this step's
+         * last user key: the file holding it is gone from the level. */
+        mf_slice uhi = ikey_user_key(hi);
+        if (mf_buf_set(&m->begin_buf, uhi.data, uhi.len))
+          rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+        m->begin = mf_buf_slice(&m->begin_buf);
+        m->has_begin = 1;
+      }
+    }
+  } else {
+    file_meta *seek_file = seek_candidate_live(db) ? db->seek_file : NULL;
+    c = compaction_pick(db->vs, v, &db->opt, seek_file, db->seek_level, &rc);
+    if (c && c->reason == COMPACTION_SEEK) db->seek_file = NULL;
+  }
+  if (rc != MAYFLY_OK) {
+    compaction_free(c);
+    db_set_bg_error(db, rc, "picking a compaction");
+    return;
+  }
+  if (c) db_run_compaction(db, c);
+}
+
+int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end) {
+  int rc = db_flush_memtables(db);
+  if (rc) return rc;
+  db_manual_compaction m;
+  memset(&m, 0, sizeof m);
+  if ((begin && mf_buf_set(&m.begin_buf, begin->data, begin->len)) ||
+      (end && mf_buf_set(&m.end_buf, end->data, end->len))) {
+    mf_buf_free(&m.begin_buf);
+    mf_buf_free(&m.end_buf);
+    return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  }
+  pthread_mutex_lock(&db->mu);
+  for (int level = 0; level < MF_NUM_LEVELS - 1 && rc == MAYFLY_OK; level++) {
+    /* Stop above the deepest level that holds data: nothing below to merge into. */
+    int deeper = 0;
+    version *v = version_set_current(db->vs);
+    for (int l = level; l < MF_NUM_LEVELS; l++) deeper += v->num_files[l];
+    if (deeper == 0 || (v->num_files[level] == deeper && level > 0)) break;
+    while (db->manual && !db->shutting_down) pthread_cond_wait(&db->bg_cv, &db->mu);
+    m.level = level;
+    m.done = 0;
+    m.has_begin = begin != NULL;
+    m.has_end = end != NULL;
+    m.begin = mf_buf_slice(&m.begin_buf);
+    m.end = mf_buf_slice(&m.end_buf);
+    db->manual = &m;
+    db_schedule_work(db);
+    while (!m.done && db->bg_error == MAYFLY_OK && !db->shutting_down)
+      pthread_cond_wait(&db->bg_cv, &db->mu);
+    db->manual = NULL;
+    pthread_cond_broadcast(&db->bg_cv);
+    if (db->bg_error) rc = db_closed_error(db);
+    else if (db->shutting_down) rc = MF_ERR(MAYFLY_EBUSY, "database is closing");
+  }
+  pthread_mutex_unlock(&db->mu);
+  mf_buf_free(&m.begin_buf);
+  mf_buf_free(&m.end_buf);
+  return rc;
+}
