@@ -45,6 +45,11 @@ typedef struct bench_adapter {
    * them; nonzero (no message) when it cannot tell. May be NULL when never known. */
   int (*bytes_written)(void *handle, uint64_t *engine_bytes, uint64_t *user_bytes);
 
+  /* Waits until the engine has no flush or compaction queued or running (the active
+   * memtable may stay in memory). May be NULL: mayfly_bench then waits until the size of
+   * the database directory stops changing for a second. */
+  int (*wait_idle)(void *handle, char *err, size_t err_len);
+
   /* Closes the database and frees the handle (which is invalid afterwards). */
   int (*close)(void *handle, char *err, size_t err_len);
 
@@ -58,5 +63,9 @@ extern const bench_adapter bench_adapter_mayfly;
 /* Defined by adapter_leveldb.c, built only when LevelDB is found
  * (the build then defines MAYFLY_BENCH_HAVE_LEVELDB). */
 extern const bench_adapter bench_adapter_leveldb;
+
+/* Defined by adapter_rocksdb.c, built only when RocksDB is found
+ * (the build then defines MAYFLY_BENCH_HAVE_ROCKSDB). */
+extern const bench_adapter bench_adapter_rocksdb;
 
 #endif /* MAYFLY_BENCH_ADAPTER_H */

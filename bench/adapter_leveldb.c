@@ -7,6 +7,9 @@
  *   write_buffer_size, block_size, block_cache_size, max_open_files, max_file_size,
  *   bloom_bits_per_key (0 = no filter, LevelDB's default)
  * Any other name is refused, so a typo cannot silently benchmark the wrong setting.
+ * mayfly_bench puts its shared settings (the same memtable, block, cache, filter and file
+ * sizes for every engine) in front of --leveldb_options, so in the bench every one of these
+ * is set explicitly; the defaults above only apply to other callers.
  *
  * LevelDB does not report the bytes it writes, so bytes_written is NULL; mayfly_bench
  * measures every engine's write traffic from /proc/self/io instead. */

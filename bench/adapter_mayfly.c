@@ -129,6 +129,13 @@ static int mf_bytes_written(void *handle, uint64_t *engine_bytes, uint64_t *user
   return property_u64(db, "mayfly.user-bytes-written", user_bytes);
 }
 
+static int mf_wait_idle(void *handle, char *err, size_t err_len)
+{
+  mayfly_db *db = handle;
+  int rc = mayfly_wait_idle(db);
+  return rc == MAYFLY_OK ? 0 : fail(err, err_len, "wait_idle", rc, db);
+}
+
 static int mf_close(void *handle, char *err, size_t err_len)
 {
   int rc = mayfly_close(handle);
@@ -159,6 +166,7 @@ const bench_adapter bench_adapter_mayfly = {
     .get = mf_get,
     .scan_all = mf_scan_all,
     .bytes_written = mf_bytes_written,
+    .wait_idle = mf_wait_idle,
     .close = mf_close,
     .destroy = mf_destroy,
 };

@@ -17,15 +17,31 @@
  * --seed gives every engine the same sequence of keys and values; each benchmark draws its
  * keys from its own stream (seeded by --seed and the benchmark's name).
  *
+ * Shared settings: every engine gets the same memtable size, block size, block cache size,
+ * bloom filter bits per key, table file size and open-file limit (mayfly's defaults unless a
+ * flag below overrides them), passed to each adapter as the start of its options text, so the
+ * comparison measures the engines and not their defaults. --options and --leveldb_options
+ * come after and may still override any of them for one engine.
+ *
  * Write traffic: the engine's own counters when it has them (mayfly.bytes-written and
  * mayfly.user-bytes-written), and for every engine the bytes passed to write() by the
  * process (wchar of /proc/self/io, summed over all threads, so background flushes and
- * compactions count; work still running when a benchmark ends is charged to the next). */
+ * compactions count; work still running when a benchmark ends is charged to the next).
+ *
+ * Amplification, after every benchmark: the bench lets background work settle (the
+ * adapter's wait_idle; for an engine without one, until the database directory's size has
+ * not changed for a second), outside the timed region. Then
+ *   write amp = wchar from the benchmark's start to the end of settling / key+value bytes
+ *               the benchmark put,
+ *   space amp = sum of the sizes of every file under the database directory (WAL, tables,
+ *               manifest, info logs) / (distinct keys written since the last fill x
+ *               (key_size + value_size)). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -35,16 +51,30 @@
 #define MAX_ENGINES 4
 #define MAX_BENCHMARKS 32
 #define VALUE_POOL_SIZE (1u << 20)
+#define OPTIONS_TEXT_LEN 4096
 
 static const bench_adapter *const k_adapters[] = {
     &bench_adapter_mayfly,
 #ifdef MAYFLY_BENCH_HAVE_LEVELDB
     &bench_adapter_leveldb,
 #endif
+#ifdef MAYFLY_BENCH_HAVE_ROCKSDB
+    &bench_adapter_rocksdb,
+#endif
 };
 #define NUM_ADAPTERS (sizeof k_adapters / sizeof k_adapters[0])
 
 /* ---- flags --------------------------------------------------------------------------- */
+
+/* Settings given to every engine (see the header comment). */
+struct shared_settings {
+  int64_t write_buffer_size;
+  int64_t block_size;
+  int64_t block_cache_size;
+  int64_t bloom_bits_per_key;
+  int64_t table_file_size; /* mayfly target_file_size_base, LevelDB max_file_size */
+  int64_t max_open_files;
+};
 
 struct flags {
   const char *engine;
@@ -56,14 +86,16 @@ struct flags {
   const char *db;
   const char *options;         /* mayfly's options text */
   const char *leveldb_options; /* the leveldb adapter's options text */
+  const char *rocksdb_options; /* the rocksdb adapter's options text (mayfly's names) */
   uint64_t seed;
+  struct shared_settings shared;
 };
 
 static void usage(FILE *out)
 {
   fprintf(out,
           "usage: mayfly_bench [flags]\n"
-          "  --engine=mayfly|leveldb|all      engines to run, in turn (default mayfly)\n"
+          "  --engine=mayfly|leveldb|rocksdb|all  engines to run, in turn (default mayfly)\n"
           "  --benchmarks=a,b,...             fillseq,fillrandom,overwrite,readrandom,readseq\n"
           "                                   (default: all five, in that order)\n"
           "  --num=N                          keys / operations per benchmark (1000000)\n"
@@ -72,10 +104,20 @@ static void usage(FILE *out)
           "  --value_size=N                   bytes per value (100)\n"
           "  --db=DIR                         parent directory; each engine uses DIR/<engine>\n"
           "                                   (/tmp/mayfly-bench)\n"
+          "shared by every engine (defaults: mayfly's own defaults):\n"
+          "  --write_buffer_size=BYTES        memtable size (64 MiB)\n"
+          "  --block_size=BYTES               table block size (4 KiB)\n"
+          "  --cache_size=BYTES               block cache capacity (32 MiB)\n"
+          "  --bloom_bits=N                   bloom filter bits per key, 0 = none (10)\n"
+          "  --max_file_size=BYTES            table file size written by compactions (64 MiB)\n"
+          "  --max_open_files=N               table files kept open (1000)\n"
+          "per engine, applied after the shared settings:\n"
           "  --options=\"name=value;...\"       mayfly options (after compression=none)\n"
           "  --leveldb_options=\"name=value;\"  leveldb options (write_buffer_size, block_size,\n"
           "                                   block_cache_size, max_open_files,\n"
           "                                   max_file_size, bloom_bits_per_key)\n"
+          "  --rocksdb_options=\"name=value;\"  rocksdb options, mayfly's names and defaults\n"
+          "                                   (see bench/adapter_rocksdb.c)\n"
           "  --seed=N                         random seed (default 301)\n"
           "engines built in:");
   for (size_t i = 0; i < NUM_ADAPTERS; i++)
@@ -94,6 +136,35 @@ static int parse_i64(const char *text, int64_t *out)
   return 0;
 }
 
+/* A byte count with an optional K, M or G suffix (powers of 1024; "KiB", "KB" and "K" all
+ * mean the same), like both engines' options text: "4194304", "4MiB", "64k". */
+static int parse_bytes(const char *text, int64_t *out)
+{
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno != 0 || end == text || v < 0)
+    return 1;
+  int shift = 0;
+  switch (*end | 0x20) {
+  case 'k': shift = 10; break;
+  case 'm': shift = 20; break;
+  case 'g': shift = 30; break;
+  default: break;
+  }
+  if (shift > 0) {
+    end++;
+    if (strcmp(end, "iB") != 0 && strcmp(end, "B") != 0 && *end != '\0')
+      return 1;
+  } else if (*end != '\0') {
+    return 1;
+  }
+  if (v > (INT64_MAX >> shift))
+    return 1;
+  *out = (int64_t)v << shift;
+  return 0;
+}
+
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
   *f = (struct flags){.engine = "mayfly",
@@ -105,7 +176,14 @@ static int parse_flags(int argc, char **argv, struct flags *f)
                       .db = "/tmp/mayfly-bench",
                       .options = "",
                       .leveldb_options = "",
-                      .seed = 301};
+                      .rocksdb_options = "",
+                      .seed = 301,
+                      .shared = {.write_buffer_size = 64 << 20,
+                                 .block_size = 4 << 10,
+                                 .block_cache_size = 32 << 20,
+                                 .bloom_bits_per_key = 10,
+                                 .table_file_size = 64 << 20,
+                                 .max_open_files = 1000}};
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -131,6 +209,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
       f->options = value;
     } else if (IS("leveldb_options")) {
       f->leveldb_options = value;
+    } else if (IS("rocksdb_options")) {
+      f->rocksdb_options = value;
     } else if (IS("num") && parse_i64(value, &v) == 0 && v >= 0) {
       f->num = v;
     } else if (IS("reads") && parse_i64(value, &v) == 0) {
@@ -142,6 +222,18 @@ static int parse_flags(int argc, char **argv, struct flags *f)
       f->value_size = (int)v;
     } else if (IS("seed") && parse_i64(value, &v) == 0) {
       f->seed = (uint64_t)v;
+    } else if (IS("write_buffer_size") && parse_bytes(value, &v) == 0 && v > 0) {
+      f->shared.write_buffer_size = v;
+    } else if (IS("block_size") && parse_bytes(value, &v) == 0 && v > 0) {
+      f->shared.block_size = v;
+    } else if (IS("cache_size") && parse_bytes(value, &v) == 0 && v >= 0) {
+      f->shared.block_cache_size = v;
+    } else if (IS("bloom_bits") && parse_i64(value, &v) == 0 && v >= 0 && v <= 64) {
+      f->shared.bloom_bits_per_key = v;
+    } else if (IS("max_file_size") && parse_bytes(value, &v) == 0 && v > 0) {
+      f->shared.table_file_size = v;
+    } else if (IS("max_open_files") && parse_i64(value, &v) == 0 && v > 0 && v <= 1000000) {
+      f->shared.max_open_files = v;
     } else {
       fprintf(stderr, "mayfly_bench: bad flag or value \"%s\"\n", arg);
       return 1;
@@ -259,6 +351,8 @@ struct result {
   int ran;
   double ops_per_sec;
   uint64_t wchar; /* bytes passed to write() during the benchmark */
+  double write_amp; /* 0: the benchmark put nothing */
+  double space_amp; /* 0: no live data */
 };
 
 /* results[engine][benchmark] */
@@ -275,6 +369,8 @@ struct run {
   struct value_source values;
   uint64_t rng;
   char *key; /* key_size + 1 bytes */
+  uint8_t *written; /* bitmap of the key indexes put since the last fill, num bits */
+  uint64_t distinct; /* bits set in written */
   char err[ERR_LEN];
 };
 
@@ -294,6 +390,9 @@ static int do_fill(struct run *r, int sequential, struct outcome *o)
     if (r->a->put(r->db, r->key, (size_t)f->key_size, value_next(&r->values),
                   (size_t)f->value_size, r->err, sizeof r->err) != 0)
       return 1;
+    uint8_t bit = (uint8_t)(1u << (index & 7));
+    r->distinct += (r->written[index >> 3] & bit) == 0;
+    r->written[index >> 3] |= bit;
   }
   o->ops = (uint64_t)f->num;
   o->bytes = o->ops * (uint64_t)(f->key_size + f->value_size);
@@ -343,6 +442,10 @@ static int db_open(struct run *r, int fresh)
     return 1;
   if (fresh && r->a->destroy(r->path, r->err, sizeof r->err) != 0)
     return 1;
+  if (fresh) {
+    memset(r->written, 0, ((size_t)r->f->num + 7) / 8);
+    r->distinct = 0;
+  }
   return r->a->open(r->path, r->options, &r->db, r->err, sizeof r->err);
 }
 
@@ -359,6 +462,72 @@ static void print_write_traffic(struct run *r, const struct outcome *o, uint64_t
            " (since open: write amp %.2f)\n",
            r->a->name, engine_bytes, r->a->name, user_bytes,
            user_bytes > 0 ? (double)engine_bytes / (double)user_bytes : 0.0);
+}
+
+/* Sum of the sizes of the regular files under path, subdirectories included. */
+static int dir_size(const char *path, uint64_t *total)
+{
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return 1;
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    char child[4096];
+    struct stat st;
+    snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+    if (lstat(child, &st) != 0)
+      continue; /* deleted by a background job since readdir: it takes no space */
+    if (S_ISDIR(st.st_mode))
+      rc = dir_size(child, total);
+    else if (S_ISREG(st.st_mode))
+      *total += (uint64_t)st.st_size;
+  }
+  closedir(d);
+  return rc;
+}
+
+/* Lets the engine's flushes and compactions finish: its wait_idle, or (engines without one)
+ * until the directory's size is the same in two samples one second apart. */
+static int settle(struct run *r)
+{
+  if (r->a->wait_idle != NULL)
+    return r->a->wait_idle(r->db, r->err, sizeof r->err);
+  const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
+  uint64_t before = 0;
+  if (dir_size(r->path, &before) != 0)
+    return 0; /* nothing to measure: space amp will say so */
+  for (;;) {
+    nanosleep(&second, NULL);
+    uint64_t after = 0;
+    if (dir_size(r->path, &after) != 0 || after == before)
+      return 0;
+    before = after;
+  }
+}
+
+/* Settles background work, then records and prints write and space amplification. */
+static int measure_amplification(struct run *r, const struct outcome *o, uint64_t wchar_before,
+                                 struct result *res)
+{
+  double start = now_seconds();
+  if (settle(r) != 0)
+    return 1;
+  double settled = now_seconds() - start;
+  uint64_t wchar = process_wchar() - wchar_before;
+  uint64_t disk = 0;
+  int have_disk = dir_size(r->path, &disk) == 0;
+  uint64_t live = r->distinct * (uint64_t)(r->f->key_size + r->f->value_size);
+  res->write_amp = o->user_written > 0 ? (double)wchar / (double)o->user_written : 0;
+  res->space_amp = have_disk && live > 0 ? (double)disk / (double)live : 0;
+  printf("             amp: write %.2f (%" PRIu64 " B written incl. %.1f s settling / %" PRIu64
+         " B put), space %.2f (%" PRIu64 " B on disk / %" PRIu64 " B live in %" PRIu64
+         " keys)\n",
+         res->write_amp, wchar, settled, o->user_written, res->space_amp, disk, live,
+         r->distinct);
+  return 0;
 }
 
 /* Each benchmark draws its own key sequence, from --seed and its name: every engine sees the
@@ -409,6 +578,8 @@ static int run_benchmark(struct run *r, const char *name, struct result *res)
     printf(" (found %" PRIu64 " of %" PRIu64 ")", o.found, o.ops);
   printf("\n");
   print_write_traffic(r, &o, wchar_after - wchar_before);
+  if (measure_amplification(r, &o, wchar_before, res) != 0)
+    return 1;
   fflush(stdout);
   return 0;
 }
@@ -463,18 +634,52 @@ static int select_engines(const char *spec, const bench_adapter **engines, int *
   return 1;
 }
 
+/* The engine's options text: the shared settings under the engine's own option names, then
+ * the engine's own options flag (which may override them). The rocksdb adapter takes
+ * mayfly's names. */
+static int engine_options_text(const char *engine, const struct flags *f, char *out, size_t len)
+{
+  const struct shared_settings *s = &f->shared;
+  const char *file_size_name = "target_file_size_base", *extra = NULL;
+  if (strcmp(engine, "mayfly") == 0) {
+    extra = f->options;
+  } else if (strcmp(engine, "rocksdb") == 0) {
+    extra = f->rocksdb_options;
+  } else if (strcmp(engine, "leveldb") == 0) {
+    file_size_name = "max_file_size";
+    extra = f->leveldb_options;
+  }
+  if (extra == NULL) { /* an engine this function does not know: its own defaults */
+    out[0] = '\0';
+    return 0;
+  }
+  int n = snprintf(out, len,
+                   "write_buffer_size=%" PRId64 ";block_size=%" PRId64 ";block_cache_size=%" PRId64
+                   ";bloom_bits_per_key=%" PRId64 ";%s=%" PRId64 ";max_open_files=%" PRId64 "%s%s",
+                   s->write_buffer_size, s->block_size, s->block_cache_size,
+                   s->bloom_bits_per_key, file_size_name, s->table_file_size, s->max_open_files,
+                   extra[0] != '\0' ? ";" : "", extra);
+  return n < 0 || (size_t)n >= len ? 1 : 0;
+}
+
 static int run_engine(const bench_adapter *a, const struct flags *f, char names[][32],
                       int nbench, struct result *results)
 {
   struct run r = {.a = a, .f = f};
-  r.options = strcmp(a->name, "mayfly") == 0    ? f->options
-              : strcmp(a->name, "leveldb") == 0 ? f->leveldb_options
-                                                : "";
+  char options[OPTIONS_TEXT_LEN];
+  if (engine_options_text(a->name, f, options, sizeof options) != 0) {
+    fprintf(stderr, "mayfly_bench: the options text for %s is too long\n", a->name);
+    return 1;
+  }
+  r.options = options;
   snprintf(r.path, sizeof r.path, "%s/%s", f->db, a->name);
   r.key = calloc(1, (size_t)f->key_size + 1);
-  if (r.key == NULL || value_source_init(&r.values, f->seed, f->value_size) != 0) {
+  r.written = calloc(1, ((size_t)f->num + 7) / 8 + 1);
+  if (r.key == NULL || r.written == NULL ||
+      value_source_init(&r.values, f->seed, f->value_size) != 0) {
     fprintf(stderr, "mayfly_bench: out of memory\n");
     free(r.key);
+    free(r.written);
     return 1;
   }
   char version[128];
@@ -494,6 +699,7 @@ static int run_engine(const bench_adapter *a, const struct flags *f, char names[
   }
   free(r.values.pool);
   free(r.key);
+  free(r.written);
   return rc;
 }
 
@@ -537,6 +743,21 @@ static void print_comparison(const bench_adapter **engines, int nengines, char n
         printf(" %12.1f", (double)g_results[e][b].wchar / 1048576.0);
       else
         printf(" %12s", "-");
+    }
+    printf("\n");
+  }
+  printf("%-12s", "write/space amp");
+  for (int e = 0; e < nengines; e++)
+    printf(" %12s", engines[e]->name);
+  printf("\n");
+  for (int b = 0; b < nbench; b++) {
+    printf("%-12s", names[b]);
+    for (int e = 0; e < nengines; e++) {
+      char cell[32] = "-";
+      if (g_results[e][b].ran)
+        snprintf(cell, sizeof cell, "%.2f/%.2f", g_results[e][b].write_amp,
+                 g_results[e][b].space_amp);
+      printf(" %12s", cell);
     }
     printf("\n");
   }
@@ -594,6 +815,12 @@ int main(int argc, char **argv)
          (double)(f.key_size + f.value_size) * (double)f.num / 1048576.0);
   printf("Seed:       %" PRIu64 "\n", f.seed);
   printf("WAL on, no sync, no compression\n");
+  printf("Settings:   write_buffer_size %.1f MiB, block_size %" PRId64 " B, block cache %.1f MiB,\n"
+         "            bloom %" PRId64 " bits/key, table file size %.1f MiB, max_open_files %" PRId64
+         " (every engine)\n",
+         (double)f.shared.write_buffer_size / 1048576.0, f.shared.block_size,
+         (double)f.shared.block_cache_size / 1048576.0, f.shared.bloom_bits_per_key,
+         (double)f.shared.table_file_size / 1048576.0, f.shared.max_open_files);
 
   int rc = 0;
   for (int e = 0; e < nengines; e++)

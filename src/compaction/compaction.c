@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include "gc/blob_gc.h"
 #include "util/error.h"
 #include "util/ikey.h"
 
@@ -276,6 +277,8 @@ compaction *compaction_pick(version_set *vs, version *v, const struct mayfly_opt
     }
   }
   compaction *c = NULL;
+  file_meta *forced = NULL;
+  int forced_level = 0;
   if (best >= 0 && v->num_files[best] > 0) {
     int reason = best == 0 ? COMPACTION_LEVEL0 : COMPACTION_SIZE;
     c = new_compaction(v, o, best, output_level_for(v, o, best), reason);
@@ -294,6 +297,22 @@ compaction *compaction_pick(version_set *vs, version *v, const struct mayfly_opt
     }
     c->inputs[0][0] = pick;
     c->num_inputs[0] = 1;
+  } else if (gc_pick_forced(v, o, &forced, &forced_level)) {
+    int out_level = forced_level == 0 ? output_level_for(v, o, 0) : forced_level;
+    c = new_compaction(v, o, forced_level, out_level, COMPACTION_FORCED_BLOB_GC);
+    if (!c) goto oom;
+    c->inputs[0] = malloc(sizeof(file_meta *));
+    if (!c->inputs[0]) goto oom;
+    c->inputs[0][0] = forced;
+    c->num_inputs[0] = 1;
+    if (forced_level > 0) { /* in place: no other inputs, no pointer update */
+      *rc = version_edit_delete_file(&c->edit, forced_level, forced->number);
+      if (*rc) {
+        compaction_free(c);
+        return NULL;
+      }
+      return c;
+    }
   } else if (seek_file && seek_level < MF_NUM_LEVELS - 1) {
     c = new_compaction(v, o, seek_level, output_level_for(v, o, seek_level), COMPACTION_SEEK);
     if (!c) goto oom;
@@ -362,6 +381,7 @@ compaction *compaction_pick_range(version_set *vs, version *v, const struct mayf
 }
 
 int compaction_is_trivial_move(const compaction *c) {
+  if (c->reason == COMPACTION_MANUAL || c->reason == COMPACTION_FORCED_BLOB_GC) return 0;
   return c->num_inputs[0] == 1 && c->num_inputs[1] == 0 &&
          total_size(c->grandparents, c->num_grandparents) <= c->max_grandparent_overlap;
 }

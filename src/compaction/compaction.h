@@ -7,7 +7,11 @@
  *    multiplier^(n-1), or, with level_compaction_dynamic_level_bytes, derived downward from
  *    the size of the last level (levels above the "base level" are kept empty and level 0
  *    compacts straight into the base level).
- *  - Priority. The highest score >= 1 wins; else a file whose seek allowance ran out.
+ *  - Priority. The highest score >= 1 wins; else a table the age policy's force threshold
+ *    marks (it links to the oldest blob file, which is mostly garbage); else a file whose
+ *    seek allowance ran out. A forced-GC compaction of a level >= 1 table rewrites it in
+ *    place (same level, no other inputs: its outputs cover a subset of its own range); one
+ *    of a level-0 table is an ordinary level-0 compaction seeded with it.
  *  - Inputs. A size compaction starts from the first file after the level's compaction
  *    pointer (wrapping around); the pointer is persisted in the MANIFEST. Level 0 pulls in
  *    every level-0 file overlapping the range. The overlapping output-level files are added;
@@ -32,6 +36,7 @@ enum compaction_reason {
   COMPACTION_SIZE,    /* a level above its target size */
   COMPACTION_SEEK,    /* a file's seek allowance ran out */
   COMPACTION_MANUAL,  /* mayfly_compact_range */
+  COMPACTION_FORCED_BLOB_GC, /* a table linked to the oldest blob file (age policy) */
 };
 
 typedef struct compaction {

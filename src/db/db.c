@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blob/blob_cache.h"
 #include "db/db_impl.h"
 #include "version/filename.h"
 #include "wal/wal_reader.h"
@@ -83,6 +84,9 @@ int db_new_wal(mayfly_db *db, uint64_t number) {
   int rc = db->env->new_writable(db->env, name, &file);
   if (rc == MAYFLY_OK) rc = wal_writer_create(db->env, file, WAL_KIND_WAL, number, &w, &written);
   if (rc == MAYFLY_OK) rc = db->env->flush(file);
+  /* The new WAL's directory entry must be durable, or a MAYFLY_SYNC write to it could vanish
+   * with the entry in an OS crash. Once per memtable, so cheap. */
+  if (rc == MAYFLY_OK) rc = db->env->sync_dir(db->env, db->dbname);
   free(name);
   if (rc != MAYFLY_OK) {
     if (w) wal_writer_destroy(w);
@@ -109,6 +113,7 @@ typedef struct live_set {
   int oom;
 } live_set;
 
+/* File numbers are unique across file types, so one set holds tables and blob files. */
 static void live_add(void *arg, uint64_t number) {
   live_set *s = arg;
   if (s->n == s->cap) {
@@ -124,17 +129,27 @@ static void live_add(void *arg, uint64_t number) {
   s->numbers[s->n++] = number;
 }
 
+static void live_add_file(void *arg, int file_type, uint64_t number) {
+  (void)file_type;
+  live_add(arg, number);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* REQUIRES: s sorted. */
 static int live_contains(const live_set *s, uint64_t number) {
-  for (size_t i = 0; i < s->n; i++)
-    if (s->numbers[i] == number) return 1;
-  return 0;
+  return bsearch(&number, s->numbers, s->n, sizeof *s->numbers, cmp_u64) != NULL;
 }
 
 void db_remove_obsolete_files(mayfly_db *db) {
   if (db->bg_error != MAYFLY_OK) return; /* after an error, keep everything for recovery */
   live_set live = {0};
-  version_set_for_each_live_file(db->vs, live_add, &live);
+  version_set_for_each_live_file(db->vs, live_add_file, &live);
   for (int i = 0; i < db->num_pending; i++) live_add(&live, db->pending_outputs[i]);
+  if (live.n > 1) qsort(live.numbers, live.n, sizeof *live.numbers, cmp_u64);
   char **names = NULL;
   size_t count = 0;
   if (live.oom || db->env->list_dir(db->env, db->dbname, &names, &count) != MAYFLY_OK) {
@@ -151,12 +166,14 @@ void db_remove_obsolete_files(mayfly_db *db) {
     switch (type) {
       case MF_FILE_WAL: keep = number >= log_number || number == db->wal_number; break;
       case MF_FILE_MANIFEST: keep = number >= manifest_number; break;
-      case MF_FILE_TABLE: keep = live_contains(&live, number); break;
+      case MF_FILE_TABLE:
+      case MF_FILE_BLOB: keep = live_contains(&live, number); break;
       case MF_FILE_TEMP: keep = live_contains(&live, number); break;
       default: keep = 1;
     }
     if (keep) continue;
     if (type == MF_FILE_TABLE) table_cache_evict(db->tcache, number);
+    if (type == MF_FILE_BLOB) blob_cache_evict(db->blob_cache, number);
     size_t len = strlen(db->dbname) + strlen(names[i]) + 2;
     char *path = malloc(len);
     if (!path) break;
@@ -184,31 +201,34 @@ static int replay_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice 
   return rc ? MF_ERR(rc, "out of memory replaying the WAL") : MAYFLY_OK;
 }
 
-/* Writes st->mem to a level-0 table recorded in edit, and starts a new memtable. */
+/* Writes st->mem to a level-0 table (and blob files) recorded in edit, and starts a new
+ * memtable. Runs before the background threads exist. */
 static int flush_recovered(mayfly_db *db, replay_state *st, version_edit *edit) {
+  int rc = MAYFLY_OK;
   if (memtable_num_entries(st->mem) > 0) {
     mf_iter *it = memtable_iter_create(st->mem);
     if (!it) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
-    uint64_t number = version_set_new_file_number(db->vs);
-    uint64_t size = 0;
-    db_pending_add(db, number);
-    table_options topt = db_table_options(db);
-    int rc = db_write_table(db, &topt, it, number, 0, edit, &size);
+    db_output out;
+    pthread_mutex_lock(&db->mu);
+    db_output_init(&out, db, 0, edit, 0);
+    pthread_mutex_unlock(&db->mu);
+    for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it))
+      rc = db_output_add(&out, iter_key(it), iter_value(it));
+    if (rc == MAYFLY_OK) rc = iter_status(it);
     iter_destroy(it);
-    if (rc) return rc;
-    db->flush_bytes += size;
+    rc = db_output_finish(&out, rc);
+    db->flush_bytes += out.table_bytes + out.blob_bytes;
+    db->blob_bytes_written += out.blob_bytes;
     db->flush_count++;
+    db_output_free(&out); /* its numbers stay pending until recovery's edit is installed */
+    if (rc) return rc;
   }
   memtable_unref(st->mem);
   st->mem = NULL;
-  int rc = memtable_create(&st->mem);
+  rc = memtable_create(&st->mem);
   return rc ? MF_ERR(rc, "out of memory") : MAYFLY_OK;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
 
 /* Replays one WAL. *stop is set when point_in_time recovery hit corruption. */
 static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_edit *edit,
@@ -371,6 +391,8 @@ static void db_free(mayfly_db *db) {
   for (int i = 0; i < db->num_imm; i++) memtable_unref(db->imm[i]);
   if (db->vs) version_set_destroy(db->vs);
   if (db->tcache) table_cache_destroy(db->tcache);
+  if (db->blob_cache) blob_cache_destroy(db->blob_cache);
+  if (db->blob_value_cache) cache_destroy(db->blob_value_cache);
   if (db->block_cache) cache_destroy(db->block_cache);
   if (db->info_log) db->env->close_writable(db->info_log);
   if (db->lock) db->env->unlock_file(db->env, db->lock);
@@ -401,6 +423,12 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
   if (rc == MAYFLY_OK)
     rc = table_cache_create(db->env, db->dbname, db->block_cache, db->opt.max_open_files,
                             &db->tcache);
+  if (rc == MAYFLY_OK && db->opt.blob_cache_size > 0)
+    rc = cache_create(db->opt.blob_cache_size, &db->blob_value_cache);
+  if (rc == MAYFLY_OK)
+    rc = blob_cache_create(db->env, db->dbname, db->opt.max_open_files,
+                           db->blob_value_cache ? db->blob_value_cache : db->block_cache,
+                           &db->blob_cache);
   if (rc == MAYFLY_OK) rc = version_set_create(db->env, db->dbname, &db->opt, db->tcache, &db->vs);
   if (rc == MAYFLY_OK) rc = memtable_create(&db->mem);
   if (rc == MAYFLY_OK) rc = recover(db);

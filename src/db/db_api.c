@@ -8,21 +8,9 @@
 #include <string.h>
 
 #include "db/db_impl.h"
+#include "db/db_iter.h"
 
 #define MAYFLY_VERSION_STRING "0.1.0"
-
-/* db_iter.c */
-int db_iter_create(mayfly_db *db, const struct mayfly_snapshot *snap, mayfly_iter **out);
-void db_iter_destroy(mayfly_iter *m);
-void db_iter_seek_to_first(mayfly_iter *m);
-void db_iter_seek_to_last(mayfly_iter *m);
-void db_iter_seek(mayfly_iter *m, mf_slice target);
-void db_iter_next(mayfly_iter *m);
-void db_iter_prev(mayfly_iter *m);
-int db_iter_valid(const mayfly_iter *m);
-mf_slice db_iter_key(const mayfly_iter *m);
-mf_slice db_iter_value(const mayfly_iter *m);
-int db_iter_status(const mayfly_iter *m);
 
 static void enter(const void *handle) {
   mf_error_set_owner(handle);
@@ -240,7 +228,12 @@ MAYFLY_API const void *mayfly_iter_value(mayfly_iter *it, size_t *vlen) {
     if (vlen) *vlen = 0;
     return NULL;
   }
-  mf_slice v = db_iter_value(it);
+  mf_slice v;
+  enter(db_iter_db(it));
+  if (db_iter_value(it, &v) != MAYFLY_OK) {
+    if (vlen) *vlen = 0;
+    return NULL;
+  }
   if (vlen) *vlen = v.len;
   return v.len ? v.data : "";
 }

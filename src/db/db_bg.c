@@ -17,82 +17,12 @@
  * version yet and could overlap it. */
 #include <stdlib.h>
 
+#include "blob/blob_cache.h"
 #include "compaction/compaction.h"
 #include "db/db_impl.h"
 #include "table/merger.h"
 #include "table/table_builder.h"
 #include "version/filename.h"
-
-table_options db_table_options(const mayfly_db *db) {
-  table_options o;
-  o.block_size = db->opt.block_size;
-  o.block_restart_interval = db->opt.block_restart_interval;
-  o.bloom_bits_per_key = db->opt.bloom_bits_per_key;
-  o.compression = db->opt.compression;
-  o.compression_level = db->opt.compression_level;
-  return o;
-}
-
-int db_table_out_open(mayfly_db *db, const table_options *o, uint64_t number, db_table_out *t) {
-  memset(t, 0, sizeof *t);
-  t->number = number;
-  t->smallest_seq = UINT64_MAX;
-  t->name = filename_table(db->dbname, number);
-  if (!t->name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
-  int rc = db->env->new_writable(db->env, t->name, &t->file);
-  if (rc == MAYFLY_OK) rc = table_builder_create(o, db->env, t->file, t->name, &t->builder);
-  return rc;
-}
-
-uint64_t db_table_out_size(const db_table_out *t) { return table_builder_file_size(t->builder); }
-
-int db_table_out_add(db_table_out *t, mf_slice ikey, mf_slice value) {
-  int rc = table_builder_add(t->builder, ikey, value);
-  if (rc) return rc;
-  if (t->smallest.len == 0 && table_builder_num_entries(t->builder) == 1)
-    rc = mf_buf_set(&t->smallest, ikey.data, ikey.len);
-  if (rc == MAYFLY_OK) rc = mf_buf_set(&t->largest, ikey.data, ikey.len);
-  uint64_t seq = ikey_trailer(ikey) >> 8;
-  if (seq < t->smallest_seq) t->smallest_seq = seq;
-  if (seq > t->largest_seq) t->largest_seq = seq;
-  return rc ? MF_ERR(MAYFLY_ENOMEM, "out of memory") : MAYFLY_OK;
-}
-
-int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, version_edit *edit,
-                        uint64_t *file_size) {
-  uint64_t entries = t->builder ? table_builder_num_entries(t->builder) : 0;
-  if (rc == MAYFLY_OK && entries > 0) rc = table_builder_finish(t->builder);
-  uint64_t size = t->builder ? table_builder_file_size(t->builder) : 0;
-  if (rc == MAYFLY_OK && entries > 0) rc = db->env->sync(t->file, db->opt.use_fsync);
-  if (t->builder) table_builder_destroy(t->builder);
-  if (t->file) {
-    int crc = db->env->close_writable(t->file);
-    if (rc == MAYFLY_OK) rc = crc;
-  }
-  db->bytes_written += size;
-  if (rc == MAYFLY_OK && entries > 0) {
-    rc = version_edit_add_file(edit, level, t->number, size, entries,
-                               mf_buf_slice(&t->smallest), mf_buf_slice(&t->largest),
-                               t->smallest_seq, t->largest_seq);
-    if (file_size) *file_size += size;
-  } else if (t->name) {
-    db->env->remove_file(db->env, t->name);
-  }
-  free(t->name);
-  mf_buf_free(&t->smallest);
-  mf_buf_free(&t->largest);
-  return rc;
-}
-
-int db_write_table(mayfly_db *db, const table_options *o, mf_iter *it, uint64_t number,
-                   int level, version_edit *edit, uint64_t *file_size) {
-  db_table_out t;
-  int rc = db_table_out_open(db, o, number, &t);
-  for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it))
-    rc = db_table_out_add(&t, iter_key(it), iter_value(it));
-  if (rc == MAYFLY_OK) rc = iter_status(it);
-  return db_table_out_finish(db, &t, rc, level, edit, file_size);
-}
 
 uint64_t db_oldest_snapshot_seq(mayfly_db *db) {
   if (db->snapshots.next != &db->snapshots) return db->snapshots.next->seq;
@@ -103,19 +33,22 @@ uint64_t db_oldest_snapshot_seq(mayfly_db *db) {
 static void flush_oldest(mayfly_db *db) {
   memtable *m = db->imm[0];
   memtable_ref(m);
-  uint64_t number = version_set_new_file_number(db->vs);
-  db_pending_add(db, number);
   version_edit edit;
   version_edit_init(&edit);
-  table_options topt = db_table_options(db);
+  db_output out;
+  db_output_init(&out, db, 0, &edit, 0);
   pthread_mutex_unlock(&db->mu);
 
-  uint64_t t0 = db->env->now_micros(db->env), size = 0;
+  uint64_t t0 = db->env->now_micros(db->env);
   int rc = MAYFLY_OK;
   mf_iter *it = memtable_iter_create(m);
   if (!it) rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-  if (rc == MAYFLY_OK) rc = db_write_table(db, &topt, it, number, 0, &edit, &size);
+  for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it))
+    rc = db_output_add(&out, iter_key(it), iter_value(it));
+  if (rc == MAYFLY_OK && it) rc = iter_status(it);
   iter_destroy(it);
+  rc = db_output_finish(&out, rc);
+  uint64_t size = out.table_bytes + out.blob_bytes;
   uint64_t micros = db->env->now_micros(db->env) - t0;
 
   pthread_mutex_lock(&db->mu);
@@ -123,7 +56,10 @@ static void flush_oldest(mayfly_db *db) {
     version_edit_set_log_number(&edit, db->num_imm > 1 ? db->imm_wal_number[1]
                                                        : db->mem_wal_number);
     if (edit.num_new_files == 1 && !db->compaction_running &&
-        !db->opt.level_compaction_dynamic_level_bytes && db->opt.max_mem_compaction_level > 0) {
+        !db->opt.level_compaction_dynamic_level_bytes && db->opt.max_mem_compaction_level > 0 &&
+        edit.num_blob_files == 0) {
+      /* Placed deeper only without blob files: blob_file_starting_level was applied for
+       * level 0. */
       version_edit_new_file *nf = &edit.new_files[0];
       nf->level = compaction_pick_flush_level(
           version_set_current(db->vs), &db->opt, ikey_user_key(mf_buf_slice(&nf->meta.smallest)),
@@ -131,7 +67,7 @@ static void flush_oldest(mayfly_db *db) {
     }
     rc = db_log_and_apply(db, &edit);
   }
-  db_pending_remove(db, number);
+  db_output_release(&out);
   if (rc == MAYFLY_OK) {
     memtable_unref(db->imm[0]);
     for (int i = 1; i < db->num_imm; i++) {
@@ -144,12 +80,15 @@ static void flush_oldest(mayfly_db *db) {
     db->flush_micros += micros;
     db->level_stats[0].bytes_written += size;
     db->level_stats[0].micros += micros;
-    db_info(db, "flushed memtable to table #%llu: %llu bytes in %llu us",
-            (unsigned long long)number, (unsigned long long)size, (unsigned long long)micros);
+    db->blob_bytes_written += out.blob_bytes;
+    db_info(db, "flushed memtable: %llu table bytes, %llu blob bytes in %llu blob files, "
+            "%llu us", (unsigned long long)out.table_bytes, (unsigned long long)out.blob_bytes,
+            (unsigned long long)out.blob_files, (unsigned long long)micros);
     db_remove_obsolete_files(db);
   } else {
     db_set_bg_error(db, rc, "memtable flush");
   }
+  db_output_free(&out);
   memtable_unref(m);
   version_edit_free(&edit);
 }
@@ -193,6 +132,7 @@ void db_stop_background(mayfly_db *db) {
   if (db->num_bg_threads == 0) return;
   pthread_mutex_lock(&db->mu);
   db->shutting_down = 1;
+  atomic_store(&db->stop_jobs, 1);
   pthread_cond_broadcast(&db->bg_cv);
   pthread_mutex_unlock(&db->mu);
   for (int i = 0; i < db->num_bg_threads; i++) db->env->thread_join(db->env, db->bg_threads[i]);
@@ -220,6 +160,14 @@ void db_remove_table_file(mayfly_db *db, uint64_t number) {
   char *name = filename_table(db->dbname, number);
   if (!name) return;
   table_cache_evict(db->tcache, number);
+  db->env->remove_file(db->env, name);
+  free(name);
+}
+
+void db_remove_blob_file(mayfly_db *db, uint64_t number) {
+  char *name = filename_blob(db->dbname, number);
+  if (!name) return;
+  blob_cache_evict(db->blob_cache, number);
   db->env->remove_file(db->env, name);
   free(name);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "compaction/compaction.h"
+#include "blob/blob_format.h"
 #include "db/db_impl.h"
 #include "table/merger.h"
 
@@ -24,24 +25,9 @@ typedef struct compact_job {
   mayfly_db *db;
   compaction *c;
   uint64_t oldest_snapshot;
-  table_options topt;
-  uint64_t *outputs;
-  int num_outputs;
-  uint64_t bytes_written, keys_in, keys_dropped;
+  db_output out;
+  uint64_t keys_in, keys_dropped;
 } compact_job;
-
-static int new_output(compact_job *job, db_table_out *out) {
-  mayfly_db *db = job->db;
-  uint64_t *p = realloc(job->outputs, (size_t)(job->num_outputs + 1) * sizeof *p);
-  if (!p) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
-  job->outputs = p;
-  pthread_mutex_lock(&db->mu);
-  uint64_t number = version_set_new_file_number(db->vs);
-  db_pending_add(db, number);
-  pthread_mutex_unlock(&db->mu);
-  job->outputs[job->num_outputs++] = number;
-  return db_table_out_open(db, &job->topt, number, out);
-}
 
 static mf_iter *input_iterator(compact_job *job) {
   compaction *c = job->c;
@@ -70,23 +56,23 @@ static mf_iter *input_iterator(compact_job *job) {
   return it;
 }
 
+/* Merges the inputs into job->out. Runs without db->mu. */
 static int run_job(compact_job *job) {
   mayfly_db *db = job->db;
   compaction *c = job->c;
   mf_iter *it = input_iterator(job);
   if (!it) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
 
-  db_table_out out;
-  int have_out = 0, rc = MAYFLY_OK, pending_cut = 0;
+  int rc = MAYFLY_OK, pending_cut = 0;
   mf_buf cur_key = MF_BUF_INIT;
   int have_cur = 0;
   uint64_t last_seq_for_key = 0;
   for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it)) {
-    if (db->shutting_down) { /* read without the mutex: a hint, checked again at install */
+    if (atomic_load_explicit(&db->stop_jobs, memory_order_relaxed)) {
       rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
       break;
     }
-    mf_slice ikey = iter_key(it);
+    mf_slice ikey = iter_key(it), value = iter_value(it);
     mf_parsed_ikey pk;
     job->keys_in++;
     if (!ikey_parse(ikey, &pk)) {
@@ -94,19 +80,18 @@ static int run_job(compact_job *job) {
                   c->level, ikey.len);
       break;
     }
+    rc = db_output_inflow(&job->out, ikey, value);
+    if (rc) break;
     if (compaction_should_stop_before(c, ikey)) pending_cut = 1;
-    int new_key = !have_cur || !mf_slice_equal(pk.user_key, mf_buf_slice(&cur_key));
-    if (new_key) {
+    if (!have_cur || !mf_slice_equal(pk.user_key, mf_buf_slice(&cur_key))) {
       if (mf_buf_set(&cur_key, pk.user_key.data, pk.user_key.len)) {
         rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
         break;
       }
       have_cur = 1;
       last_seq_for_key = MF_MAX_SEQ + 1;
-      if (have_out && (pending_cut || db_table_out_size(&out) >= c->max_output_file_size)) {
-        rc = db_table_out_finish(db, &out, MAYFLY_OK, c->output_level, &c->edit,
-                                 &job->bytes_written);
-        have_out = 0;
+      if (pending_cut || db_output_table_size(&job->out) >= c->max_output_file_size) {
+        rc = db_output_cut(&job->out);
         pending_cut = 0;
         if (rc) break;
       }
@@ -123,19 +108,12 @@ static int run_job(compact_job *job) {
       job->keys_dropped++;
       continue;
     }
-    if (!have_out) {
-      rc = new_output(job, &out);
-      have_out = 1;
-      if (rc) break;
-    }
-    rc = db_table_out_add(&out, ikey, iter_value(it));
+    rc = db_output_add(&job->out, ikey, value);
   }
   if (rc == MAYFLY_OK) rc = iter_status(it);
-  if (have_out)
-    rc = db_table_out_finish(db, &out, rc, c->output_level, &c->edit, &job->bytes_written);
   mf_buf_free(&cur_key);
   iter_destroy(it);
-  return rc;
+  return db_output_finish(&job->out, rc);
 }
 
 static const char *reason_name(int reason) {
@@ -143,6 +121,7 @@ static const char *reason_name(int reason) {
     case COMPACTION_LEVEL0: return "level-0";
     case COMPACTION_SIZE: return "size";
     case COMPACTION_SEEK: return "seek";
+    case COMPACTION_FORCED_BLOB_GC: return "forced blob GC";
     default: return "manual";
   }
 }
@@ -155,11 +134,12 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   db_level_stats *s = &db->level_stats[c->output_level];
   uint64_t read0 = compaction_input_bytes(c, 0), read1 = compaction_input_bytes(c, 1);
 
-  if (c->reason != COMPACTION_MANUAL && compaction_is_trivial_move(c)) {
+  if (compaction_is_trivial_move(c)) {
     file_meta *f = c->inputs[0][0];
     rc = version_edit_add_file(&c->edit, c->output_level, f->number, f->file_size,
                                f->num_entries, mf_buf_slice(&f->smallest),
-                               mf_buf_slice(&f->largest), f->smallest_seq, f->largest_seq);
+                               mf_buf_slice(&f->largest), f->smallest_seq, f->largest_seq,
+                               f->oldest_blob_file);
     if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
     if (rc == MAYFLY_OK) {
       s->moves++;
@@ -170,34 +150,38 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   } else {
     compact_job job = {.db = db, .c = c};
     job.oldest_snapshot = db_oldest_snapshot_seq(db);
-    job.topt = db_table_options(db);
+    db_output_init(&job.out, db, c->output_level, &c->edit, 1);
     pthread_mutex_unlock(&db->mu);
     rc = run_job(&job);
     pthread_mutex_lock(&db->mu);
     if (rc == MAYFLY_OK && db->shutting_down)
       rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
     if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
-    for (int i = 0; i < job.num_outputs; i++) db_pending_remove(db, job.outputs[i]);
+    db_output_release(&job.out);
     uint64_t micros = db->env->now_micros(db->env) - t0;
+    uint64_t written = job.out.table_bytes + job.out.blob_bytes;
     if (rc == MAYFLY_OK) {
       s->bytes_read += read0;
       s->bytes_read_next += read1;
-      s->bytes_written += job.bytes_written;
+      s->bytes_written += written;
       s->micros += micros;
       s->count++;
       s->keys_in += job.keys_in;
       s->keys_dropped += job.keys_dropped;
+      db->blob_bytes_written += job.out.blob_bytes;
+      db->blob_relocated_count += job.out.relocated_count;
+      db->blob_relocated_bytes += job.out.relocated_bytes;
+      if (c->reason == COMPACTION_FORCED_BLOB_GC) db->forced_gc_count++;
       db_info(db, "%s compaction L%d (%d files, %llu bytes) + L%d (%d files, %llu bytes) -> "
-              "%d files, %llu bytes; dropped %llu of %llu entries; %llu us",
-              reason_name(c->reason), c->level, c->num_inputs[0], (unsigned long long)read0,
-              c->output_level, c->num_inputs[1], (unsigned long long)read1, job.num_outputs,
-              (unsigned long long)job.bytes_written, (unsigned long long)job.keys_dropped,
-              (unsigned long long)job.keys_in, (unsigned long long)micros);
-    } else {
-      /* Outputs of a failed job are unreferenced: remove them now rather than at reopen. */
-      for (int i = 0; i < job.num_outputs; i++) db_remove_table_file(db, job.outputs[i]);
+              "%llu table + %llu blob bytes; dropped %llu of %llu entries; relocated %llu "
+              "blobs; %llu us", reason_name(c->reason), c->level, c->num_inputs[0],
+              (unsigned long long)read0, c->output_level, c->num_inputs[1],
+              (unsigned long long)read1, (unsigned long long)job.out.table_bytes,
+              (unsigned long long)job.out.blob_bytes, (unsigned long long)job.keys_dropped,
+              (unsigned long long)job.keys_in, (unsigned long long)job.out.relocated_count,
+              (unsigned long long)micros);
     }
-    free(job.outputs);
+    db_output_free(&job.out);
   }
   compaction_free(c);
   if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */

@@ -36,6 +36,7 @@
 #include "db/options.h"
 #include "db/write_batch.h"
 #include "env/env.h"
+#include "gc/blob_gc.h"
 #include "mem/memtable.h"
 #include "table/table_builder.h"
 #include "util/error.h"
@@ -77,7 +78,35 @@ typedef struct db_table_out {
   table_builder *builder;
   mf_buf smallest, largest;
   uint64_t smallest_seq, largest_seq;
+  uint64_t oldest_blob_file; /* UINT64_MAX: none referenced yet */
 } db_table_out;
+
+typedef struct db_blob_out {
+  uint64_t number;
+  char *name;
+  mf_wfile *file;
+  struct blob_writer *writer;
+} db_blob_out;
+
+/* A flush's or compaction's outputs (db_output.c). */
+typedef struct db_output {
+  mayfly_db *db;
+  int level;
+  version_edit *edit;
+  table_options topt;
+  int separate; /* values >= min_blob_size go to blob files */
+  uint64_t min_blob_size, blob_file_size;
+  int blob_compression, compression_level;
+  uint64_t gc_cutoff; /* relocate blobs of files numbered below this */
+  gc_meter meter;
+  db_table_out table;
+  int have_table;
+  db_blob_out blob;
+  uint64_t *numbers; /* every file number taken (all in db->pending_outputs) */
+  int num_numbers;
+  uint64_t table_bytes, blob_bytes, blob_files, relocated_count, relocated_bytes;
+  mf_buf key_buf, value_buf, index_buf;
+} db_output;
 
 struct mayfly_db {
   char *dbname;
@@ -85,6 +114,8 @@ struct mayfly_db {
   mf_lock *lock;
   mf_cache *block_cache;
   table_cache *tcache;
+  struct blob_cache *blob_cache;
+  mf_cache *blob_value_cache; /* NULL: blob values share block_cache */
   mf_wfile *info_log; /* the LOG file; writes guarded by info_mu */
   pthread_mutex_t info_mu;
 
@@ -113,6 +144,7 @@ struct mayfly_db {
   mf_thread *bg_threads[MF_MAX_BG_THREADS];
   int num_bg_threads;
   int shutting_down;
+  _Atomic int stop_jobs; /* shutting_down, readable without mu by running jobs */
   int flush_running;      /* one flush at a time: memtables are flushed in order */
   int compaction_running; /* one compaction at a time */
   int manifest_busy;      /* a thread is in version_set_log_and_apply */
@@ -129,6 +161,9 @@ struct mayfly_db {
   _Atomic uint64_t bytes_written;      /* every byte appended to any file */
   _Atomic uint64_t user_bytes_written; /* key + value bytes accepted */
   uint64_t flush_bytes, flush_count, flush_micros;
+  uint64_t blob_bytes_written;             /* blob file bytes written by flushes and compactions */
+  uint64_t blob_relocated_count, blob_relocated_bytes; /* by GC */
+  uint64_t forced_gc_count;                /* compactions picked by the force threshold */
   uint64_t stall_micros;
   db_level_stats level_stats[MF_NUM_LEVELS];
   uint64_t wal_dropped_records; /* by point_in_time recovery */
@@ -158,8 +193,6 @@ void db_schedule_work(mayfly_db *db); /* REQUIRES: mu held */
 int db_is_idle(mayfly_db *db);       /* REQUIRES: mu held */
 /* Writes the contents of an iterator over internal keys as one table file numbered number;
  * fills the edit's new file at level. Used by flush and recovery. Does not need mu. */
-int db_write_table(mayfly_db *db, const table_options *o, mf_iter *it, uint64_t number,
-                   int level, version_edit *edit, uint64_t *file_size);
 int db_table_out_open(mayfly_db *db, const table_options *o, uint64_t number, db_table_out *t);
 int db_table_out_add(db_table_out *t, mf_slice ikey, mf_slice value);
 uint64_t db_table_out_size(const db_table_out *t);
@@ -171,6 +204,22 @@ int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, versi
 /* version_set_log_and_apply, one caller at a time. REQUIRES: mu held (released inside). */
 int db_log_and_apply(mayfly_db *db, version_edit *edit);
 void db_remove_table_file(mayfly_db *db, uint64_t number);
+void db_remove_blob_file(mayfly_db *db, uint64_t number);
+
+/* db_output.c. REQUIRES for init: mu held (reads options and the current version). gc: relocate
+ * blobs older than the age cutoff. */
+void db_output_init(db_output *o, mayfly_db *db, int level, version_edit *edit, int gc);
+/* Accounts a blob reference entering the job (call for every input entry, kept or not). */
+int db_output_inflow(db_output *o, mf_slice ikey, mf_slice value);
+/* Adds a kept entry (separating, relocating or carrying its value as described above). */
+int db_output_add(db_output *o, mf_slice ikey, mf_slice value);
+uint64_t db_output_table_size(const db_output *o);
+int db_output_cut(db_output *o); /* ends the current table */
+/* Finishes and syncs every output, syncs the directory, adds blob garbage to the edit. On
+ * error (rc or its own) removes the job's files. */
+int db_output_finish(db_output *o, int rc);
+void db_output_release(db_output *o); /* REQUIRES: mu held; after install or failure */
+void db_output_free(db_output *o);
 
 /* db_compact.c; REQUIRES: mu held */
 struct compaction;
@@ -186,9 +235,15 @@ table_options db_table_options(const mayfly_db *db); /* REQUIRES: mu held */
 uint64_t db_oldest_snapshot_seq(mayfly_db *db);
 
 /* db_read.c */
+/* Replaces the blob index in *value with the blob's value. The caller pins a version that
+ * references the blob. */
+int db_resolve_blob(mayfly_db *db, mf_slice user_key, mf_buf *value);
 int db_get(mayfly_db *db, const struct mayfly_snapshot *snap, mf_slice key, mf_buf *value);
 
 /* db_read.c */
+/* Replaces the blob index in *value with the blob's value. The caller pins a version that
+ * references the blob. */
+int db_resolve_blob(mayfly_db *db, mf_slice user_key, mf_buf *value);
 int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out);
 void db_snapshot_release(mayfly_db *db, const struct mayfly_snapshot *snap);
 /* An internal iterator over everything visible at snap (NULL: now), and the sequence number

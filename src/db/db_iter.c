@@ -10,7 +10,8 @@
  * saved_key/saved_value. Switching direction re-positions the internal iterator first. */
 #include <stdlib.h>
 
-#include "db/db_impl.h"
+#include "blob/blob_format.h"
+#include "db/db_iter.h"
 
 enum { DIR_FORWARD, DIR_REVERSE };
 
@@ -23,6 +24,9 @@ struct mayfly_iter {
   int status;
   mf_buf saved_key;   /* reverse: the current user key; forward: scratch */
   mf_buf saved_value; /* reverse: the current value */
+  int saved_type;     /* reverse: the current entry's type */
+  mf_buf blob_value;  /* the current blob's value once read */
+  int blob_loaded;    /* blob_value holds the current entry's blob */
 };
 
 static int parse_current(mayfly_iter *m, mf_parsed_ikey *pk) {
@@ -41,6 +45,7 @@ static int save(mf_buf *b, mf_slice s, mayfly_iter *m) {
 /* Forward: from the current internal position, find the first visible live entry. With
  * skipping, entries of user keys <= saved_key are hidden. */
 static void find_next_user_entry(mayfly_iter *m, int skipping) {
+  m->blob_loaded = 0;
   for (; iter_valid(m->it); iter_next(m->it)) {
     mf_parsed_ikey pk;
     if (!parse_current(m, &pk)) break;
@@ -60,6 +65,7 @@ static void find_next_user_entry(mayfly_iter *m, int skipping) {
  * walking left), find the previous visible live key; leaves it in saved_key/saved_value. */
 static void find_prev_user_entry(mayfly_iter *m) {
   int value_type = MF_TYPE_DELETE;
+  m->blob_loaded = 0;
   for (; iter_valid(m->it); iter_prev(m->it)) {
     mf_parsed_ikey pk;
     if (!parse_current(m, &pk)) {
@@ -85,6 +91,7 @@ static void find_prev_user_entry(mayfly_iter *m) {
     m->dir = DIR_FORWARD;
   } else {
     m->valid = 1;
+    m->saved_type = value_type;
   }
 }
 
@@ -103,6 +110,7 @@ int db_iter_create(mayfly_db *db, const struct mayfly_snapshot *snap, mayfly_ite
 
 void db_iter_destroy(mayfly_iter *m) {
   iter_destroy(m->it);
+  mf_buf_free(&m->blob_value);
   mf_buf_free(&m->saved_key);
   mf_buf_free(&m->saved_value);
   free(m);
@@ -191,11 +199,45 @@ mf_slice db_iter_key(const mayfly_iter *m) {
   return m->dir == DIR_FORWARD ? ikey_user_key(iter_key(m->it)) : mf_buf_slice(&m->saved_key);
 }
 
-mf_slice db_iter_value(const mayfly_iter *m) {
-  return m->dir == DIR_FORWARD ? iter_value(m->it) : mf_buf_slice(&m->saved_value);
+/* Blob values are read only here, when the caller asks: a scan over keys never touches the
+ * blob files. */
+int db_iter_value(mayfly_iter *m, mf_slice *out) {
+  int type = m->dir == DIR_FORWARD ? (int)(ikey_trailer(iter_key(m->it)) & 0xff) : m->saved_type;
+  mf_slice raw = m->dir == DIR_FORWARD ? iter_value(m->it) : mf_buf_slice(&m->saved_value);
+  if (type != MF_TYPE_BLOB_INDEX) {
+    *out = raw;
+    return MAYFLY_OK;
+  }
+  if (!m->blob_loaded) {
+    int rc = mf_buf_set(&m->blob_value, raw.data, raw.len);
+    if (rc == MAYFLY_OK) rc = db_resolve_blob(m->db, db_iter_key(m), &m->blob_value);
+    if (rc) {
+      m->status = rc;
+      return rc;
+    }
+    m->blob_loaded = 1;
+  }
+  *out = mf_buf_slice(&m->blob_value);
+  return MAYFLY_OK;
 }
 
 int db_iter_status(const mayfly_iter *m) {
   if (m->status != MAYFLY_OK) return m->status;
   return iter_status(m->it);
 }
+
+int db_iter_value_size(mayfly_iter *m, uint64_t *size) {
+  int type = m->dir == DIR_FORWARD ? (int)(ikey_trailer(iter_key(m->it)) & 0xff) : m->saved_type;
+  mf_slice raw = m->dir == DIR_FORWARD ? iter_value(m->it) : mf_buf_slice(&m->saved_value);
+  if (type != MF_TYPE_BLOB_INDEX) {
+    *size = raw.len;
+    return MAYFLY_OK;
+  }
+  blob_index bi;
+  if (blob_index_decode(raw, &bi) != MAYFLY_OK || bi.compression != MF_COMPRESSION_NONE)
+    return MAYFLY_ENOTSUP;
+  *size = bi.size;
+  return MAYFLY_OK;
+}
+
+mayfly_db *db_iter_db(const mayfly_iter *m) { return m->db; }

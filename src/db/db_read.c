@@ -6,6 +6,8 @@
  * The first entry found for the key at or below the read's sequence number decides. */
 #include <stdlib.h>
 
+#include "blob/blob_cache.h"
+#include "blob/blob_format.h"
 #include "db/db_impl.h"
 #include "table/merger.h"
 
@@ -57,11 +59,17 @@ int db_get(mayfly_db *db, const struct mayfly_snapshot *snap, mf_slice key, mf_b
   if (rc == MAYFLY_ENOTFOUND)
     rc = version_get(rv.v, db->tcache, key, rv.seq, &type, &found_seq, value, &seek);
   if (rc == MAYFLY_OK && type == MF_TYPE_DELETE) rc = MAYFLY_ENOTFOUND;
-  if (rc == MAYFLY_OK && type != MF_TYPE_VALUE)
-    rc = MF_ERR(MAYFLY_ECORRUPT, "key has a value of type %d, which this version cannot read",
-                type);
+  /* The blob file stays on disk while rv pins the version that references it. */
+  if (rc == MAYFLY_OK && type == MF_TYPE_BLOB_INDEX) rc = db_resolve_blob(db, key, value);
   view_unpin(db, &rv, seek.file, seek.level);
   return rc;
+}
+
+int db_resolve_blob(mayfly_db *db, mf_slice user_key, mf_buf *value) {
+  blob_index bi;
+  int rc = blob_index_decode(mf_buf_slice(value), &bi);
+  if (rc) return rc;
+  return blob_cache_get(db->blob_cache, user_key, &bi, 0, value);
 }
 
 int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out) {

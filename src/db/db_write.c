@@ -35,8 +35,9 @@ static int switch_memtable(mayfly_db *db) {
   /* The leader owns the WAL, and the mutex only guards the pointers we swap, so creating
    * the file under the mutex is simple and the cost (one create per memtable) is small. */
   if (db->wal_dirty && db->wal_file) {
-    /* The old WAL's tail must not be lost behind newer records in the new one. */
-    rc = db->env->flush(db->wal_file);
+    /* Sync the old WAL: a later MAYFLY_SYNC write syncs only the new one, and it must not
+     * survive a crash that loses earlier writes (a crash loses a suffix, never a middle). */
+    rc = db->env->sync(db->wal_file, db->opt.use_fsync);
     if (rc) {
       memtable_unref(fresh);
       return rc;

@@ -139,6 +139,36 @@ static const struct option_desc option_table[] = {
     BOOL_OPTION(level_compaction_dynamic_level_bytes, "false", OPEN_TIME,
                 "Derive level targets from the size of the last level (RocksDB's meaning): "
                 "levels above the base level stay empty and L0 compacts into the base level."),
+    /* Key-value separation and blob garbage collection. */
+    BOOL_OPTION(enable_blob_files, "true", RUNTIME,
+                "Store values of at least min_blob_size in blob files (written at flush and "
+                "compaction; the WAL keeps the full value)."),
+    SIZE_OPTION(min_blob_size, "512", 0, 256 * MIB, RUNTIME,
+                "Smallest value stored in a blob file; smaller values stay in the tables."),
+    SIZE_OPTION(blob_file_size, "256MiB", 64 * KIB, 16 * GIB, RUNTIME,
+                "A blob file is closed once it reaches this size."),
+    ENUM_OPTION(blob_compression, "none", "none|lz4|zstd", RUNTIME,
+                "Compression of values in new blob files."),
+    INT_OPTION(blob_file_starting_level, "0", 0, MF_NUM_LEVELS - 1, RUNTIME,
+               "Values are moved to blob files only by flushes and compactions whose output "
+               "level is at least this."),
+    BOOL_OPTION(enable_blob_garbage_collection, "true", RUNTIME,
+                "Relocate live blobs out of old blob files during compaction."),
+    DOUBLE_OPTION(blob_garbage_collection_age_cutoff, "0.25", 0, 1, RUNTIME,
+                  "Policy age: the oldest fraction of blob files whose live blobs compaction "
+                  "relocates."),
+    DOUBLE_OPTION(blob_garbage_collection_force_threshold, "1", 0, 1, RUNTIME,
+                  "Policy age: when the garbage ratio of the oldest blob files (those within "
+                  "the age cutoff) reaches this, the tables linked to the oldest blob file are "
+                  "compacted (forced GC); 1 turns forcing off. Policy group: the garbage ratio "
+                  "at which a group is collected."),
+    ENUM_OPTION(blob_gc_policy, "age", "age|group", RUNTIME,
+                "How blob garbage is reclaimed: age relocates blobs from the oldest files "
+                "during compaction (RocksDB's integrated BlobDB); group keeps each flush's "
+                "values in their own value-log group and rewrites a group when its garbage "
+                "ratio passes the threshold."),
+    SIZE_OPTION(blob_cache_size, "0", 0, TIB, OPEN_TIME,
+                "Capacity of a separate cache of blob values; 0 shares the block cache."),
 };
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])

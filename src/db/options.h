@@ -15,6 +15,7 @@
 
 enum mf_compression { MF_COMPRESSION_NONE = 0, MF_COMPRESSION_LZ4 = 1, MF_COMPRESSION_ZSTD = 2 };
 enum mf_wal_recovery_mode { MF_WAL_POINT_IN_TIME = 0, MF_WAL_ABSOLUTE = 1 };
+enum mf_blob_gc_policy { MF_BLOB_GC_AGE = 0, MF_BLOB_GC_GROUP = 1 };
 
 /* Documented limits (also in include/mayfly.h). */
 #define MF_MAX_KEY_SIZE (1u << 20)           /* 1 MiB */
@@ -46,6 +47,16 @@ struct mayfly_options {
   double max_bytes_for_level_multiplier;
   int max_mem_compaction_level;
   int level_compaction_dynamic_level_bytes; /* open-time */
+  int enable_blob_files;
+  uint64_t min_blob_size;
+  uint64_t blob_file_size;
+  int blob_compression; /* enum mf_compression */
+  int blob_file_starting_level;
+  int enable_blob_garbage_collection;
+  double blob_garbage_collection_age_cutoff;
+  double blob_garbage_collection_force_threshold;
+  int blob_gc_policy; /* enum mf_blob_gc_policy */
+  uint64_t blob_cache_size; /* open-time */
   /* not a text option: set by tests and embedders through options_set_env */
   mf_env *env;
 };

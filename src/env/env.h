@@ -19,8 +19,12 @@ typedef struct mf_wfile mf_wfile; /* a file being written, append-only */
 typedef struct mf_rfile mf_rfile; /* a file opened for positional reads */
 typedef struct mf_lock mf_lock;
 typedef struct mf_thread mf_thread;
+typedef struct mf_map mf_map;     /* a read-only memory mapping of a file (version >= 2) */
 
-#define MF_ENV_VERSION 1
+/* 1: the original table. 2: adds map_readable and unmap at the end. A caller that wants a
+ * field added after version 1 checks it with the env_has_* helpers below, so an env built
+ * against an older struct (smaller size, lower version) keeps working. */
+#define MF_ENV_VERSION 2
 
 struct mf_env {
   size_t size; /* sizeof(struct mf_env) of the implementation */
@@ -63,7 +67,31 @@ struct mf_env {
   int (*thread_join)(mf_env *env, mf_thread *t); /* frees t */
 
   void (*destroy)(mf_env *env); /* NULL for env_posix() */
+
+  /* ---- version 2 ---- */
+
+  /* OPTIONAL: both NULL when the env cannot map files (env_mem: its callers then read with
+   * pread, which keeps that path exercised by the tests on it).
+   * map_readable maps the first size bytes of f (size <= the file's size, > 0) read-only
+   * into memory: on MAYFLY_OK, *data points at them and stays valid until unmap(env, *out),
+   * which the caller must call before close_readable(f). The caller promises that those bytes
+   * do not change and the file is not truncated while mapped (table files are immutable;
+   * reading a mapping past a truncated end would crash the process). MAYFLY_ENOTSUP means
+   * "not this file": the env limits how many files it maps at once (address space, map
+   * count), and the caller falls back to pread. Thread-safe.
+   * An env that wraps another to inject read faults must set these to NULL or wrap them too:
+   * reads of mapped memory bypass pread. */
+  int (*map_readable)(mf_env *env, mf_rfile *f, uint64_t size, const char **data,
+                      mf_map **out);
+  void (*unmap)(mf_env *env, mf_map *map);
 };
+
+/* 1 when env implements map_readable and unmap (version >= 2, and both set). */
+static inline int env_has_map(const mf_env *env) {
+  return env->version >= 2 &&
+         env->size >= offsetof(mf_env, unmap) + sizeof env->unmap &&
+         env->map_readable != NULL && env->unmap != NULL;
+}
 
 mf_env *env_posix(void);
 

@@ -13,6 +13,15 @@
  * release the first holder's lock). Paths are keyed by the canonical directory plus the base
  * name, so "db/LOCK" and "./db/LOCK" are the same lock.
  *
+ * Mappings. map_readable mmaps a table file read-only (MAP_SHARED: the page cache's own
+ * pages, no copy). A mapping costs address space and one of the kernel's map slots per
+ * file, so at most MAX_MAPPED_FILES files are mapped at once, process-wide (every database
+ * in the process shares the budget); beyond that map_readable answers MAYFLY_ENOTSUP and
+ * the caller reads with pread. No madvise: the kernel's default read-around suits both the
+ * point lookups and the sequential scans (iterators, compaction inputs) that share one
+ * mapping, and MADV_RANDOM would turn a compaction over a cold file into one disk read per
+ * page.
+ *
  * Errors. ENOENT becomes MAYFLY_ENOTFOUND where "absent" is a meaningful answer (opening for
  * read, size, remove, rename source, list, remove_dir); ENOMEM becomes MAYFLY_ENOMEM; every
  * other errno is MAYFLY_EIO. Each message names the operation, the path and strerror. */
@@ -23,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -33,6 +44,9 @@
 #include "util/error.h"
 
 #define WRITE_BUFFER_SIZE (64 * 1024)
+/* Files mapped at once, process-wide. 1000 tables of the default 64 MiB are 64 GiB of
+ * address space, nothing for a 64-bit process; a 32-bit one has no room, so it maps none. */
+#define MAX_MAPPED_FILES (sizeof(void *) >= 8 ? 1000 : 0)
 
 static int errno_code(int err, int missing_is_notfound) {
   if (err == ENOENT && missing_is_notfound) return MAYFLY_ENOTFOUND;
@@ -193,6 +207,54 @@ static void posix_close_readable(mf_rfile *f) {
   close(f->fd);
   free(f->path);
   free(f);
+}
+
+/* ---- mappings ---- */
+
+struct mf_map {
+  void *addr;
+  size_t len;
+};
+
+static atomic_int mapped_files; /* mappings alive in the process, <= MAX_MAPPED_FILES */
+
+static int posix_map_readable(mf_env *env, mf_rfile *f, uint64_t size, const char **data,
+                              mf_map **out) {
+  *data = NULL;
+  *out = NULL;
+  if (size == 0 || size > SIZE_MAX)
+    return MF_ERR(MAYFLY_ENOTSUP, "mmap %s: cannot map %llu bytes", f->path,
+                  (unsigned long long)size);
+  /* Take a slot first, so that concurrent callers never exceed the limit together. */
+  if (atomic_fetch_add(&mapped_files, 1) >= (int)MAX_MAPPED_FILES) {
+    atomic_fetch_sub(&mapped_files, 1);
+    return MF_ERR(MAYFLY_ENOTSUP, "mmap %s: %d files already mapped", f->path,
+                  (int)MAX_MAPPED_FILES);
+  }
+  mf_map *m = malloc(sizeof *m);
+  if (!m) {
+    atomic_fetch_sub(&mapped_files, 1);
+    return OOM("a mapping");
+  }
+  void *addr = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd, 0);
+  if (addr == MAP_FAILED) {
+    int rc = OS_ERR(errno, 0, "mmap", f->path);
+    free(m);
+    atomic_fetch_sub(&mapped_files, 1);
+    return rc;
+  }
+  m->addr = addr;
+  m->len = (size_t)size;
+  *data = addr;
+  *out = m;
+  return MAYFLY_OK;
+}
+
+static void posix_unmap(mf_env *env, mf_map *m) {
+  if (!m) return;
+  munmap(m->addr, m->len);
+  free(m);
+  atomic_fetch_sub(&mapped_files, 1);
 }
 
 /* ---- names and directories ---- */
@@ -461,6 +523,8 @@ static mf_env posix_env = {
     .thread_start = posix_thread_start,
     .thread_join = posix_thread_join,
     .destroy = NULL,
+    .map_readable = posix_map_readable,
+    .unmap = posix_unmap,
 };
 
 mf_env *env_posix(void) { return &posix_env; }

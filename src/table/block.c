@@ -20,12 +20,13 @@
 #include "util/error.h"
 
 struct block {
-  char *data;
+  const char *data;
   size_t size;
   uint32_t restarts_offset; /* where the restart array starts = end of the entries */
   uint32_t num_restarts;
   uint64_t file_offset;
-  char *origin; /* for messages; never NULL */
+  const char *origin; /* for messages; never NULL */
+  int owned;          /* data (malloc'd) and origin (a copy) belong to the block */
 };
 
 static inline uint32_t restart_point(const block *b, uint32_t i) {
@@ -34,64 +35,85 @@ static inline uint32_t restart_point(const block *b, uint32_t i) {
 
 static const char *origin_or_default(const char *origin) { return origin ? origin : "block"; }
 
+/* Checks the restart array of contents and describes the block in *b (which borrows both
+ * contents and name). Allocates nothing. */
+static int parse_block(const char *contents, size_t len, const char *name, uint64_t file_offset,
+                       block *b) {
+  unsigned long long off = (unsigned long long)file_offset;
+  if (len < 4 || len > UINT32_MAX)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu has impossible size %zu", name,
+                  off, len);
+  uint32_t num = decode_fixed32(contents + len - 4);
+  if (num > (len - 4) / 4)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu claims %u restarts in %zu bytes",
+                  name, off, num, len);
+  uint32_t restarts_offset = (uint32_t)(len - 4 - 4 * (size_t)num);
+  if (num == 0 && restarts_offset != 0)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu has entries but no restart points",
+                  name, off);
+  uint32_t prev = 0;
+  for (uint32_t i = 0; i < num; i++) {
+    uint32_t r = decode_fixed32(contents + restarts_offset + 4 * (size_t)i);
+    if ((i == 0 && r != 0) || (i > 0 && r <= prev) || r >= restarts_offset)
+      return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu has bad restart point %u (= %u)",
+                    name, off, i, r);
+    prev = r;
+  }
+  *b = (block){.data = contents,
+               .size = len,
+               .restarts_offset = restarts_offset,
+               .num_restarts = num,
+               .file_offset = file_offset,
+               .origin = name,
+               .owned = 0};
+  return MAYFLY_OK;
+}
+
 int block_create(char *contents, size_t len, const char *origin, uint64_t file_offset,
                  block **out) {
   const char *name = origin_or_default(origin);
-  unsigned long long off = (unsigned long long)file_offset;
   *out = NULL;
-  int rc = MAYFLY_OK;
-  uint32_t num = 0, restarts_offset = 0;
-  if (len < 4 || len > UINT32_MAX) {
-    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu has impossible size %zu", name, off,
-                len);
-    goto fail;
-  }
-  num = decode_fixed32(contents + len - 4);
-  if (num > (len - 4) / 4) {
-    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu claims %u restarts in %zu bytes", name,
-                off, num, len);
-    goto fail;
-  }
-  restarts_offset = (uint32_t)(len - 4 - 4 * (size_t)num);
-  if (num == 0 && restarts_offset != 0) {
-    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu has entries but no restart points",
-                name, off);
-    goto fail;
-  }
-  for (uint32_t i = 0; i < num; i++) {
-    uint32_t r = decode_fixed32(contents + restarts_offset + 4 * (size_t)i);
-    uint32_t prev = i ? decode_fixed32(contents + restarts_offset + 4 * (size_t)(i - 1)) : 0;
-    if ((i == 0 && r != 0) || (i > 0 && r <= prev) || r >= restarts_offset) {
-      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu has bad restart point %u (= %u)",
-                  name, off, i, r);
-      goto fail;
-    }
+  block parsed;
+  int rc = parse_block(contents, len, name, file_offset, &parsed);
+  if (rc) {
+    free(contents);
+    return rc;
   }
   block *b = malloc(sizeof *b);
   char *copy = strdup(name);
   if (!b || !copy) {
     free(b);
     free(copy);
-    rc = MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block", name);
-    goto fail;
+    free(contents);
+    return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block", name);
   }
-  b->data = contents;
-  b->size = len;
-  b->restarts_offset = restarts_offset;
-  b->num_restarts = num;
-  b->file_offset = file_offset;
+  *b = parsed;
   b->origin = copy;
+  b->owned = 1;
   *out = b;
   return MAYFLY_OK;
-fail:
-  free(contents);
-  return rc;
+}
+
+int block_create_borrowed(const char *contents, size_t len, const char *origin,
+                          uint64_t file_offset, block **out) {
+  const char *name = origin_or_default(origin);
+  *out = NULL;
+  block parsed;
+  int rc = parse_block(contents, len, name, file_offset, &parsed);
+  if (rc) return rc;
+  block *b = malloc(sizeof *b);
+  if (!b) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block", name);
+  *b = parsed;
+  *out = b;
+  return MAYFLY_OK;
 }
 
 void block_destroy(block *b) {
   if (!b) return;
-  free(b->data);
-  free(b->origin);
+  if (b->owned) {
+    free((char *)b->data);
+    free((char *)b->origin);
+  }
   free(b);
 }
 
@@ -101,7 +123,8 @@ size_t block_size(const block *b) { return b->size; }
 
 typedef struct block_iter {
   mf_iter base;
-  const block *b;
+  const block *b; /* the block iterated: someone else's, or &own */
+  block own;      /* block_iter_create_borrowed: the block described in place */
   mf_compare_fn cmp;
   uint32_t current;       /* offset of the current entry; restarts_offset when invalid */
   uint32_t next_offset;   /* offset just past the current entry */
@@ -130,12 +153,21 @@ static void corrupt(block_iter *it, uint32_t entry, const char *what) {
 
 /* Decodes the entry header at offset; returns the first byte of the key delta or NULL if the
  * header or the bytes it announces run past the entries. */
-static const char *decode_entry(const block *b, uint32_t offset, uint32_t *shared,
-                                uint32_t *non_shared, uint32_t *value_len) {
+static inline const char *decode_entry(const block *b, uint32_t offset, uint32_t *shared,
+                                       uint32_t *non_shared, uint32_t *value_len) {
   const char *p = b->data + offset, *limit = b->data + b->restarts_offset;
-  if (!(p = decode_varint32(p, limit, shared))) return NULL;
-  if (!(p = decode_varint32(p, limit, non_shared))) return NULL;
-  if (!(p = decode_varint32(p, limit, value_len))) return NULL;
+  const unsigned char *u = (const unsigned char *)p;
+  if (limit - p >= 3 && (u[0] | u[1] | u[2]) < 0x80) {
+    /* The usual case (keys and values shorter than 128 bytes): three one-byte varints. */
+    *shared = u[0];
+    *non_shared = u[1];
+    *value_len = u[2];
+    p += 3;
+  } else {
+    if (!(p = decode_varint32(p, limit, shared))) return NULL;
+    if (!(p = decode_varint32(p, limit, non_shared))) return NULL;
+    if (!(p = decode_varint32(p, limit, value_len))) return NULL;
+  }
   if ((uint64_t)*non_shared + *value_len > (uint64_t)(limit - p)) return NULL;
   return p;
 }
@@ -282,4 +314,23 @@ mf_iter *block_iter_create(block *b, mf_compare_fn cmp) {
   it->status = MAYFLY_OK;
   mark_invalid(it);
   return &it->base;
+}
+
+int block_iter_create_borrowed(const char *contents, size_t len, const char *origin,
+                               uint64_t file_offset, mf_compare_fn cmp, mf_iter **out) {
+  const char *name = origin_or_default(origin);
+  *out = NULL;
+  block parsed;
+  int rc = parse_block(contents, len, name, file_offset, &parsed);
+  if (rc) return rc;
+  block_iter *it = calloc(1, sizeof *it);
+  if (!it) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block iterator", name);
+  iter_init(&it->base, &block_iter_ops);
+  it->own = parsed;
+  it->b = &it->own;
+  it->cmp = cmp;
+  it->status = MAYFLY_OK;
+  mark_invalid(it);
+  *out = &it->base;
+  return MAYFLY_OK;
 }

@@ -50,58 +50,92 @@ int table_footer_decode(const char *src, const char *fname, table_footer *f) {
   return MAYFLY_OK;
 }
 
+/* Verifies the checksum of a block's stored bytes (raw: size bytes, then the trailer) and, for
+ * a compressed block, decompresses them into *plain (left empty for an uncompressed block, whose
+ * contents are the stored bytes themselves). */
+static int check_and_decompress(const char *raw, const char *fname, uint64_t offset,
+                                uint64_t size, mf_buf *plain) {
+  unsigned type = (unsigned char)raw[size];
+  uint32_t stored = decode_fixed32(raw + size + 1);
+  uint32_t actual = mf_checksum_seeded(type, raw, (size_t)size);
+  if (stored != actual)
+    return MF_ERR(MAYFLY_ECORRUPT,
+                  "%s: block checksum mismatch at offset %llu size %llu (stored %08x, computed "
+                  "%08x)", fname, (unsigned long long)offset, (unsigned long long)size, stored,
+                  actual);
+  if (type == MF_COMPRESSION_NONE) return MAYFLY_OK;
+  int rc = decompress_block((int)type, mf_slice_make(raw, (size_t)size), plain);
+  if (rc) {
+    mf_buf_free(plain);
+    if (rc == MAYFLY_ECORRUPT) /* restate with the file and offset */
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu (compression type %u) does not "
+                  "decompress", fname, (unsigned long long)offset, type);
+    return rc;
+  }
+  if (!plain->data) { /* a block that decompressed to nothing still needs a real pointer */
+    plain->data = malloc(1);
+    if (!plain->data) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory", fname);
+  }
+  return MAYFLY_OK;
+}
+
+/* Every writer keeps blocks far below 4 GiB (the compression prefix is a varint32); a larger
+ * size can only come from a damaged handle and must not drive an allocation. */
+static int check_size(const char *fname, uint64_t offset, uint64_t size) {
+  if (size > UINT32_MAX)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu claims impossible size %llu", fname,
+                  (unsigned long long)offset, (unsigned long long)size);
+  return MAYFLY_OK;
+}
+
 int table_read_block(mf_env *env, mf_rfile *file, const char *fname, uint64_t offset,
                      uint64_t size, char **out, size_t *out_len) {
   *out = NULL;
   *out_len = 0;
-  /* Every writer keeps blocks far below 4 GiB (the compression prefix is a varint32); a
-   * larger size can only come from a damaged handle and must not drive an allocation. */
-  if (size > UINT32_MAX)
-    return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu claims impossible size %llu", fname,
-                  (unsigned long long)offset, (unsigned long long)size);
+  int rc = check_size(fname, offset, size);
+  if (rc) return rc;
   size_t n = (size_t)size + BLOCK_TRAILER_SIZE, got = 0;
   char *raw = malloc(n);
   if (!raw) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a %zu-byte block", fname, n);
-  int rc = env->pread(file, offset, n, raw, &got);
-  if (rc) goto fail;
-  if (got != n) {
+  rc = env->pread(file, offset, n, raw, &got);
+  if (!rc && got != n)
     rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu truncated (%zu of %zu bytes)", fname,
                 (unsigned long long)offset, got, n);
-    goto fail;
+  mf_buf plain = MF_BUF_INIT;
+  if (!rc) rc = check_and_decompress(raw, fname, offset, size, &plain);
+  if (rc) {
+    free(raw);
+    return rc;
   }
-  unsigned type = (unsigned char)raw[size];
-  uint32_t stored = decode_fixed32(raw + size + 1);
-  uint32_t actual = mf_checksum_seeded(type, raw, (size_t)size);
-  if (stored != actual) {
-    rc = MF_ERR(MAYFLY_ECORRUPT,
-                "%s: block checksum mismatch at offset %llu size %llu (stored %08x, computed %08x)",
-                fname, (unsigned long long)offset, (unsigned long long)size, stored, actual);
-    goto fail;
-  }
-  if (type == MF_COMPRESSION_NONE) {
-    /* Hand the read buffer over as is; the trailer bytes at its end are simply unused. */
+  if (plain.data) { /* compressed: hand over the decompressed copy */
+    free(raw);
+    *out = plain.data;
+    *out_len = plain.len;
+  } else { /* hand the read buffer over as is; the trailer bytes at its end are unused */
     *out = raw;
     *out_len = (size_t)size;
-    return MAYFLY_OK;
   }
-  mf_buf plain = MF_BUF_INIT;
-  rc = decompress_block((int)type, mf_slice_make(raw, (size_t)size), &plain);
-  if (rc) {
-    mf_buf_free(&plain);
-    if (rc == MAYFLY_ECORRUPT) /* restate with the file and offset */
-      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu (compression type %u) does not "
-                  "decompress", fname, (unsigned long long)offset, type);
-    goto fail;
-  }
-  free(raw);
-  if (!plain.data) { /* a block that decompressed to nothing still needs a real pointer */
-    plain.data = malloc(1);
-    if (!plain.data) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory", fname);
-  }
-  *out = plain.data;
-  *out_len = plain.len;
   return MAYFLY_OK;
-fail:
-  free(raw);
-  return rc;
+}
+
+int table_map_block(const char *image, uint64_t file_size, const char *fname, uint64_t offset,
+                    uint64_t size, mf_slice *contents, char **owned) {
+  *contents = mf_slice_make("", 0);
+  *owned = NULL;
+  int rc = check_size(fname, offset, size);
+  if (rc) return rc;
+  if (offset > file_size || size + BLOCK_TRAILER_SIZE > file_size - offset)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu truncated (%llu bytes claimed, "
+                  "file size %llu)", fname, (unsigned long long)offset,
+                  (unsigned long long)size + BLOCK_TRAILER_SIZE, (unsigned long long)file_size);
+  const char *raw = image + offset;
+  mf_buf plain = MF_BUF_INIT;
+  if ((rc = check_and_decompress(raw, fname, offset, size, &plain))) return rc;
+  if (plain.data) {
+    *owned = plain.data;
+    *contents = mf_slice_make(plain.data, plain.len);
+  } else {
+    *contents = mf_slice_make(raw, (size_t)size);
+  }
+  return MAYFLY_OK;
 }

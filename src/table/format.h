@@ -57,4 +57,13 @@ int table_footer_decode(const char *src, const char *fname, table_footer *f);
 int table_read_block(mf_env *env, mf_rfile *file, const char *fname, uint64_t offset,
                      uint64_t size, char **out, size_t *out_len);
 
+/* table_read_block for a file mapped in memory (file_size bytes at image, e.g. from
+ * env->map_readable): the same checks, but nothing is copied for a block stored
+ * uncompressed: *contents points into image (valid as long as the mapping) and *owned is
+ * NULL. A compressed block is decompressed into malloc'd memory, returned in *contents and in
+ * *owned (the caller frees *owned). A block that does not fit in the file is
+ * MAYFLY_ECORRUPT; other errors as table_read_block's. */
+int table_map_block(const char *image, uint64_t file_size, const char *fname, uint64_t offset,
+                    uint64_t size, mf_slice *contents, char **owned);
+
 #endif

@@ -1,17 +1,31 @@
 /* Table reader. Format and thread-safety rules in table/table.h.
  *
- * Life of the pieces: the table owns its file, its index block and its filter for its whole
- * life. A data block lives either in the block cache (which owns it; an iterator pins it
- * with a cache handle and releases the handle in a cleanup) or, without a cache (or when the
- * insert fails for lack of memory), privately in the one iterator that read it, which
- * destroys it in a cleanup. Nothing is mutated after table_open, so concurrent readers need
- * no lock here; the cache does its own locking. */
+ * Two ways to read a block. When the env can map files (env_has_map) and agrees to map this
+ * one, the whole file is mapped at open and blocks are read in place: a block stored
+ * uncompressed is checksum-verified and then iterated right where it lies in the mapping,
+ * with no copy, no allocation for its contents and no block-cache entry (the page cache
+ * already holds those bytes; caching them again would only double the memory and pay the
+ * cache's insert, evict and lock on every miss). Otherwise (no mapping support, or the env's
+ * limit of mapped files is reached), and for compressed blocks in either case, blocks are
+ * read (pread or from the mapping), verified, decompressed and kept in the block cache.
+ *
+ * Life of the pieces: the table owns its file, its mapping, its index block and its filter
+ * for its whole life (index and filter point into the mapping when there is one). A data
+ * block lives in one of three places: in the block cache (which owns it; an iterator pins it
+ * with a cache handle and releases the handle in a cleanup); privately in the one iterator
+ * that read it, which destroys it in a cleanup (no cache, or the insert failed for lack of
+ * memory); or, read in place, in the mapping, which the table keeps until table_close. So a
+ * block never outlives its mapping as long as the table outlives its iterators, which
+ * table_close requires and the table cache guarantees (lookups and iterators pin the table).
+ * Nothing is mutated after table_open, so concurrent readers need no lock here; the cache
+ * does its own locking. */
 #include "table/table.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache/cache.h"
+#include "db/options.h"
 #include "mayfly.h"
 #include "table/block.h"
 #include "table/bloom.h"
@@ -26,11 +40,14 @@ struct table {
   mf_rfile *file;
   char *fname;
   uint64_t file_size;
-  mf_cache *cache; /* may be NULL */
+  const char *image; /* the whole file, mapped; NULL: blocks are read with pread */
+  mf_map *mapping;   /* image's mapping (env->unmap), or NULL */
+  mf_cache *cache;   /* may be NULL */
   uint64_t cache_id;
   block *index;
-  char *filter; /* NULL: no filter */
+  const char *filter; /* NULL: no filter; else in image or in filter_buf */
   size_t filter_len;
+  char *filter_buf; /* the filter when it was read with pread (owned), else NULL */
   uint64_t data_end; /* first byte after the data blocks */
 };
 
@@ -77,20 +94,47 @@ static int check_index(table *t, uint64_t index_offset) {
   return rc;
 }
 
+/* Reads the checked block at [offset, offset + size): from the mapping when there is one (in
+ * place if stored uncompressed: *owned NULL), else with pread. *owned, when not NULL, is the
+ * malloc'd memory behind *contents, which the caller then owns. */
+static int read_block(const table *t, uint64_t offset, uint64_t size, mf_slice *contents,
+                      char **owned) {
+  if (t->image)
+    return table_map_block(t->image, t->file_size, t->fname, offset, size, contents, owned);
+  size_t len = 0;
+  int rc = table_read_block(t->env, t->file, t->fname, offset, size, owned, &len);
+  *contents = mf_slice_make(*owned, len);
+  return rc;
+}
+
+/* Maps the file when the env can; a refusal (the env's limit of mapped files, or any
+ * failure) is not an error: the table then reads with pread. */
+static void try_map(table *t) {
+  if (!env_has_map(t->env) || t->file_size == 0) return;
+  if (t->env->map_readable(t->env, t->file, t->file_size, &t->image, &t->mapping) != MAYFLY_OK) {
+    t->image = NULL;
+    t->mapping = NULL;
+  }
+}
+
 static int open_parts(table *t) {
   char footer_buf[TABLE_FOOTER_SIZE];
   table_footer footer;
-  size_t got = 0, len = 0;
-  char *contents = NULL;
+  size_t got = 0;
   int rc;
   if (t->file_size < TABLE_FOOTER_SIZE)
     return MF_ERR(MAYFLY_ECORRUPT, "%s: file of %llu bytes is too short to be a table", t->fname,
                   (unsigned long long)t->file_size);
   uint64_t footer_offset = t->file_size - TABLE_FOOTER_SIZE;
-  if ((rc = t->env->pread(t->file, footer_offset, TABLE_FOOTER_SIZE, footer_buf, &got))) return rc;
-  if (got != TABLE_FOOTER_SIZE)
-    return MF_ERR(MAYFLY_ECORRUPT, "%s: footer at offset %llu truncated (%zu bytes)", t->fname,
-                  (unsigned long long)footer_offset, got);
+  if (t->image) {
+    memcpy(footer_buf, t->image + footer_offset, TABLE_FOOTER_SIZE);
+  } else {
+    rc = t->env->pread(t->file, footer_offset, TABLE_FOOTER_SIZE, footer_buf, &got);
+    if (rc) return rc;
+    if (got != TABLE_FOOTER_SIZE)
+      return MF_ERR(MAYFLY_ECORRUPT, "%s: footer at offset %llu truncated (%zu bytes)",
+                    t->fname, (unsigned long long)footer_offset, got);
+  }
   if ((rc = table_footer_decode(footer_buf, t->fname, &footer))) return rc;
   if (!handle_within(&footer.index, footer_offset) ||
       (footer.filter.size && !handle_within(&footer.filter, footer.index.offset)))
@@ -98,16 +142,22 @@ static int open_parts(table *t) {
                   "%llu)", t->fname, (unsigned long long)t->file_size);
   t->data_end = footer.filter.size ? footer.filter.offset : footer.index.offset;
 
-  rc = table_read_block(t->env, t->file, t->fname, footer.index.offset, footer.index.size,
-                        &contents, &len);
-  if (!rc) rc = block_create(contents, len, t->fname, footer.index.offset, &t->index);
+  mf_slice contents;
+  char *owned = NULL;
+  rc = read_block(t, footer.index.offset, footer.index.size, &contents, &owned);
+  if (!rc && owned)
+    rc = block_create(owned, contents.len, t->fname, footer.index.offset, &t->index);
+  else if (!rc) /* in the mapping, which lives as long as the table and its name */
+    rc = block_create_borrowed(contents.data, contents.len, t->fname, footer.index.offset,
+                               &t->index);
   if (!rc) rc = check_index(t, footer.index.offset);
   if (rc) return rc;
 
   if (footer.filter.size) {
-    rc = table_read_block(t->env, t->file, t->fname, footer.filter.offset, footer.filter.size,
-                          &t->filter, &t->filter_len);
+    rc = read_block(t, footer.filter.offset, footer.filter.size, &contents, &t->filter_buf);
     if (rc) return rc;
+    t->filter = contents.data;
+    t->filter_len = contents.len;
   }
   return MAYFLY_OK;
 }
@@ -126,6 +176,7 @@ int table_open(mf_env *env, mf_rfile *file, const char *fname, uint64_t file_siz
   t->file_size = file_size;
   t->cache = block_cache;
   t->cache_id = cache_id;
+  try_map(t);
   int rc = open_parts(t);
   if (rc) {
     table_close(t);
@@ -137,9 +188,10 @@ int table_open(mf_env *env, mf_rfile *file, const char *fname, uint64_t file_siz
 
 void table_close(table *t) {
   if (!t) return;
+  block_destroy(t->index); /* may point into the mapping: first */
+  free(t->filter_buf);
+  if (t->mapping) t->env->unmap(t->env, t->mapping);
   t->env->close_readable(t->file);
-  block_destroy(t->index);
-  free(t->filter);
   free(t->fname);
   free(t);
 }
@@ -151,16 +203,51 @@ static void cache_block_deleter(mf_slice key, void *value) { block_destroy(value
 static void release_cached(void *cache, void *handle) { cache_release(cache, handle); }
 static void destroy_private(void *b, void *unused) { block_destroy(b); }
 
-/* Reads and parses one data block. */
+/* Reads and parses one data block into a block that owns its contents (for the cache, or
+ * for one iterator). */
 static int read_data_block(table *t, const block_handle *h, block **out) {
-  char *contents;
-  size_t len;
-  int rc = table_read_block(t->env, t->file, t->fname, h->offset, h->size, &contents, &len);
-  return rc ? rc : block_create(contents, len, t->fname, h->offset, out);
+  mf_slice contents;
+  char *owned = NULL;
+  int rc = read_block(t, h->offset, h->size, &contents, &owned);
+  if (rc) return rc;
+  if (!owned) { /* stored uncompressed in the mapping: this caller wants its own copy */
+    owned = malloc(contents.len ? contents.len : 1);
+    if (!owned) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block", t->fname);
+    memcpy(owned, contents.data, contents.len);
+  }
+  return block_create(owned, contents.len, t->fname, h->offset, out);
+}
+
+/* 1 when the data block h is read in place from the mapping: the table is mapped and the
+ * block is stored uncompressed (its trailer's type byte; a damaged type byte fails the
+ * checksum, which covers it, whichever way the block is then read). The index was checked at
+ * open, so the trailer lies inside the file. */
+static int read_in_place(const table *t, const block_handle *h) {
+  return t->image != NULL && h->size < t->file_size && h->offset < t->file_size - h->size &&
+         (unsigned char)t->image[h->offset + h->size] == MF_COMPRESSION_NONE;
+}
+
+/* An iterator over the uncompressed data block h, right in the mapping. */
+static mf_iter *open_in_place(table *t, const block_handle *h) {
+  mf_slice contents;
+  char *owned = NULL;
+  mf_iter *it = NULL;
+  int rc = table_map_block(t->image, t->file_size, t->fname, h->offset, h->size, &contents,
+                           &owned);
+  if (!rc && owned) { /* only a compressed block is copied, and read_in_place saw none */
+    free(owned);
+    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu changed type", t->fname,
+                (unsigned long long)h->offset);
+  }
+  if (!rc)
+    rc = block_iter_create_borrowed(contents.data, contents.len, t->fname, h->offset,
+                                    table_key_compare, &it);
+  return rc ? iter_new_empty(rc) : it;
 }
 
 /* The block_fn of the table's two-level iterator: an iterator over the data block that
- * index_value names, with a cleanup that unpins or frees the block. NULL only on ENOMEM. */
+ * index_value names, with a cleanup that unpins or frees the block when it came from the
+ * cache or a read. NULL only on ENOMEM. */
 static mf_iter *open_data_block(void *arg, mf_slice index_value) {
   table *t = arg;
   block_handle h;
@@ -169,6 +256,7 @@ static mf_iter *open_data_block(void *arg, mf_slice index_value) {
   int rc;
   if (!block_handle_decode(&index_value, &h))
     return iter_new_empty(MF_ERR(MAYFLY_ECORRUPT, "%s: bad block handle in index", t->fname));
+  if (read_in_place(t, &h)) return open_in_place(t, &h);
   if (t->cache) {
     char key[16];
     encode_fixed64(key, t->cache_id);

@@ -38,10 +38,12 @@
  *     36 checksum (fixed32) = mf_checksum(footer bytes 0..35)
  *     40 magic (fixed64) = 0x5453796c6679616d (the ASCII bytes "mayflyST")
  *
- * Reading: table_open reads the footer, the index block (kept in memory for the table's life)
- * and the filter (likewise), and checks every index entry. Data blocks are read on demand
- * through the optional block cache; every block read is checksum-verified, so a flipped bit
- * surfaces as MAYFLY_ECORRUPT, never as wrong data.
+ * Reading: table_open maps the file when the env can (env->map_readable), reads the footer,
+ * the index block (kept in memory for the table's life) and the filter (likewise), and checks
+ * every index entry. Data blocks are read on demand: from a mapped file, a block stored
+ * uncompressed is used in place (not copied, not cached: the page cache holds it); every
+ * other block goes through the optional block cache. Every block read is checksum-verified,
+ * mapped or not, so a flipped bit surfaces as MAYFLY_ECORRUPT, never as wrong data.
  *
  * Thread safety: after table_open returns, any number of threads may call table_get,
  * table_iter_create and table_approximate_offset concurrently (each iterator is used by one
@@ -66,7 +68,7 @@ struct mf_cache;
  * (truncated, bad magic/checksum/version, malformed index or filter), MAYFLY_EIO, ENOMEM. */
 int table_open(mf_env *env, mf_rfile *file, const char *fname, uint64_t file_size,
                struct mf_cache *block_cache, uint64_t cache_id, table **out);
-/* Closes the file and frees the table. Blocks it put in the cache stay there until evicted
+/* Unmaps and closes the file and frees the table. Blocks it put in the cache stay there until evicted
  * (they own their memory). NULL is a no-op. REQUIRES: no iterator over t remains. */
 void table_close(table *t);
 

@@ -65,7 +65,7 @@ int get_fixed64(mf_slice *in, uint64_t *v) {
   return 1;
 }
 
-const char *decode_varint64(const char *p, const char *limit, uint64_t *v) {
+const char *decode_varint64_multibyte(const char *p, const char *limit, uint64_t *v) {
   uint64_t result = 0;
   for (int shift = 0; shift <= 63 && p < limit; shift += 7) {
     uint64_t byte = *(const unsigned char *)p++;
@@ -79,9 +79,9 @@ const char *decode_varint64(const char *p, const char *limit, uint64_t *v) {
   return NULL;
 }
 
-const char *decode_varint32(const char *p, const char *limit, uint32_t *v) {
+const char *decode_varint32_multibyte(const char *p, const char *limit, uint32_t *v) {
   uint64_t wide;
-  const char *q = decode_varint64(p, limit, &wide);
+  const char *q = decode_varint64_multibyte(p, limit, &wide);
   if (!q || wide > UINT32_MAX || q - p > MF_MAX_VARINT32_LEN) return NULL;
   *v = (uint32_t)wide;
   return q;

@@ -55,9 +55,28 @@ int get_varint64(mf_slice *in, uint64_t *v);
 /* The result points into *in's memory. */
 int get_length_prefixed(mf_slice *in, mf_slice *out);
 
+/* The general decoders behind decode_varint32/64 below (any length; same contract). */
+const char *decode_varint32_multibyte(const char *p, const char *limit, uint32_t *v);
+const char *decode_varint64_multibyte(const char *p, const char *limit, uint64_t *v);
+
 /* Pointer-range decoders for hot loops: return the byte past the varint, or NULL when the
- * varint runs past limit or is too long. */
-const char *decode_varint32(const char *p, const char *limit, uint32_t *v);
-const char *decode_varint64(const char *p, const char *limit, uint64_t *v);
+ * varint runs past limit or is too long. Inline because they sit in every key comparison of
+ * the memtable and every entry of a block, where almost every varint is one byte (a length
+ * or count below 128): that case costs a load and a branch, the rest goes out of line. */
+static inline const char *decode_varint32(const char *p, const char *limit, uint32_t *v) {
+  if (p < limit && *(const unsigned char *)p < 0x80) {
+    *v = *(const unsigned char *)p;
+    return p + 1;
+  }
+  return decode_varint32_multibyte(p, limit, v);
+}
+
+static inline const char *decode_varint64(const char *p, const char *limit, uint64_t *v) {
+  if (p < limit && *(const unsigned char *)p < 0x80) {
+    *v = *(const unsigned char *)p;
+    return p + 1;
+  }
+  return decode_varint64_multibyte(p, limit, v);
+}
 
 #endif

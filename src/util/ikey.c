@@ -18,11 +18,4 @@ int ikey_parse(mf_slice ikey, mf_parsed_ikey *out) {
   return 1;
 }
 
-int ikey_compare(mf_slice a, mf_slice b) {
-  int r = mf_slice_compare(ikey_user_key(a), ikey_user_key(b));
-  if (r) return r;
-  uint64_t ta = ikey_trailer(a), tb = ikey_trailer(b);
-  return ta > tb ? -1 : ta < tb;
-}
-
 int bytewise_compare(mf_slice a, mf_slice b) { return mf_slice_compare(a, b); }

@@ -45,8 +45,14 @@ static inline mf_slice ikey_user_key(mf_slice ikey) {
 }
 static inline uint64_t ikey_trailer(mf_slice ikey) { return decode_fixed64(ikey.data + ikey.len - 8); }
 
-/* The internal-key order described above. Both keys must be at least 8 bytes. */
-int ikey_compare(mf_slice a, mf_slice b);
+/* The internal-key order described above. Both keys must be at least 8 bytes. Inline: it
+ * is the comparison of every memtable, block and merge step. */
+static inline int ikey_compare(mf_slice a, mf_slice b) {
+  int r = mf_slice_compare(ikey_user_key(a), ikey_user_key(b));
+  if (r) return r;
+  uint64_t ta = ikey_trailer(a), tb = ikey_trailer(b);
+  return ta > tb ? -1 : ta < tb;
+}
 /* Plain bytewise order, as an mf_compare_fn. */
 int bytewise_compare(mf_slice a, mf_slice b);
 

@@ -1,4 +1,4 @@
-/* Version edits: building, encoding and strictly decoding them.
+/* Version edits (table and blob file changes): building, encoding and strictly decoding them.
  * The encoding is documented in version_edit.h and docs/format/manifest.md.
  *
  * The decoder treats its input as hostile: every length is checked against what is left,
@@ -28,6 +28,8 @@ void version_edit_free(version_edit *e) {
   free(e->compact_pointers);
   free(e->deleted_files);
   free(e->new_files);
+  free(e->blob_files);
+  free(e->blob_garbage);
   version_edit_init(e);
 }
 
@@ -77,7 +79,8 @@ int version_edit_set_compact_pointer(version_edit *e, int level, mf_slice ikey) 
 
 int version_edit_add_file(version_edit *e, int level, uint64_t number, uint64_t file_size,
                           uint64_t num_entries, mf_slice smallest, mf_slice largest,
-                          uint64_t smallest_seq, uint64_t largest_seq) {
+                          uint64_t smallest_seq, uint64_t largest_seq,
+                          uint64_t oldest_blob_file) {
   if (!valid_level(level) || smallest.len < 8 || largest.len < 8 ||
       ikey_compare(smallest, largest) > 0)
     return MF_ERR(MAYFLY_EINVAL, "version edit: bad new file %" PRIu64 " (level %d)", number,
@@ -92,6 +95,7 @@ int version_edit_add_file(version_edit *e, int level, uint64_t number, uint64_t 
   nf->meta.num_entries = num_entries;
   nf->meta.smallest_seq = smallest_seq;
   nf->meta.largest_seq = largest_seq;
+  nf->meta.oldest_blob_file = oldest_blob_file;
   if (mf_buf_set(&nf->meta.smallest, smallest.data, smallest.len) != MAYFLY_OK ||
       mf_buf_set(&nf->meta.largest, largest.data, largest.len) != MAYFLY_OK) {
     mf_buf_free(&nf->meta.smallest);
@@ -112,6 +116,38 @@ int version_edit_delete_file(version_edit *e, int level, uint64_t number) {
   e->deleted_files[e->num_deleted_files].level = level;
   e->deleted_files[e->num_deleted_files].number = number;
   e->num_deleted_files++;
+  return MAYFLY_OK;
+}
+
+int version_edit_add_blob_file(version_edit *e, uint64_t number, uint64_t total_count,
+                               uint64_t total_bytes, uint32_t checksum) {
+  /* 0 means "no blob file" in a table's oldest_blob_file, and a file without records would
+   * be garbage the moment it arrived: neither can be a real addition. */
+  if (number == 0 || total_count == 0)
+    return MF_ERR(MAYFLY_EINVAL, "version edit: bad blob file %" PRIu64 " (%" PRIu64 " records)",
+                  number, total_count);
+  if (grow((void **)&e->blob_files, &e->cap_blob_files, e->num_blob_files,
+           sizeof *e->blob_files))
+    return MF_ERR(MAYFLY_ENOMEM, "version edit: out of memory");
+  version_edit_blob_file *bf = &e->blob_files[e->num_blob_files++];
+  bf->number = number;
+  bf->total_count = total_count;
+  bf->total_bytes = total_bytes;
+  bf->checksum = checksum;
+  return MAYFLY_OK;
+}
+
+int version_edit_add_blob_garbage(version_edit *e, uint64_t number, uint64_t garbage_count,
+                                  uint64_t garbage_bytes) {
+  if (number == 0)
+    return MF_ERR(MAYFLY_EINVAL, "version edit: garbage for blob file number 0");
+  if (grow((void **)&e->blob_garbage, &e->cap_blob_garbage, e->num_blob_garbage,
+           sizeof *e->blob_garbage))
+    return MF_ERR(MAYFLY_ENOMEM, "version edit: out of memory");
+  version_edit_blob_garbage *g = &e->blob_garbage[e->num_blob_garbage++];
+  g->number = number;
+  g->garbage_count = garbage_count;
+  g->garbage_bytes = garbage_bytes;
   return MAYFLY_OK;
 }
 
@@ -152,6 +188,23 @@ int version_edit_encode(const version_edit *e, mf_buf *out) {
     if (!rc) rc = put_length_prefixed(out, mf_buf_slice(&f->largest));
     if (!rc) rc = put_varint64(out, f->smallest_seq);
     if (!rc) rc = put_varint64(out, f->largest_seq);
+    if (!rc) rc = put_varint64(out, f->oldest_blob_file);
+  }
+  for (int i = 0; !rc && i < e->num_blob_files; i++) {
+    const version_edit_blob_file *bf = &e->blob_files[i];
+    rc = put_varint32(out, VERSION_EDIT_BLOB_FILE);
+    if (!rc) rc = put_varint64(out, bf->number);
+    if (!rc) rc = put_varint64(out, bf->total_count);
+    if (!rc) rc = put_varint64(out, bf->total_bytes);
+    /* fixed: a checksum is uniformly distributed, so a varint would cost 5 bytes, not 4 */
+    if (!rc) rc = put_fixed32(out, bf->checksum);
+  }
+  for (int i = 0; !rc && i < e->num_blob_garbage; i++) {
+    const version_edit_blob_garbage *g = &e->blob_garbage[i];
+    rc = put_varint32(out, VERSION_EDIT_BLOB_GARBAGE);
+    if (!rc) rc = put_varint64(out, g->number);
+    if (!rc) rc = put_varint64(out, g->garbage_count);
+    if (!rc) rc = put_varint64(out, g->garbage_bytes);
   }
   return rc ? MF_ERR(MAYFLY_ENOMEM, "version edit: out of memory encoding") : MAYFLY_OK;
 }
@@ -179,6 +232,8 @@ static const char *tag_name(uint32_t tag) {
     case VERSION_EDIT_COMPACT_POINTER: return "compact pointer";
     case VERSION_EDIT_DELETED_FILE: return "deleted file";
     case VERSION_EDIT_NEW_FILE: return "new file";
+    case VERSION_EDIT_BLOB_FILE: return "blob file";
+    case VERSION_EDIT_BLOB_GARBAGE: return "blob garbage";
     default: return "unknown tag";
   }
 }
@@ -213,16 +268,33 @@ static int decode_field(version_edit *e, uint32_t tag, mf_slice *in) {
     }
     case VERSION_EDIT_NEW_FILE: {
       int level;
-      uint64_t number, file_size, num_entries, smallest_seq, largest_seq;
+      uint64_t number, file_size, num_entries, smallest_seq, largest_seq, oldest_blob_file;
       mf_slice smallest, largest;
       if (!get_level(in, &level) || !get_varint64(in, &number) ||
           !get_varint64(in, &file_size) || !get_varint64(in, &num_entries) ||
           !get_ikey(in, &smallest) || !get_ikey(in, &largest) ||
           !get_varint64(in, &smallest_seq) || !get_varint64(in, &largest_seq) ||
-          smallest_seq > largest_seq || ikey_compare(smallest, largest) > 0)
+          !get_varint64(in, &oldest_blob_file) || smallest_seq > largest_seq ||
+          ikey_compare(smallest, largest) > 0)
         return MAYFLY_ECORRUPT;
       return version_edit_add_file(e, level, number, file_size, num_entries, smallest, largest,
-                                   smallest_seq, largest_seq);
+                                   smallest_seq, largest_seq, oldest_blob_file);
+    }
+    case VERSION_EDIT_BLOB_FILE: {
+      uint64_t number, total_count, total_bytes;
+      uint32_t checksum;
+      if (!get_varint64(in, &number) || !get_varint64(in, &total_count) ||
+          !get_varint64(in, &total_bytes) || !get_fixed32(in, &checksum) || number == 0 ||
+          total_count == 0)
+        return MAYFLY_ECORRUPT;
+      return version_edit_add_blob_file(e, number, total_count, total_bytes, checksum);
+    }
+    case VERSION_EDIT_BLOB_GARBAGE: {
+      uint64_t number, garbage_count, garbage_bytes;
+      if (!get_varint64(in, &number) || !get_varint64(in, &garbage_count) ||
+          !get_varint64(in, &garbage_bytes) || number == 0)
+        return MAYFLY_ECORRUPT;
+      return version_edit_add_blob_garbage(e, number, garbage_count, garbage_bytes);
     }
     default:
       return MAYFLY_ECORRUPT;
@@ -305,7 +377,20 @@ int version_edit_debug_string(const version_edit *e, mf_buf *out) {
     if (!rc) rc = append_key(out, mf_buf_slice(&f->smallest));
     if (!rc) rc = mf_buf_append(out, " .. ", 4);
     if (!rc) rc = append_key(out, mf_buf_slice(&f->largest));
+    if (!rc && f->oldest_blob_file)
+      rc = append_text(out, " oldest_blob #%" PRIu64, f->oldest_blob_file);
     if (!rc) rc = mf_buf_append(out, "\n", 1);
+  }
+  for (int i = 0; !rc && i < e->num_blob_files; i++) {
+    const version_edit_blob_file *bf = &e->blob_files[i];
+    rc = append_text(out, "blob_file: #%" PRIu64 " records %" PRIu64 " bytes %" PRIu64
+                     " checksum 0x%08" PRIx32 "\n",
+                     bf->number, bf->total_count, bf->total_bytes, bf->checksum);
+  }
+  for (int i = 0; !rc && i < e->num_blob_garbage; i++) {
+    const version_edit_blob_garbage *g = &e->blob_garbage[i];
+    rc = append_text(out, "blob_garbage: #%" PRIu64 " records %" PRIu64 " bytes %" PRIu64 "\n",
+                     g->number, g->garbage_count, g->garbage_bytes);
   }
   return rc ? MF_ERR(MAYFLY_ENOMEM, "version edit: out of memory") : MAYFLY_OK;
 }

@@ -1,5 +1,5 @@
-/* A version edit: one change to the set of table files that make up the database, plus the
- * counters that must survive a restart.
+/* A version edit: one change to the set of table and blob files that make up the database,
+ * plus the counters that must survive a restart.
  *
  * The MANIFEST is a log (wal_format.h, kind MANIFEST) whose records are encoded version
  * edits; replaying them in order rebuilds the current version. Every byte of an encoded edit
@@ -15,14 +15,26 @@
  *   tag 6  NEW_FILE          level:varint32 number:varint64 file_size:varint64
  *                            num_entries:varint64 smallest:bytes largest:bytes
  *                            smallest_seq:varint64 largest_seq:varint64
+ *                            oldest_blob_file:varint64
+ *   tag 7  BLOB_FILE         number:varint64 total_count:varint64 total_bytes:varint64
+ *                            checksum:fixed32
+ *   tag 8  BLOB_GARBAGE      number:varint64 garbage_count:varint64 garbage_bytes:varint64
  *   bytes  := length:varint32 u8[length]
  *
  * Tags 1..3 appear at most once per edit. Levels are < MF_NUM_LEVELS; keys are internal keys
- * (util/ikey.h) with smallest <= largest; smallest_seq <= largest_seq. Tags 7..63 are
- * reserved for blob files and later features. A decoder that meets a tag it does not know
- * rejects the edit as corrupt rather than skipping it: a field it cannot interpret may change
- * which files are live, and silently ignoring it could delete data. Adding a tag therefore
- * makes older binaries refuse newer MANIFESTs, which is the safe failure.
+ * (util/ikey.h) with smallest <= largest; smallest_seq <= largest_seq. oldest_blob_file is 0
+ * when the table references no blob file. Blob file numbers are never 0, and a blob file
+ * holds at least one record (total_count >= 1). Tags 9..63 are reserved for later features.
+ * A decoder that meets a tag it does not know rejects the edit as corrupt rather than
+ * skipping it: a field it cannot interpret may change which files are live, and silently
+ * ignoring it could delete data. Adding a tag therefore makes older binaries refuse newer
+ * MANIFESTs, which is the safe failure.
+ *
+ * Blob files follow RocksDB's integrated BlobDB: an edit records a blob file's ADDITION once
+ * (when the flush or compaction that wrote it is installed), and later its GARBAGE (records
+ * that compactions dropped or relocated) as increments; garbage records for one file add up,
+ * within an edit and across edits. Whether a blob file is still needed is decided by the
+ * version set (version_set.h), not recorded here.
  *
  * Memory: an edit owns the bytes of every key it holds (copied in by the setters and the
  * decoder). Not thread-safe; an edit is built and consumed by one thread. */
@@ -41,7 +53,9 @@ enum version_edit_tag {
   VERSION_EDIT_COMPACT_POINTER = 4,
   VERSION_EDIT_DELETED_FILE = 5,
   VERSION_EDIT_NEW_FILE = 6,
-  /* 7..63 reserved (blob files: additions, garbage, deletions). */
+  VERSION_EDIT_BLOB_FILE = 7,
+  VERSION_EDIT_BLOB_GARBAGE = 8,
+  /* 9..63 reserved. */
 };
 
 /* One table file as a version sees it. Versions share file_metas: refs counts them. */
@@ -50,6 +64,7 @@ typedef struct file_meta {
   uint64_t number, file_size, num_entries;
   mf_buf smallest, largest; /* internal keys; owned */
   uint64_t smallest_seq, largest_seq;
+  uint64_t oldest_blob_file; /* smallest blob file number the table references; 0 = none */
   int allowed_seeks; /* for seek compaction: max(100, file_size / 16384) */
   int being_compacted;
 } file_meta;
@@ -70,6 +85,21 @@ typedef struct version_edit_new_file {
                      of any version */
 } version_edit_new_file;
 
+/* A blob file joins the database. */
+typedef struct version_edit_blob_file {
+  uint64_t number;      /* NNNNNN.blob; never 0 */
+  uint64_t total_count; /* records in the file; >= 1 */
+  uint64_t total_bytes; /* bytes of those records */
+  uint32_t checksum;    /* checksum of the whole file (see the blob file format) */
+} version_edit_blob_file;
+
+/* More of a blob file's records became garbage: these counts add to what was recorded
+ * before. */
+typedef struct version_edit_blob_garbage {
+  uint64_t number; /* never 0 */
+  uint64_t garbage_count, garbage_bytes;
+} version_edit_blob_garbage;
+
 typedef struct version_edit {
   int has_log_number, has_next_file_number, has_last_sequence;
   uint64_t log_number;       /* WAL files numbered below this are no longer needed */
@@ -81,6 +111,10 @@ typedef struct version_edit {
   int num_deleted_files, cap_deleted_files;
   version_edit_new_file *new_files;
   int num_new_files, cap_new_files;
+  version_edit_blob_file *blob_files;
+  int num_blob_files, cap_blob_files;
+  version_edit_blob_garbage *blob_garbage;
+  int num_blob_garbage, cap_blob_garbage;
 } version_edit;
 
 /* Makes e an empty edit. Never fails. */
@@ -96,10 +130,23 @@ void version_edit_set_last_sequence(version_edit *e, uint64_t seq);
  * level outside [0, MF_NUM_LEVELS) or a key shorter than an internal-key trailer. On error e
  * is unchanged. */
 int version_edit_set_compact_pointer(version_edit *e, int level, mf_slice ikey);
+/* oldest_blob_file: the smallest blob file number the table's blob indexes point into, 0
+ * when it has none (see version_set.h: the table "links" that blob file). */
 int version_edit_add_file(version_edit *e, int level, uint64_t number, uint64_t file_size,
                           uint64_t num_entries, mf_slice smallest, mf_slice largest,
-                          uint64_t smallest_seq, uint64_t largest_seq);
+                          uint64_t smallest_seq, uint64_t largest_seq,
+                          uint64_t oldest_blob_file);
 int version_edit_delete_file(version_edit *e, int level, uint64_t number);
+/* Records that blob file `number` joins the database. Returns MAYFLY_OK, MAYFLY_ENOMEM, or
+ * MAYFLY_EINVAL when number or total_count is 0. On error e is unchanged. Whether the number
+ * is new is checked when the edit is applied (version_set_log_and_apply). */
+int version_edit_add_blob_file(version_edit *e, uint64_t number, uint64_t total_count,
+                               uint64_t total_bytes, uint32_t checksum);
+/* Records that garbage_count more records (garbage_bytes more bytes) of blob file `number`
+ * are garbage. Several records for one file add up. Returns MAYFLY_OK, MAYFLY_ENOMEM, or
+ * MAYFLY_EINVAL when number is 0. On error e is unchanged. */
+int version_edit_add_blob_garbage(version_edit *e, uint64_t number, uint64_t garbage_count,
+                                  uint64_t garbage_bytes);
 
 /* Appends e's encoding (format above) to out. Returns MAYFLY_OK or MAYFLY_ENOMEM (out may
  * then hold a partial encoding past its old length). */
@@ -107,8 +154,8 @@ int version_edit_encode(const version_edit *e, mf_buf *out);
 /* Replaces e's contents with the edit encoded in in (in is only read during the call).
  * REQUIRES: e initialized. Returns MAYFLY_OK, MAYFLY_ENOMEM, or MAYFLY_ECORRUPT for any
  * malformed input (truncated field, unknown tag, repeated singleton tag, bad level, key too
- * short, smallest > largest); the message gives the byte offset within the record. On error
- * e is left empty. */
+ * short, smallest > largest, blob file number 0, blob file without records); the message
+ * gives the byte offset within the record. On error e is left empty. */
 int version_edit_decode(version_edit *e, mf_slice in);
 
 /* Readable one-line-per-field dump for debugging and tools (appended to out). Returns

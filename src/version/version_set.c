@@ -3,10 +3,16 @@
  * Objects and their lives
  * - file_meta: one per table file per "era": created when an edit adds the file, shared by
  *   every version that contains it (refs counts them), freed with the last such version.
+ * - blob_meta: one per blob file per state of its counts (garbage, linked tables): created
+ *   when an edit adds the file, shared by every following version for as long as those counts
+ *   do not change, and replaced by a copy in the first version where they do (copy-on-write:
+ *   a version never sees its blob_metas change). The rule the builder uses: a blob_meta whose
+ *   only reference is the builder's own is private to it and may be changed in place (always
+ *   so during recovery); any other is copied first.
  * - version: built by applying an edit to the current version (build_version), immutable
  *   from then on. The set holds one reference on the current version; readers hold more.
  *   Every installed version sits on the set's live list until its last reference goes, so
- *   version_set_for_each_live_file can tell which table files must not be deleted.
+ *   version_set_for_each_live_file can tell which table and blob files must not be deleted.
  * - MANIFEST writer: opened by the first log_and_apply after create/recover (a fresh file
  *   starting with a snapshot of the whole state), kept open for later edits, and closed on
  *   any failure so the next edit starts a fresh, consistent file again.
@@ -17,10 +23,20 @@
  *   below the next file's smallest key (internal-key order). Checked on every build, in all
  *   build types, because a violation would make reads silently wrong.
  * - A file number appears at most once in a version.
+ * - Blob files are sorted by number, each appears once, garbage_count <= total_count and
+ *   garbage_bytes <= total_bytes, num_linked_ssts counts exactly the tables of the version
+ *   whose oldest_blob_file is that blob file, every nonzero oldest_blob_file names a blob
+ *   file of the version, and no blob file is obsolete (fully garbage and unlinked).
  *
- * Applying an edit: deletions first, then additions, on top of a copy of the base version's
- * lists. A deletion of a file that is not there, or an addition of a number already there,
- * is rejected: during recovery that is corruption, in log_and_apply a caller bug (EINVAL).
+ * Applying an edit, on top of a copy of the base version's lists: table deletions, blob file
+ * additions, table additions (whose oldest_blob_file must name a blob file now present),
+ * blob garbage (added to the counts), then obsolete blob files are dropped. Linked counts are
+ * kept up to date as tables come and go, so every edit of a replayed MANIFEST drops exactly
+ * what log_and_apply dropped when it was first applied, and are recomputed from scratch when
+ * the version is finished. A deletion of a file that is not there, an addition of a number
+ * already there, garbage for an absent blob file or beyond its totals, or a dangling
+ * oldest_blob_file is rejected: during recovery that is corruption, in log_and_apply a
+ * caller bug (EINVAL). Nothing is ever merged silently.
  *
  * The MANIFEST format (records are encoded version edits): docs/format/manifest.md. CURRENT
  * holds the MANIFEST's file name followed by a newline, nothing else. */
@@ -70,6 +86,7 @@ static file_meta *file_meta_copy(const file_meta *src) {
   f->num_entries = src->num_entries;
   f->smallest_seq = src->smallest_seq;
   f->largest_seq = src->largest_seq;
+  f->oldest_blob_file = src->oldest_blob_file;
   /* One seek costs about as much as compacting 16 KiB (LevelDB's estimate), so a file may be
    * sought this many times without a hit before compacting it is cheaper. */
   uint64_t seeks = src->file_size / 16384;
@@ -93,6 +110,11 @@ static void file_meta_unref(file_meta *f) {
   }
 }
 
+static void blob_meta_unref(blob_meta *b) {
+  assert(b->refs > 0);
+  if (--b->refs == 0) free(b);
+}
+
 static mf_slice file_smallest(const file_meta *f) { return mf_buf_slice(&f->smallest); }
 static mf_slice file_largest(const file_meta *f) { return mf_buf_slice(&f->largest); }
 
@@ -113,6 +135,8 @@ static void version_free(version *v) {
     for (int i = 0; i < v->num_files[level]; i++) file_meta_unref(v->files[level][i]);
     free(v->files[level]);
   }
+  for (int i = 0; i < v->num_blobs; i++) blob_meta_unref(v->blobs[i]);
+  free(v->blobs);
   free(v);
 }
 
@@ -127,6 +151,61 @@ uint64_t version_level_bytes(const version *v, int level) {
   uint64_t total = 0;
   for (int i = 0; i < v->num_files[level]; i++) total += v->files[level][i]->file_size;
   return total;
+}
+
+const blob_meta *version_find_blob(const version *v, uint64_t number) {
+  int lo = 0, hi = v->num_blobs;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (v->blobs[mid]->number < number)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < v->num_blobs && v->blobs[lo]->number == number ? v->blobs[lo] : NULL;
+}
+
+uint64_t version_blob_total_bytes(const version *v) {
+  uint64_t total = 0;
+  for (int i = 0; i < v->num_blobs; i++) total += v->blobs[i]->total_bytes;
+  return total;
+}
+
+uint64_t version_blob_garbage_bytes(const version *v) {
+  uint64_t total = 0;
+  for (int i = 0; i < v->num_blobs; i++) total += v->blobs[i]->garbage_bytes;
+  return total;
+}
+
+int version_linked_ssts(const version *v, uint64_t blob_number, file_meta ***files,
+                        int **levels, int *n) {
+  *files = NULL;
+  *levels = NULL;
+  *n = 0;
+  const blob_meta *b = version_find_blob(v, blob_number);
+  if (!b || b->num_linked_ssts == 0) return MAYFLY_OK;
+  file_meta **f = malloc((size_t)b->num_linked_ssts * sizeof *f);
+  int *l = malloc((size_t)b->num_linked_ssts * sizeof *l);
+  if (!f || !l) {
+    free(f);
+    free(l);
+    return MF_ERR(MAYFLY_ENOMEM, "version: out of memory listing the tables of blob file %"
+                  PRIu64, blob_number);
+  }
+  int count = 0;
+  for (int level = 0; level < MF_NUM_LEVELS; level++) {
+    for (int i = 0; i < v->num_files[level]; i++) {
+      if (v->files[level][i]->oldest_blob_file != blob_number) continue;
+      assert(count < b->num_linked_ssts);
+      f[count] = v->files[level][i];
+      l[count++] = level;
+    }
+  }
+  assert(count == b->num_linked_ssts);
+  *files = f;
+  *levels = l;
+  *n = count;
+  return MAYFLY_OK;
 }
 
 /* Index of the first file whose largest key is >= ikey (num_files when none). */
@@ -144,10 +223,19 @@ static int find_file(file_meta *const *files, int num_files, mf_slice ikey) {
 
 /* ---- building versions from edits ---- */
 
-/* Per-level growable lists of file_metas, each holding one reference. */
+/* A blob file in a builder: its meta and how many of the builder's tables link to it. */
+typedef struct builder_blob {
+  blob_meta *meta; /* one reference held; changed in place only when private (refs == 1) */
+  int linked;      /* tables in the builder whose oldest_blob_file is meta->number */
+} builder_blob;
+
+/* Per-level growable lists of file_metas, each holding one reference, and the blob files
+ * sorted by number. */
 typedef struct builder {
   file_meta **files[MF_NUM_LEVELS];
   int num[MF_NUM_LEVELS], cap[MF_NUM_LEVELS];
+  builder_blob *blobs;
+  int num_blobs, cap_blobs;
 } builder;
 
 static void builder_free(builder *b) {
@@ -155,7 +243,62 @@ static void builder_free(builder *b) {
     for (int i = 0; i < b->num[level]; i++) file_meta_unref(b->files[level][i]);
     free(b->files[level]);
   }
+  for (int i = 0; i < b->num_blobs; i++) blob_meta_unref(b->blobs[i].meta);
+  free(b->blobs);
   memset(b, 0, sizeof *b);
+}
+
+/* Index of the first blob file numbered >= number (num_blobs when none). */
+static int builder_blob_lower_bound(const builder *b, uint64_t number) {
+  int lo = 0, hi = b->num_blobs;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (b->blobs[mid].meta->number < number)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* The builder's entry for blob file number, or NULL. */
+static builder_blob *builder_find_blob(builder *b, uint64_t number) {
+  int i = builder_blob_lower_bound(b, number);
+  return i < b->num_blobs && b->blobs[i].meta->number == number ? &b->blobs[i] : NULL;
+}
+
+/* Inserts meta (whose reference the builder takes over) at index i, keeping the order. */
+static int builder_insert_blob(builder *b, int i, blob_meta *meta, int linked) {
+  if (b->num_blobs == b->cap_blobs) {
+    int cap = b->cap_blobs ? b->cap_blobs * 2 : 8;
+    builder_blob *p = realloc(b->blobs, (size_t)cap * sizeof *p);
+    if (!p) return MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
+    b->blobs = p;
+    b->cap_blobs = cap;
+  }
+  memmove(&b->blobs[i + 1], &b->blobs[i], (size_t)(b->num_blobs - i) * sizeof *b->blobs);
+  b->blobs[i].meta = meta;
+  b->blobs[i].linked = linked;
+  b->num_blobs++;
+  return MAYFLY_OK;
+}
+
+/* Copy-on-write: bb's meta, first replaced by a private copy if a version shares it. NULL
+ * when out of memory (bb unchanged). */
+static blob_meta *builder_blob_writable(builder_blob *bb) {
+  if (bb->meta->refs == 1) return bb->meta;
+  blob_meta *copy = malloc(sizeof *copy);
+  if (!copy) return NULL;
+  *copy = *bb->meta;
+  copy->refs = 1;
+  blob_meta_unref(bb->meta);
+  bb->meta = copy;
+  return copy;
+}
+
+/* A blob file the version no longer needs: every record garbage, no table linked to it. */
+static int blob_obsolete(const builder_blob *bb) {
+  return bb->linked == 0 && bb->meta->garbage_count >= bb->meta->total_count;
 }
 
 static int builder_push(builder *b, int level, file_meta *f) {
@@ -173,16 +316,86 @@ static int builder_push(builder *b, int level, file_meta *f) {
 
 static int builder_init(builder *b, const version *base) {
   memset(b, 0, sizeof *b);
-  for (int level = 0; level < MF_NUM_LEVELS; level++) {
-    for (int i = 0; i < base->num_files[level]; i++) {
-      int rc = builder_push(b, level, base->files[level][i]);
-      if (rc) {
-        builder_free(b);
-        return rc;
-      }
+  int rc = MAYFLY_OK;
+  for (int level = 0; rc == MAYFLY_OK && level < MF_NUM_LEVELS; level++)
+    for (int i = 0; rc == MAYFLY_OK && i < base->num_files[level]; i++)
+      rc = builder_push(b, level, base->files[level][i]);
+  for (int i = 0; rc == MAYFLY_OK && i < base->num_blobs; i++) {
+    blob_meta *meta = base->blobs[i];
+    rc = builder_insert_blob(b, b->num_blobs, meta, meta->num_linked_ssts);
+    if (rc == MAYFLY_OK) meta->refs++;
+  }
+  if (rc) builder_free(b);
+  return rc;
+}
+
+/* A table with this oldest_blob_file leaves the builder. */
+static void builder_unlink(builder *b, uint64_t oldest_blob_file) {
+  if (oldest_blob_file == 0) return;
+  builder_blob *bb = builder_find_blob(b, oldest_blob_file);
+  /* A version never holds a dangling link, so the blob file is there. */
+  assert(bb && bb->linked > 0);
+  if (bb && bb->linked > 0) bb->linked--;
+}
+
+static int builder_add_blob_files(builder *b, const version_edit *e, int err_code,
+                                  const char *where) {
+  for (int i = 0; i < e->num_blob_files; i++) {
+    const version_edit_blob_file *bf = &e->blob_files[i];
+    int at = builder_blob_lower_bound(b, bf->number);
+    if (at < b->num_blobs && b->blobs[at].meta->number == bf->number)
+      return MF_ERR(err_code, "%s: edit adds blob file %" PRIu64 " which is already present",
+                    where, bf->number);
+    blob_meta *meta = calloc(1, sizeof *meta);
+    if (!meta) return MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
+    meta->refs = 1;
+    meta->number = bf->number;
+    meta->total_count = bf->total_count;
+    meta->total_bytes = bf->total_bytes;
+    meta->checksum = bf->checksum;
+    int rc = builder_insert_blob(b, at, meta, 0);
+    if (rc) {
+      free(meta);
+      return rc;
     }
   }
   return MAYFLY_OK;
+}
+
+static int builder_add_blob_garbage(builder *b, const version_edit *e, int err_code,
+                                    const char *where) {
+  for (int i = 0; i < e->num_blob_garbage; i++) {
+    const version_edit_blob_garbage *g = &e->blob_garbage[i];
+    builder_blob *bb = builder_find_blob(b, g->number);
+    if (!bb)
+      return MF_ERR(err_code, "%s: edit records garbage for blob file %" PRIu64
+                    " which is not present", where, g->number);
+    const blob_meta *m = bb->meta;
+    /* Written as subtractions from the totals so that no sum can overflow. */
+    if (g->garbage_count > m->total_count - m->garbage_count ||
+        g->garbage_bytes > m->total_bytes - m->garbage_bytes)
+      return MF_ERR(err_code, "%s: garbage for blob file %" PRIu64 " (%" PRIu64 " + %" PRIu64
+                    " records, %" PRIu64 " + %" PRIu64 " bytes) exceeds its %" PRIu64
+                    " records, %" PRIu64 " bytes", where, g->number, m->garbage_count,
+                    g->garbage_count, m->garbage_bytes, g->garbage_bytes, m->total_count,
+                    m->total_bytes);
+    blob_meta *w = builder_blob_writable(bb);
+    if (!w) return MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
+    w->garbage_count += g->garbage_count;
+    w->garbage_bytes += g->garbage_bytes;
+  }
+  return MAYFLY_OK;
+}
+
+static void builder_drop_obsolete_blobs(builder *b) {
+  int kept = 0;
+  for (int i = 0; i < b->num_blobs; i++) {
+    if (blob_obsolete(&b->blobs[i]))
+      blob_meta_unref(b->blobs[i].meta);
+    else
+      b->blobs[kept++] = b->blobs[i];
+  }
+  b->num_blobs = kept;
 }
 
 /* Applies e's file changes. Inconsistencies are reported as err_code with `where` (the
@@ -197,21 +410,33 @@ static int builder_apply(builder *b, const version_edit *e, int err_code, const 
     if (j == b->num[level])
       return MF_ERR(err_code, "%s: edit deletes file %" PRIu64 " which is not at level %d",
                     where, number, level);
+    builder_unlink(b, b->files[level][j]->oldest_blob_file);
     file_meta_unref(b->files[level][j]);
     /* Order is restored when the version is finished, so a plain move will do. */
     b->files[level][j] = b->files[level][--b->num[level]];
   }
+  int rc = builder_add_blob_files(b, e, err_code, where);
+  if (rc) return rc;
   for (int i = 0; i < e->num_new_files; i++) {
     const version_edit_new_file *nf = &e->new_files[i];
+    uint64_t blob_number = nf->meta.oldest_blob_file;
+    builder_blob *bb = blob_number ? builder_find_blob(b, blob_number) : NULL;
+    if (blob_number && !bb)
+      return MF_ERR(err_code, "%s: edit adds table %" PRIu64 " referencing blob file %" PRIu64
+                    " which is not present", where, nf->meta.number, blob_number);
     file_meta *f = file_meta_copy(&nf->meta);
     if (!f) return MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
-    int rc = builder_push(b, nf->level, f);
+    rc = builder_push(b, nf->level, f);
     if (rc) {
       f->refs = 1;
       file_meta_unref(f);
       return rc;
     }
+    if (bb) bb->linked++;
   }
+  rc = builder_add_blob_garbage(b, e, err_code, where);
+  if (rc) return rc;
+  builder_drop_obsolete_blobs(b);
   return MAYFLY_OK;
 }
 
@@ -224,6 +449,49 @@ static int by_smallest_key(const void *a, const void *b) {
   const file_meta *x = *(file_meta *const *)a, *y = *(file_meta *const *)b;
   int r = ikey_compare(file_smallest(x), file_smallest(y));
   return r ? r : by_number(a, b);
+}
+
+/* Recounts every blob file's linked tables from the tables themselves and stores the counts
+ * in the blob_metas (copying any a version shares whose count changed). The counts the
+ * builder kept while applying edits must agree: they decided which blob files were dropped. */
+static int builder_finish_blobs(builder *b, int err_code, const char *where) {
+  if (b->num_blobs == 0) {
+    for (int level = 0; level < MF_NUM_LEVELS; level++)
+      for (int i = 0; i < b->num[level]; i++)
+        if (b->files[level][i]->oldest_blob_file != 0)
+          return MF_ERR(err_code, "%s: table %" PRIu64 " references blob file %" PRIu64
+                        " which is not present", where, b->files[level][i]->number,
+                        b->files[level][i]->oldest_blob_file);
+    return MAYFLY_OK;
+  }
+  int *counts = calloc((size_t)b->num_blobs, sizeof *counts);
+  if (!counts) return MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
+  int rc = MAYFLY_OK;
+  for (int level = 0; rc == MAYFLY_OK && level < MF_NUM_LEVELS; level++) {
+    for (int i = 0; rc == MAYFLY_OK && i < b->num[level]; i++) {
+      const file_meta *f = b->files[level][i];
+      if (f->oldest_blob_file == 0) continue;
+      builder_blob *bb = builder_find_blob(b, f->oldest_blob_file);
+      if (bb)
+        counts[bb - b->blobs]++;
+      else
+        rc = MF_ERR(err_code, "%s: table %" PRIu64 " references blob file %" PRIu64
+                    " which is not present", where, f->number, f->oldest_blob_file);
+    }
+  }
+  for (int i = 0; rc == MAYFLY_OK && i < b->num_blobs; i++) {
+    builder_blob *bb = &b->blobs[i];
+    assert(counts[i] == bb->linked && "linked-table counts kept while applying edits");
+    bb->linked = counts[i];
+    if (bb->meta->num_linked_ssts == counts[i]) continue;
+    blob_meta *w = builder_blob_writable(bb);
+    if (w)
+      w->num_linked_ssts = counts[i];
+    else
+      rc = MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
+  }
+  free(counts);
+  return rc;
 }
 
 /* Sorts the lists, checks the invariants listed at the top of the file, and moves the lists
@@ -258,9 +526,16 @@ static int builder_finish(builder *b, version_set *vs, int err_code, const char 
         rc = MF_ERR(err_code, "%s: file %" PRIu64 " appears twice", where, all[i]->number);
     free(all);
   }
+  if (rc == MAYFLY_OK) rc = builder_finish_blobs(b, err_code, where);
+  blob_meta **blobs = NULL;
+  if (rc == MAYFLY_OK && b->num_blobs > 0) {
+    blobs = malloc((size_t)b->num_blobs * sizeof *blobs);
+    if (!blobs) rc = MF_ERR(MAYFLY_ENOMEM, "version: out of memory building a version");
+  }
   version *v = rc == MAYFLY_OK ? version_new(vs) : NULL;
   if (rc == MAYFLY_OK && !v) rc = MF_ERR(MAYFLY_ENOMEM, "version: out of memory");
   if (rc != MAYFLY_OK) {
+    free(blobs);
     builder_free(b);
     return rc;
   }
@@ -268,6 +543,10 @@ static int builder_finish(builder *b, version_set *vs, int err_code, const char 
     v->files[level] = b->files[level];
     v->num_files[level] = b->num[level];
   }
+  for (int i = 0; i < b->num_blobs; i++) blobs[i] = b->blobs[i].meta; /* references move */
+  v->blobs = blobs;
+  v->num_blobs = b->num_blobs;
+  free(b->blobs);
   memset(b, 0, sizeof *b);
   *out = v;
   return MAYFLY_OK;
@@ -593,11 +872,15 @@ int version_set_num_level_files(const version_set *vs, int level) {
   return vs->current->num_files[level];
 }
 
-void version_set_for_each_live_file(const version_set *vs, void (*fn)(void *arg, uint64_t number),
+void version_set_for_each_live_file(const version_set *vs,
+                                    void (*fn)(void *arg, int file_type, uint64_t number),
                                     void *arg) {
-  for (const version *v = vs->live.next; v != &vs->live; v = v->next)
+  for (const version *v = vs->live.next; v != &vs->live; v = v->next) {
     for (int level = 0; level < MF_NUM_LEVELS; level++)
-      for (int i = 0; i < v->num_files[level]; i++) fn(arg, v->files[level][i]->number);
+      for (int i = 0; i < v->num_files[level]; i++)
+        fn(arg, MF_FILE_TABLE, v->files[level][i]->number);
+    for (int i = 0; i < v->num_blobs; i++) fn(arg, MF_FILE_BLOB, v->blobs[i]->number);
+  }
 }
 
 /* ---- recovery ---- */
@@ -744,6 +1027,8 @@ int version_set_recover(version_set *vs) {
     for (int level = 0; level < MF_NUM_LEVELS; level++)
       for (int i = 0; i < v->num_files[level]; i++)
         version_set_mark_file_number_used(vs, v->files[level][i]->number);
+    for (int i = 0; i < v->num_blobs; i++)
+      version_set_mark_file_number_used(vs, v->blobs[i]->number);
   } else {
     /* Compact pointers may have been set from a partly replayed MANIFEST. */
     for (int level = 0; level < MF_NUM_LEVELS; level++) mf_buf_clear(&vs->compact_pointers[level]);
@@ -758,7 +1043,9 @@ int version_set_recover(version_set *vs) {
 /* ---- logging edits ---- */
 
 /* An edit describing the whole state of the current version: what a new MANIFEST starts
- * with. The counters follow in the edit being applied. */
+ * with. The counters follow in the edit being applied. Each blob file appears as its
+ * addition plus, if it has any, one garbage record holding everything accumulated so far, so
+ * replaying the snapshot alone gives the same counts (linked counts follow from the tables). */
 static int encode_snapshot(const version_set *vs, mf_buf *out) {
   version_edit e;
   version_edit_init(&e);
@@ -772,8 +1059,14 @@ static int encode_snapshot(const version_set *vs, mf_buf *out) {
       const file_meta *f = v->files[level][i];
       rc = version_edit_add_file(&e, level, f->number, f->file_size, f->num_entries,
                                  file_smallest(f), file_largest(f), f->smallest_seq,
-                                 f->largest_seq);
+                                 f->largest_seq, f->oldest_blob_file);
     }
+  }
+  for (int i = 0; rc == MAYFLY_OK && i < v->num_blobs; i++) {
+    const blob_meta *b = v->blobs[i];
+    rc = version_edit_add_blob_file(&e, b->number, b->total_count, b->total_bytes, b->checksum);
+    if (rc == MAYFLY_OK && (b->garbage_count || b->garbage_bytes))
+      rc = version_edit_add_blob_garbage(&e, b->number, b->garbage_count, b->garbage_bytes);
   }
   if (rc == MAYFLY_OK) rc = version_edit_encode(&e, out);
   version_edit_free(&e);

@@ -1,16 +1,28 @@
-/* Versions and the version set: which table files make up the database, and the MANIFEST
- * that makes that knowledge durable.
+/* Versions and the version set: which table and blob files make up the database, and the
+ * MANIFEST that makes that knowledge durable.
  *
- * A version is an immutable snapshot of the file layout: per level, the table files. Readers
+ * A version is an immutable snapshot of the file layout: per level, the table files, and the
+ * blob files with their garbage counts. Readers
  * (gets, iterators, compactions) reference the version they started with, so files stay
  * alive however the layout changes under them. The version set owns the chain of versions
  * still referenced (the live list) and the current one, and logs every change to the layout
  * as a version edit (version_edit.h) in the MANIFEST. CURRENT names the live MANIFEST.
  * MANIFEST record format: docs/format/manifest.md; its log framing: docs/format/log.md.
  *
- * Locking: the db mutex guards the version set's fields, every refcount (versions and
- * file_metas) and the live list. A version's file lists never change after it is built, so a
- * reader holding a reference may read them without the mutex.
+ * Locking: the db mutex guards the version set's fields, every refcount (versions, file_metas
+ * and blob_metas) and the live list. A version's file lists, and the blob_metas it holds,
+ * never change after it is built, so a reader holding a reference may read them without the
+ * mutex.
+ *
+ * Blob files (RocksDB integrated-BlobDB semantics). The MANIFEST records each blob file's
+ * addition and, as compactions drop or relocate its records, its garbage (accumulated). Each
+ * table records the oldest blob file it references; the tables naming blob file B that way
+ * are B's "linked SSTs". B is obsolete once every record in it is garbage
+ * (garbage_count >= total_count) AND no table links to it: it is then left out of the new
+ * version, and its file may be deleted as soon as no older version still lists it
+ * (version_set_for_each_live_file reports blob files too). A blob_meta is immutable once in a
+ * version: more garbage or a different linked count makes a new blob_meta for the new
+ * version (copy-on-write), so a reader's older version keeps the counts it started with.
  *
  * Crash story: version_set_log_and_apply appends an edit to the MANIFEST and syncs it before
  * the new version becomes current, so anything visible has been made durable. A new MANIFEST
@@ -35,12 +47,23 @@
 
 struct version_set;
 
+/* One blob file as a version sees it. Shared by versions whose view of it is identical. */
+typedef struct blob_meta {
+  int refs; /* versions sharing it; REQUIRES db mutex */
+  uint64_t number, total_count, total_bytes;
+  uint32_t checksum;
+  uint64_t garbage_count, garbage_bytes; /* accumulated; <= total_count, total_bytes */
+  int num_linked_ssts; /* SSTs in this version whose oldest_blob_file == number */
+} blob_meta;
+
 typedef struct version {
   struct version_set *vset;
   int refs;                         /* REQUIRES db mutex */
   file_meta **files[MF_NUM_LEVELS]; /* level 0 ordered by file number ascending (newest last);
                                        levels >= 1 sorted by smallest key, non-overlapping */
   int num_files[MF_NUM_LEVELS];
+  blob_meta **blobs;                /* sorted by number; none obsolete (see above) */
+  int num_blobs;
   struct version *prev, *next;      /* live versions list */
 } version;
 
@@ -89,6 +112,21 @@ mf_iter *version_concat_iter(table_cache *tc, file_meta *const *files, int num_f
 /* Sum of file sizes at level. */
 uint64_t version_level_bytes(const version *v, int level);
 
+/* The queries below need no mutex: the caller holds a reference on v, and what they return
+ * (pointers into v) stays valid as long as that reference. */
+
+/* Blob file `number` in v, or NULL when v does not hold it (never added, or obsolete). */
+const blob_meta *version_find_blob(const version *v, uint64_t number);
+/* Sum of total_bytes / garbage_bytes over v's blob files. */
+uint64_t version_blob_total_bytes(const version *v);
+uint64_t version_blob_garbage_bytes(const version *v);
+/* The tables of v linked to blob file blob_number (oldest_blob_file == blob_number), level 0
+ * first, in each level's order. *files and *levels are malloc'd arrays of *n entries owned by
+ * the caller (free both; NULL when *n is 0); the file_metas themselves belong to v. A blob
+ * file v does not hold has no linked tables (*n = 0). Returns MAYFLY_OK or MAYFLY_ENOMEM. */
+int version_linked_ssts(const version *v, uint64_t blob_number, file_meta ***files,
+                        int **levels, int *n);
+
 typedef struct version_set version_set;
 
 /* Creates a version set with an empty current version. dbname is copied; env, opt and tc are
@@ -107,8 +145,10 @@ void version_set_destroy(version_set *vs);
  * (message names the file, and the offset where one applies) when CURRENT is empty,
  * malformed or names a missing MANIFEST, when a MANIFEST record is damaged or does not
  * decode (a torn tail after the last complete record is a clean end), when an edit deletes a
- * file that is not present or adds one already present, or when the log number, next file
- * number or last sequence was never recorded; MAYFLY_EIO or MAYFLY_ENOMEM. */
+ * file that is not present or adds one already present, adds a blob file already present,
+ * records garbage for a blob file not present or beyond its totals, or adds a table whose
+ * oldest_blob_file is not present; when the log number, next file number or last sequence
+ * was never recorded; MAYFLY_EIO or MAYFLY_ENOMEM. */
 int version_set_recover(version_set *vs);
 
 /* Applies edit to the current version to make a new one, appends the edit to the MANIFEST,
@@ -123,7 +163,10 @@ int version_set_recover(version_set *vs);
  * REQUIRES: callers serialize: at most one call in progress at a time (asserted in debug
  * builds). The db runs every flush and compaction install through one thread at a time.
  * Returns MAYFLY_OK, MAYFLY_EINVAL (edit inconsistent with the current version: deleting a
- * file that is not there, adding one that is, overlapping files in a level >= 1), or the
+ * file that is not there, adding one that is, overlapping files in a level >= 1, adding a
+ * blob file that is there, garbage for a blob file that is not there or more garbage than
+ * it has records or bytes, a table whose oldest_blob_file is neither in the current version
+ * nor added by the edit), or the
  * write/sync error. On failure the current version is unchanged and the MANIFEST writer is
  * closed, so the next call starts a fresh MANIFEST; the db should treat a failure as a
  * background error (the old MANIFEST may hold the failed edit). */
@@ -154,10 +197,12 @@ uint64_t version_set_bytes_written(const version_set *vs);
  * slice when none was recorded. */
 mf_slice version_set_compact_pointer(const version_set *vs, int level);
 
-/* Calls fn(arg, number) for every table file referenced by any live version (current and the
- * ones still referenced by readers). A number may be reported more than once.
+/* Calls fn(arg, file_type, number) for every table file (file_type MF_FILE_TABLE) and every
+ * blob file (MF_FILE_BLOB) held by any live version (current and the ones still referenced
+ * by readers). A number may be reported more than once.
  * REQUIRES: db mutex held; fn must not change the version set. */
-void version_set_for_each_live_file(const version_set *vs, void (*fn)(void *arg, uint64_t number),
+void version_set_for_each_live_file(const version_set *vs,
+                                    void (*fn)(void *arg, int file_type, uint64_t number),
                                     void *arg);
 /* REQUIRES: db mutex held. */
 int version_set_num_level_files(const version_set *vs, int level);

@@ -568,6 +568,55 @@ static void test_posix_lock_other_process(void **state) {
   }
 }
 
+/* map_readable: env_posix maps (the bytes are the file's, a prefix can be mapped, one file
+ * can be mapped several times) up to its process-wide limit, past which it declines with
+ * MAYFLY_ENOTSUP until a mapping is released; env_mem cannot map at all. */
+static void test_map(void **state) {
+  fixture *fx = *state;
+  mf_env *env = fx->env;
+  if (fx->kind == KIND_MEM) {
+    assert_false(env_has_map(env));
+    return;
+  }
+  assert_true(env_has_map(env));
+  const char *text = "mapped bytes, read in place";
+  write_file(env, path(fx, "m"), text, 0);
+  mf_rfile *f;
+  assert_int_equal(env->open_readable(env, path(fx, "m"), &f), MAYFLY_OK);
+  const char *data = NULL;
+  mf_map *map = NULL;
+  assert_int_equal(env->map_readable(env, f, strlen(text), &data, &map), MAYFLY_OK);
+  assert_non_null(map);
+  assert_memory_equal(data, text, strlen(text));
+  const char *prefix = NULL;
+  mf_map *prefix_map = NULL;
+  assert_int_equal(env->map_readable(env, f, 6, &prefix, &prefix_map), MAYFLY_OK);
+  assert_memory_equal(prefix, "mapped", 6);
+  env->unmap(env, prefix_map);
+
+  /* Fill the process-wide budget with mappings of the same file (one is already held). */
+  enum { MANY = 5000 };
+  static mf_map *maps[MANY];
+  int held = 0;
+  int rc = MAYFLY_OK;
+  while (held < MANY) {
+    const char *p = NULL;
+    rc = env->map_readable(env, f, strlen(text), &p, &maps[held]);
+    if (rc != MAYFLY_OK) break;
+    held++;
+  }
+  assert_int_equal(rc, MAYFLY_ENOTSUP);
+  assert_null(maps[held]);
+  printf("env_posix mapped %d files at once\n", held + 1);
+  assert_true(held + 1 >= 100); /* a limit, but no small one */
+  env->unmap(env, maps[--held]); /* one slot free again */
+  assert_int_equal(env->map_readable(env, f, strlen(text), &data, &maps[held]), MAYFLY_OK);
+  held++;
+  while (held > 0) env->unmap(env, maps[--held]);
+  env->unmap(env, map);
+  env->close_readable(f);
+}
+
 /* Like cmocka_unit_test_prestate_setup_teardown, with the env in the test's name. */
 #define ON(fn, kind) {#fn "/" #kind, fn, setup, teardown, (void *)&kind##_kind}
 #define BOTH(fn) ON(fn, posix), ON(fn, mem)
@@ -583,6 +632,7 @@ int main(void) {
       BOTH(test_lock),
       BOTH(test_write_file_atomic),
       BOTH(test_threads_and_clock),
+      BOTH(test_map),
       ON(test_crash_drops_unsynced_bytes, mem),
       ON(test_crash_undoes_unsynced_names, mem),
       ON(test_crash_sync_dir_is_per_directory, mem),

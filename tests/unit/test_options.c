@@ -100,6 +100,18 @@ static void assert_options_equal(const struct mayfly_options *a, const struct ma
   assert_int_equal(a->max_mem_compaction_level, b->max_mem_compaction_level);
   assert_int_equal(a->level_compaction_dynamic_level_bytes,
                    b->level_compaction_dynamic_level_bytes);
+  assert_int_equal(a->enable_blob_files, b->enable_blob_files);
+  assert_int_equal(a->min_blob_size, b->min_blob_size);
+  assert_int_equal(a->blob_file_size, b->blob_file_size);
+  assert_int_equal(a->blob_compression, b->blob_compression);
+  assert_int_equal(a->blob_file_starting_level, b->blob_file_starting_level);
+  assert_int_equal(a->enable_blob_garbage_collection, b->enable_blob_garbage_collection);
+  assert_memory_equal(&a->blob_garbage_collection_age_cutoff,
+                      &b->blob_garbage_collection_age_cutoff, sizeof(double));
+  assert_memory_equal(&a->blob_garbage_collection_force_threshold,
+                      &b->blob_garbage_collection_force_threshold, sizeof(double));
+  assert_int_equal(a->blob_gc_policy, b->blob_gc_policy);
+  assert_int_equal(a->blob_cache_size, b->blob_cache_size);
 }
 
 static uint64_t test_seed(void) {
@@ -138,6 +150,16 @@ static void test_defaults(void **state) {
   assert_true(o.max_bytes_for_level_multiplier == 10.0);
   assert_int_equal(o.max_mem_compaction_level, 2);
   assert_int_equal(o.level_compaction_dynamic_level_bytes, 0);
+  assert_int_equal(o.enable_blob_files, 1);
+  assert_int_equal(o.min_blob_size, 512);
+  assert_int_equal(o.blob_file_size, 256u << 20);
+  assert_int_equal(o.blob_compression, MF_COMPRESSION_NONE);
+  assert_int_equal(o.blob_file_starting_level, 0);
+  assert_int_equal(o.enable_blob_garbage_collection, 1);
+  assert_true(o.blob_garbage_collection_age_cutoff == 0.25);
+  assert_true(o.blob_garbage_collection_force_threshold == 1.0);
+  assert_int_equal(o.blob_gc_policy, MF_BLOB_GC_AGE);
+  assert_int_equal(o.blob_cache_size, 0);
   assert_ptr_equal(o.env, env_posix());
   assert_int_equal(options_validate(&o), MAYFLY_OK);
 
@@ -165,7 +187,17 @@ static void test_defaults(void **state) {
                       "max_bytes_for_level_base=256MiB\n"
                       "max_bytes_for_level_multiplier=10\n"
                       "max_mem_compaction_level=2\n"
-                      "level_compaction_dynamic_level_bytes=false\n");
+                      "level_compaction_dynamic_level_bytes=false\n"
+                      "enable_blob_files=true\n"
+                      "min_blob_size=512\n"
+                      "blob_file_size=256MiB\n"
+                      "blob_compression=none\n"
+                      "blob_file_starting_level=0\n"
+                      "enable_blob_garbage_collection=true\n"
+                      "blob_garbage_collection_age_cutoff=0.25\n"
+                      "blob_garbage_collection_force_threshold=1\n"
+                      "blob_gc_policy=age\n"
+                      "blob_cache_size=0\n");
   free(text);
 }
 
@@ -194,6 +226,16 @@ static void test_set_every_option(void **state) {
       {"max_bytes_for_level_multiplier", "2.5", "2.5"},
       {"max_mem_compaction_level", "6", "6"},
       {"level_compaction_dynamic_level_bytes", "on", "true"},
+      {"enable_blob_files", "off", "false"},
+      {"min_blob_size", "4k", "4KiB"},
+      {"blob_file_size", "64MiB", "64MiB"},
+      {"blob_compression", "lz4", "lz4"},
+      {"blob_file_starting_level", "2", "2"},
+      {"enable_blob_garbage_collection", "0", "false"},
+      {"blob_garbage_collection_age_cutoff", "0.5", "0.5"},
+      {"blob_garbage_collection_force_threshold", "0.75", "0.75"},
+      {"blob_gc_policy", "group", "group"},
+      {"blob_cache_size", "1GiB", "1GiB"},
   };
   struct mayfly_options o;
   options_init_defaults(&o);

@@ -3,7 +3,13 @@
  * backwards, seek, get; damaged files (bit flips in data blocks, truncation, bad footer magic,
  * checksum and handles) give MAYFLY_ECORRUPT and never wrong data; the two-level iterator
  * over hand-made blocks (with empty and failing sub-iterators). Randomized: prints its seed;
- * set MAYFLY_TEST_SEED to replay. */
+ * set MAYFLY_TEST_SEED to replay.
+ *
+ * The table tests run in three modes, so both ways of reading blocks stay covered: "pread"
+ * (env_mem as is: it cannot map files), "mapped" (env_mem plus a map_readable that hands the
+ * table an exact-size copy of the file, so a read past the mapping is an ASan error) and
+ * "refused" (a map_readable that always declines, as env_posix does past its limit of mapped
+ * files). One more test reads a table through env_posix's real mmap. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +125,86 @@ static size_t lower_bound(const dataset *d, mf_slice k) {
     else hi = mid;
   }
   return lo;
+}
+
+/* ---- envs: the modes described at the top ---- */
+
+enum env_mode { MODE_PREAD, MODE_MAPPED, MODE_REFUSED };
+static enum env_mode g_mode;
+
+typedef struct mapping_env {
+  mf_env env; /* first, so the engine's mf_env * is also a mapping_env * */
+  mf_env *base;
+  int live_maps; /* must be back to 0 when the env is destroyed: every table unmapped */
+  int maps_made;
+} mapping_env;
+
+static int copy_map_readable(mf_env *env, mf_rfile *f, uint64_t size, const char **data,
+                             mf_map **out) {
+  mapping_env *m = (mapping_env *)env;
+  *data = NULL;
+  *out = NULL;
+  if (g_mode == MODE_REFUSED) return MAYFLY_ENOTSUP;
+  char *image = malloc(size);
+  size_t got = 0;
+  assert_non_null(image);
+  assert_int_equal(m->base->pread(f, 0, size, image, &got), MAYFLY_OK);
+  assert_int_equal(got, size);
+  m->live_maps++;
+  m->maps_made++;
+  *data = image;
+  *out = (mf_map *)image; /* opaque to the table: here simply the copy */
+  return MAYFLY_OK;
+}
+
+static void copy_unmap(mf_env *env, mf_map *map) {
+  ((mapping_env *)env)->live_maps--;
+  free(map);
+}
+
+static void mapping_env_destroy(mf_env *env) {
+  mapping_env *m = (mapping_env *)env;
+  assert_int_equal(m->live_maps, 0);
+  m->base->destroy(m->base);
+  free(m);
+}
+
+/* A fresh in-memory env for the current mode; destroy with env->destroy(env). */
+static mf_env *new_env(void) {
+  mf_env *base;
+  assert_int_equal(env_mem_create(&base), MAYFLY_OK);
+  assert_false(env_has_map(base)); /* or the "pread" mode would not be one */
+  if (g_mode == MODE_PREAD) return base;
+  mapping_env *m = calloc(1, sizeof *m);
+  assert_non_null(m);
+  m->env = *base; /* env_mem's functions find their state through ctx, which is copied */
+  m->base = base;
+  m->env.map_readable = copy_map_readable;
+  m->env.unmap = copy_unmap;
+  m->env.destroy = mapping_env_destroy;
+  assert_true(env_has_map(&m->env));
+  return &m->env;
+}
+
+/* How many files env mapped so far (0 for the plain in-memory env). */
+static int maps_made(mf_env *env) {
+  return env->destroy == mapping_env_destroy ? ((mapping_env *)env)->maps_made : 0;
+}
+
+static int use_pread(void **state) {
+  (void)state;
+  g_mode = MODE_PREAD;
+  return 0;
+}
+static int use_mapped(void **state) {
+  (void)state;
+  g_mode = MODE_MAPPED;
+  return 0;
+}
+static int use_refused(void **state) {
+  (void)state;
+  g_mode = MODE_REFUSED;
+  return 0;
 }
 
 /* ---- building and opening ---- */
@@ -293,7 +379,7 @@ static void test_round_trip(void **state) {
   (void)state;
   mf_env *env;
   mf_cache *cache;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   assert_int_equal(cache_create(1 << 20, &cache), MAYFLY_OK);
   dataset d = make_dataset(12000);
   uint64_t sizes[3];
@@ -305,14 +391,20 @@ static void test_round_trip(void **state) {
       assert_int_equal(open_table(env, "t.sst", use_cache ? cache : NULL, &t), MAYFLY_OK);
       check_all(t, &d, 1);
       if (use_cache) {
-        assert_true(cache_total_charge(cache) > 0);
-        check_forward(t, &d); /* again, now served from the cache */
+        /* Blocks read in place from a mapping never enter the cache; every other block
+         * does. */
+        if (g_mode == MODE_MAPPED && c == MF_COMPRESSION_NONE)
+          assert_int_equal(cache_total_charge(cache), 0);
+        else
+          assert_true(cache_total_charge(cache) > 0);
+        check_forward(t, &d); /* again, now served from the cache or the mapping */
       }
       table_close(t);
     }
   }
   printf("table sizes: none %llu, lz4 %llu, zstd %llu\n", (unsigned long long)sizes[0],
          (unsigned long long)sizes[1], (unsigned long long)sizes[2]);
+  assert_int_equal(maps_made(env), g_mode == MODE_MAPPED ? 6 : 0);
   assert_true(sizes[MF_COMPRESSION_LZ4] < sizes[MF_COMPRESSION_NONE]);
   assert_true(sizes[MF_COMPRESSION_ZSTD] < sizes[MF_COMPRESSION_NONE]);
   free_dataset(&d);
@@ -326,7 +418,7 @@ static void test_options_extremes(void **state) {
   (void)state;
   mf_env *env;
   mf_cache *cache;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   assert_int_equal(cache_create(2000, &cache), MAYFLY_OK);
   dataset d = make_dataset(3000);
   table_options o = {1, 1, 0, MF_COMPRESSION_LZ4, 0};
@@ -348,7 +440,7 @@ static void test_options_extremes(void **state) {
 static void test_empty_table(void **state) {
   (void)state;
   mf_env *env;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   dataset d = {NULL, 0};
   table_options o = default_options(MF_COMPRESSION_ZSTD);
   build(env, "empty.sst", &o, &d);
@@ -371,7 +463,7 @@ static void test_builder_rejects_disorder(void **state) {
   mf_env *env;
   mf_wfile *f;
   table_builder *b;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   assert_int_equal(env->new_writable(env, "x.sst", &f), MAYFLY_OK);
   table_options o = default_options(MF_COMPRESSION_NONE);
   assert_int_equal(table_builder_create(&o, env, f, "x.sst", &b), MAYFLY_OK);
@@ -396,7 +488,7 @@ static void test_builder_rejects_disorder(void **state) {
 static void test_bit_flip_in_data_block(void **state) {
   (void)state;
   mf_env *env;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   dataset d = make_dataset(10000);
   for (int c = MF_COMPRESSION_NONE; c <= MF_COMPRESSION_ZSTD; c++) {
     table_options o = default_options(c);
@@ -466,7 +558,7 @@ static void expect_open_corrupt(mf_env *env, const char *fname) {
 static void test_damaged_footer_and_index(void **state) {
   (void)state;
   mf_env *env;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   dataset d = make_dataset(5000);
   table_options o = default_options(MF_COMPRESSION_LZ4);
   uint64_t size = build(env, "good.sst", &o, &d);
@@ -527,7 +619,7 @@ static void test_damaged_footer_and_index(void **state) {
 static void test_approximate_offset(void **state) {
   (void)state;
   mf_env *env;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  env = new_env();
   dataset d = make_dataset(12000);
   table_options o = default_options(MF_COMPRESSION_NONE);
   uint64_t size = build(env, "t.sst", &o, &d);
@@ -653,17 +745,51 @@ static void test_two_level_iter(void **state) {
   block_builder_free(&index);
 }
 
+/* A table read through env_posix, whose map_readable is a real mmap: every read of every
+ * kind, the block cache left empty (the blocks are uncompressed, so all are read in place),
+ * and the mapping released on close (the file can be removed and the directory too). */
+static void test_posix_mmap(void **state) {
+  (void)state;
+  mf_env *env = env_posix();
+  assert_true(env_has_map(env));
+  const char *base = getenv("MAYFLY_TEST_TMP");
+  char dir[512], fname[600];
+  snprintf(dir, sizeof dir, "%s/test_table.XXXXXX", base && *base ? base : "/tmp");
+  assert_non_null(mkdtemp(dir));
+  snprintf(fname, sizeof fname, "%s/000001.sst", dir);
+  mf_cache *cache;
+  assert_int_equal(cache_create(1 << 20, &cache), MAYFLY_OK);
+  dataset d = make_dataset(12000);
+  table_options o = default_options(MF_COMPRESSION_NONE);
+  build(env, fname, &o, &d);
+  table *t;
+  assert_int_equal(open_table(env, fname, cache, &t), MAYFLY_OK);
+  check_all(t, &d, 1);
+  assert_int_equal(cache_total_charge(cache), 0);
+  table_close(t);
+  assert_int_equal(env->remove_file(env, fname), MAYFLY_OK);
+  assert_int_equal(env->remove_dir(env, dir), MAYFLY_OK);
+  free_dataset(&d);
+  cache_destroy(cache);
+}
+
+/* A table test run in one mode, named after it. */
+#define IN_MODE(fn, mode) {#fn "/" #mode, fn, use_##mode, NULL, NULL}
+#define IN_ALL_MODES(fn) IN_MODE(fn, pread), IN_MODE(fn, mapped), IN_MODE(fn, refused)
+
 int main(void) {
   mf_random_seed(&rnd, test_seed());
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip),
-      cmocka_unit_test(test_options_extremes),
-      cmocka_unit_test(test_empty_table),
-      cmocka_unit_test(test_builder_rejects_disorder),
-      cmocka_unit_test(test_bit_flip_in_data_block),
-      cmocka_unit_test(test_damaged_footer_and_index),
-      cmocka_unit_test(test_approximate_offset),
+      IN_ALL_MODES(test_round_trip),
+      IN_ALL_MODES(test_options_extremes),
+      IN_ALL_MODES(test_empty_table),
+      IN_MODE(test_builder_rejects_disorder, pread),
+      IN_ALL_MODES(test_bit_flip_in_data_block),
+      IN_ALL_MODES(test_damaged_footer_and_index),
+      IN_MODE(test_approximate_offset, pread),
+      IN_MODE(test_approximate_offset, mapped),
       cmocka_unit_test(test_two_level_iter),
+      cmocka_unit_test(test_posix_mmap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

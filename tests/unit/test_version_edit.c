@@ -1,4 +1,5 @@
-/* Version edit encoding: round trips, and a decoder that survives any damage.
+/* Version edit encoding: round trips (tables and blob files), exact bytes of the blob
+ * fields, and a decoder that survives any damage.
  * Randomized tests print their seed; set MAYFLY_TEST_SEED to replay one. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,9 +55,14 @@ static void fill_full_edit(version_edit *e) {
     mf_slice l = make_ikey(&b, hi, 200 + (uint64_t)i, MF_TYPE_BLOB_INDEX);
     assert_int_equal(version_edit_add_file(e, i * 2, 50 + (uint64_t)i, 4096 * (uint64_t)(i + 1),
                                            10 * (uint64_t)i, s, l, 100 + (uint64_t)i,
-                                           200 + (uint64_t)i),
+                                           200 + (uint64_t)i, i == 0 ? 0 : 40 + (uint64_t)i),
                      MAYFLY_OK);
   }
+  assert_int_equal(version_edit_add_blob_file(e, 41, 1000, UINT64_C(1) << 35, 0xdeadbeefu),
+                   MAYFLY_OK);
+  assert_int_equal(version_edit_add_blob_file(e, UINT64_MAX, 1, 0, 0), MAYFLY_OK);
+  assert_int_equal(version_edit_add_blob_garbage(e, 41, 10, 4096), MAYFLY_OK);
+  assert_int_equal(version_edit_add_blob_garbage(e, 41, 0, 0), MAYFLY_OK); /* repeats allowed */
   mf_buf_free(&a);
   mf_buf_free(&b);
 }
@@ -90,6 +96,22 @@ static void assert_edits_equal(const version_edit *x, const version_edit *y) {
     assert_true(f->largest_seq == g->largest_seq);
     assert_true(mf_slice_equal(mf_buf_slice(&f->smallest), mf_buf_slice(&g->smallest)));
     assert_true(mf_slice_equal(mf_buf_slice(&f->largest), mf_buf_slice(&g->largest)));
+    assert_true(f->oldest_blob_file == g->oldest_blob_file);
+  }
+  assert_int_equal(x->num_blob_files, y->num_blob_files);
+  for (int i = 0; i < x->num_blob_files; i++) {
+    const version_edit_blob_file *a = &x->blob_files[i], *b = &y->blob_files[i];
+    assert_true(a->number == b->number);
+    assert_true(a->total_count == b->total_count);
+    assert_true(a->total_bytes == b->total_bytes);
+    assert_true(a->checksum == b->checksum);
+  }
+  assert_int_equal(x->num_blob_garbage, y->num_blob_garbage);
+  for (int i = 0; i < x->num_blob_garbage; i++) {
+    const version_edit_blob_garbage *a = &x->blob_garbage[i], *b = &y->blob_garbage[i];
+    assert_true(a->number == b->number);
+    assert_true(a->garbage_count == b->garbage_count);
+    assert_true(a->garbage_bytes == b->garbage_bytes);
   }
 }
 
@@ -113,7 +135,15 @@ static void test_round_trip_all_fields(void **state) {
   assert_int_equal(version_edit_debug_string(&d, &dump), MAYFLY_OK);
   assert_int_equal(mf_buf_append(&dump, "", 1), MAYFLY_OK);
   assert_non_null(strstr(dump.data, "new_file: L4 #52"));
+  assert_non_null(strstr(dump.data, "oldest_blob #42"));
   assert_non_null(strstr(dump.data, "log_number: 17"));
+  assert_non_null(strstr(dump.data, "blob_file: #41 records 1000 bytes 34359738368 checksum "
+                                    "0xdeadbeef"));
+  assert_non_null(strstr(dump.data, "blob_garbage: #41 records 10 bytes 4096"));
+  const char *line = strstr(dump.data, "new_file: L0 #50");
+  assert_non_null(line);
+  const char *oldest = strstr(line, "oldest_blob"), *eol = strchr(line, '\n');
+  assert_true(eol && (!oldest || oldest > eol)); /* 0 means none: not printed */
 
   mf_buf_free(&dump);
   mf_buf_free(&enc);
@@ -161,8 +191,8 @@ static void test_truncation_at_every_offset(void **state) {
     }
     free(copy);
   }
-  /* n = 0 plus one boundary after each of the 10 fields but the last. */
-  assert_int_equal(boundaries, 10);
+  /* n = 0 plus one boundary after each of the 14 fields but the last. */
+  assert_int_equal(boundaries, 14);
   mf_buf_free(&enc);
   mf_buf_free(&again);
   version_edit_free(&e);
@@ -202,6 +232,9 @@ static void test_random_damage(void **state) {
         assert_true(ikey_compare(mf_buf_slice(&d.new_files[i].meta.smallest),
                                  mf_buf_slice(&d.new_files[i].meta.largest)) <= 0);
       }
+      for (int i = 0; i < d.num_blob_files; i++)
+        assert_true(d.blob_files[i].number != 0 && d.blob_files[i].total_count != 0);
+      for (int i = 0; i < d.num_blob_garbage; i++) assert_true(d.blob_garbage[i].number != 0);
     } else {
       assert_int_equal(rc, MAYFLY_ECORRUPT);
       corrupt++;
@@ -230,10 +263,10 @@ static void test_unknown_tag(void **state) {
   mf_buf enc = MF_BUF_INIT;
   assert_int_equal(version_edit_encode(&e, &enc), MAYFLY_OK);
   size_t valid_len = enc.len;
-  /* A reserved tag (blob files, not yet known) after a valid field. */
-  assert_int_equal(put_varint32(&enc, 7), MAYFLY_OK);
+  /* A reserved tag (not yet known) after a valid field. */
+  assert_int_equal(put_varint32(&enc, 9), MAYFLY_OK);
   assert_int_equal(put_varint64(&enc, 1), MAYFLY_OK);
-  expect_corrupt(mf_buf_slice(&enc), "tag 7");
+  expect_corrupt(mf_buf_slice(&enc), "tag 9");
   /* Tag 0 and a huge tag. */
   enc.len = valid_len;
   assert_int_equal(put_varint32(&enc, 0), MAYFLY_OK);
@@ -288,6 +321,7 @@ static void test_malformed_fields(void **state) {
   put_length_prefixed(&b, mf_buf_slice(&k2));
   put_varint64(&b, 1);
   put_varint64(&b, 1);
+  put_varint64(&b, 0);
   expect_corrupt(mf_buf_slice(&b), "new file");
   /* Same file with the keys in order but smallest_seq > largest_seq. */
   mf_buf_clear(&b);
@@ -300,7 +334,54 @@ static void test_malformed_fields(void **state) {
   put_length_prefixed(&b, mf_buf_slice(&k));
   put_varint64(&b, 2);
   put_varint64(&b, 1);
+  put_varint64(&b, 0);
   expect_corrupt(mf_buf_slice(&b), "new file");
+  /* A well-formed new file without its oldest_blob_file (the field is not optional). */
+  mf_buf_clear(&b);
+  put_varint32(&b, VERSION_EDIT_NEW_FILE);
+  put_varint32(&b, 1);
+  put_varint64(&b, 9);
+  put_varint64(&b, 100);
+  put_varint64(&b, 1);
+  put_length_prefixed(&b, mf_buf_slice(&k2));
+  put_length_prefixed(&b, mf_buf_slice(&k));
+  put_varint64(&b, 1);
+  put_varint64(&b, 1);
+  expect_corrupt(mf_buf_slice(&b), "new file");
+  /* Blob file number 0, a blob file without records, a checksum cut short. */
+  mf_buf_clear(&b);
+  put_varint32(&b, VERSION_EDIT_BLOB_FILE);
+  put_varint64(&b, 0);
+  put_varint64(&b, 1);
+  put_varint64(&b, 1);
+  put_fixed32(&b, 1);
+  expect_corrupt(mf_buf_slice(&b), "blob file");
+  mf_buf_clear(&b);
+  put_varint32(&b, VERSION_EDIT_BLOB_FILE);
+  put_varint64(&b, 3);
+  put_varint64(&b, 0);
+  put_varint64(&b, 0);
+  put_fixed32(&b, 1);
+  expect_corrupt(mf_buf_slice(&b), "blob file");
+  mf_buf_clear(&b);
+  put_varint32(&b, VERSION_EDIT_BLOB_FILE);
+  put_varint64(&b, 3);
+  put_varint64(&b, 1);
+  put_varint64(&b, 1);
+  mf_buf_append(&b, "\x01\x02\x03", 3);
+  expect_corrupt(mf_buf_slice(&b), "blob file");
+  /* Garbage for blob file 0; garbage cut short. */
+  mf_buf_clear(&b);
+  put_varint32(&b, VERSION_EDIT_BLOB_GARBAGE);
+  put_varint64(&b, 0);
+  put_varint64(&b, 1);
+  put_varint64(&b, 1);
+  expect_corrupt(mf_buf_slice(&b), "blob garbage");
+  mf_buf_clear(&b);
+  put_varint32(&b, VERSION_EDIT_BLOB_GARBAGE);
+  put_varint64(&b, 3);
+  put_varint64(&b, 1);
+  expect_corrupt(mf_buf_slice(&b), "blob garbage");
   /* A length prefix running past the end. */
   mf_buf_clear(&b);
   put_varint32(&b, VERSION_EDIT_COMPACT_POINTER);
@@ -313,6 +394,41 @@ static void test_malformed_fields(void **state) {
   mf_buf_free(&k2);
 }
 
+/* The blob fields byte for byte, as docs/format/manifest.md describes them. */
+static void test_blob_field_bytes(void **state) {
+  version_edit e, d;
+  version_edit_init(&e);
+  version_edit_init(&d);
+  mf_buf a = MF_BUF_INIT, b = MF_BUF_INIT, enc = MF_BUF_INIT;
+  assert_int_equal(version_edit_add_blob_file(&e, 5, 3, 300, 0xdeadbeefu), MAYFLY_OK);
+  assert_int_equal(version_edit_add_blob_garbage(&e, 5, 1, 100), MAYFLY_OK);
+  assert_int_equal(version_edit_encode(&e, &enc), MAYFLY_OK);
+  static const unsigned char want[] = {
+      7, 5, 3, 0xac, 0x02, 0xef, 0xbe, 0xad, 0xde, /* BLOB_FILE: 300 = ac 02; fixed32 LE */
+      8, 5, 1, 100,                                /* BLOB_GARBAGE */
+  };
+  assert_int_equal((int)enc.len, (int)sizeof want);
+  assert_memory_equal(enc.data, want, sizeof want);
+
+  /* NEW_FILE ends with oldest_blob_file. */
+  mf_buf_clear(&enc);
+  version_edit_free(&e);
+  assert_int_equal(version_edit_add_file(&e, 0, 9, 100, 1, make_ikey(&a, "a", 1, MF_TYPE_VALUE),
+                                         make_ikey(&b, "b", 1, MF_TYPE_VALUE), 1, 1, 300),
+                   MAYFLY_OK);
+  assert_int_equal(version_edit_encode(&e, &enc), MAYFLY_OK);
+  assert_true(enc.len > 2);
+  assert_memory_equal(enc.data + enc.len - 2, "\xac\x02", 2);
+  assert_int_equal(version_edit_decode(&d, mf_buf_slice(&enc)), MAYFLY_OK);
+  assert_true(d.new_files[0].meta.oldest_blob_file == 300);
+
+  mf_buf_free(&a);
+  mf_buf_free(&b);
+  mf_buf_free(&enc);
+  version_edit_free(&e);
+  version_edit_free(&d);
+}
+
 static void test_setters_reject_bad_arguments(void **state) {
   version_edit e;
   version_edit_init(&e);
@@ -321,10 +437,15 @@ static void test_setters_reject_bad_arguments(void **state) {
   assert_int_equal(version_edit_delete_file(&e, -1, 1), MAYFLY_EINVAL);
   assert_int_equal(version_edit_delete_file(&e, MF_NUM_LEVELS, 1), MAYFLY_EINVAL);
   assert_int_equal(version_edit_set_compact_pointer(&e, 0, mf_slice_cstr("abc")), MAYFLY_EINVAL);
-  assert_int_equal(version_edit_add_file(&e, 1, 1, 1, 1, hi, lo, 1, 1), MAYFLY_EINVAL);
-  assert_int_equal(version_edit_add_file(&e, 7, 1, 1, 1, lo, hi, 1, 1), MAYFLY_EINVAL);
-  assert_int_equal(e.num_new_files + e.num_deleted_files + e.num_compact_pointers, 0);
-  assert_int_equal(version_edit_add_file(&e, 1, 1, 1, 1, lo, hi, 1, 1), MAYFLY_OK);
+  assert_int_equal(version_edit_add_file(&e, 1, 1, 1, 1, hi, lo, 1, 1, 0), MAYFLY_EINVAL);
+  assert_int_equal(version_edit_add_file(&e, 7, 1, 1, 1, lo, hi, 1, 1, 0), MAYFLY_EINVAL);
+  assert_int_equal(version_edit_add_blob_file(&e, 0, 1, 1, 0), MAYFLY_EINVAL);
+  assert_int_equal(version_edit_add_blob_file(&e, 5, 0, 0, 0), MAYFLY_EINVAL);
+  assert_int_equal(version_edit_add_blob_garbage(&e, 0, 1, 1), MAYFLY_EINVAL);
+  assert_int_equal(e.num_new_files + e.num_deleted_files + e.num_compact_pointers +
+                       e.num_blob_files + e.num_blob_garbage,
+                   0);
+  assert_int_equal(version_edit_add_file(&e, 1, 1, 1, 1, lo, hi, 1, 1, 0), MAYFLY_OK);
   assert_int_equal(e.num_new_files, 1);
   /* free leaves a reusable empty edit */
   version_edit_free(&e);
@@ -343,6 +464,7 @@ int main(void) {
       cmocka_unit_test(test_random_damage),
       cmocka_unit_test(test_unknown_tag),
       cmocka_unit_test(test_malformed_fields),
+      cmocka_unit_test(test_blob_field_bytes),
       cmocka_unit_test(test_setters_reject_bad_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* The version set: logging edits to the MANIFEST, recovering them, CURRENT handling,
- * corruption detection, and reads (version_get, iterators) over real tables.
+ * corruption detection, blob file metadata (additions, garbage, linked tables, obsolete
+ * blob files, copy-on-write), and reads (version_get, iterators) over real tables.
  * Everything runs on the in-memory env. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,17 +70,23 @@ static int apply(version_set *vs, version_edit *e) {
   return rc;
 }
 
-/* Adds file number at level covering user keys [lo, hi] with seqs [1, 100]. */
-static void add_file(version_edit *e, int level, uint64_t number, const char *lo,
-                     const char *hi) {
+/* Adds file number at level covering user keys [lo, hi] with seqs [1, 100], whose oldest
+ * referenced blob file is blob (0: none). */
+static void add_linked_file(version_edit *e, int level, uint64_t number, const char *lo,
+                            const char *hi, uint64_t blob) {
   mf_buf s = MF_BUF_INIT, l = MF_BUF_INIT;
   ikey_append(&s, mf_slice_cstr(lo), 100, MF_TYPE_VALUE);
   ikey_append(&l, mf_slice_cstr(hi), 1, MF_TYPE_VALUE);
   assert_int_equal(version_edit_add_file(e, level, number, 1000 * number, number,
-                                         mf_buf_slice(&s), mf_buf_slice(&l), 1, 100),
+                                         mf_buf_slice(&s), mf_buf_slice(&l), 1, 100, blob),
                    MAYFLY_OK);
   mf_buf_free(&s);
   mf_buf_free(&l);
+}
+
+static void add_file(version_edit *e, int level, uint64_t number, const char *lo,
+                     const char *hi) {
+  add_linked_file(e, level, number, lo, hi, 0);
 }
 
 /* "level:number level:number ..." of v, for compact comparisons. */
@@ -503,8 +510,9 @@ static void test_write_failure(void **state) {
   version_set_destroy(vs);
 }
 
-static void collect(void *arg, uint64_t number) {
+static void collect(void *arg, int file_type, uint64_t number) {
   uint64_t *seen = arg; /* seen[0] = count, then numbers */
+  assert_int_equal(file_type, MF_FILE_TABLE); /* make_history has no blob files */
   seen[1 + seen[0]++] = number;
 }
 
@@ -546,6 +554,463 @@ static void test_live_files(void **state) {
   version_set_destroy(vs);
 }
 
+/* ---- blob files ---- */
+
+/* "#number total_count/total_bytes g garbage_count/garbage_bytes l linked" per blob file of
+ * v, space separated. Also checks the invariants every version keeps. */
+static void describe_blobs(const version *v, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < v->num_blobs; i++) {
+    const blob_meta *b = v->blobs[i];
+    if (i > 0) assert_true(v->blobs[i - 1]->number < b->number);
+    assert_true(b->refs > 0);
+    assert_true(b->garbage_count <= b->total_count && b->garbage_bytes <= b->total_bytes);
+    assert_false(b->num_linked_ssts == 0 && b->garbage_count >= b->total_count);
+    assert_ptr_equal(version_find_blob(v, b->number), b);
+    n += (size_t)snprintf(out + n, cap - n,
+                          "%s#%" PRIu64 " %" PRIu64 "/%" PRIu64 " g%" PRIu64 "/%" PRIu64 " l%d",
+                          n ? " " : "", b->number, b->total_count, b->total_bytes,
+                          b->garbage_count, b->garbage_bytes, b->num_linked_ssts);
+  }
+}
+
+static void assert_blobs(const version *v, const char *expected) {
+  char got[1024];
+  describe_blobs(v, got, sizeof got);
+  assert_string_equal(got, expected);
+}
+
+static void assert_current_blobs(version_set *vs, const char *expected) {
+  assert_blobs(version_set_current(vs), expected);
+}
+
+/* Blob file number with total_count records of 100 bytes each. */
+static void add_blob(version_edit *e, uint64_t number, uint64_t total_count) {
+  assert_int_equal(version_edit_add_blob_file(e, number, total_count, 100 * total_count,
+                                              (uint32_t)number * 0x01010101u),
+                   MAYFLY_OK);
+}
+
+static void add_garbage(version_edit *e, uint64_t number, uint64_t count) {
+  assert_int_equal(version_edit_add_blob_garbage(e, number, count, 100 * count), MAYFLY_OK);
+}
+
+static void test_blob_addition_and_garbage(void **state) {
+  fixture *fx = *state;
+  version_set *vs = open_set(fx, NULL, MAYFLY_ENOTFOUND);
+  version_edit e;
+  /* A flush: one table and the blob file it references. */
+  version_edit_init(&e);
+  add_blob(&e, 10, 100);
+  add_linked_file(&e, 0, 11, "a", "m", 10);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g0/0 l1");
+  const blob_meta *b = version_find_blob(version_set_current(vs), 10);
+  assert_non_null(b);
+  assert_true(b->checksum == 10u * 0x01010101u);
+  assert_null(version_find_blob(version_set_current(vs), 11)); /* a table, not a blob */
+  assert_null(version_find_blob(version_set_current(vs), 9));
+
+  /* Garbage accumulates: across edits, and several records in one edit. */
+  version_edit_init(&e);
+  add_garbage(&e, 10, 30);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g30/3000 l1");
+  version_edit_init(&e);
+  add_garbage(&e, 10, 20);
+  add_garbage(&e, 10, 5);
+  add_blob(&e, 12, 4);
+  add_garbage(&e, 12, 1); /* garbage for a file added by the same edit */
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g55/5500 l1 #12 4/400 g1/100 l0");
+  assert_true(version_blob_total_bytes(version_set_current(vs)) == 10400);
+  assert_true(version_blob_garbage_bytes(version_set_current(vs)) == 5600);
+  version_set_destroy(vs);
+
+  /* Recovery replays the additions and adds the garbage up again. */
+  vs = open_set(fx, NULL, MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g55/5500 l1 #12 4/400 g1/100 l0");
+  assert_true(version_find_blob(version_set_current(vs), 10)->checksum == 10u * 0x01010101u);
+  assert_int_equal(version_set_current(vs)->files[0][0]->oldest_blob_file, 10);
+  version_set_destroy(vs);
+}
+
+static void test_blob_copy_on_write(void **state) {
+  fixture *fx = *state;
+  version_set *vs = open_set(fx, NULL, MAYFLY_ENOTFOUND);
+  version_edit e;
+  version_edit_init(&e);
+  add_blob(&e, 10, 100);
+  add_blob(&e, 20, 50);
+  add_linked_file(&e, 0, 11, "a", "m", 10);
+  add_linked_file(&e, 0, 21, "n", "z", 20);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+
+  pthread_mutex_lock(&mu);
+  version *old = version_set_current(vs);
+  version_ref(old); /* a reader */
+  pthread_mutex_unlock(&mu);
+  const blob_meta *old10 = version_find_blob(old, 10), *old20 = version_find_blob(old, 20);
+
+  /* Garbage for 10 only: 10 gets a new meta, 20 is shared. */
+  version_edit_init(&e);
+  add_garbage(&e, 10, 40);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  version *cur = version_set_current(vs);
+  assert_ptr_not_equal(version_find_blob(cur, 10), old10);
+  assert_ptr_equal(version_find_blob(cur, 20), old20);
+  assert_int_equal(old20->refs, 2); /* old and cur */
+  assert_blobs(old, "#10 100/10000 g0/0 l1 #20 50/5000 g0/0 l1");
+  assert_blobs(cur, "#10 100/10000 g40/4000 l1 #20 50/5000 g0/0 l1");
+
+  /* A change of linked count alone also copies: a second table linked to 20. */
+  pthread_mutex_lock(&mu);
+  version *mid = cur;
+  version_ref(mid);
+  pthread_mutex_unlock(&mu);
+  version_edit_init(&e);
+  add_linked_file(&e, 1, 22, "n", "p", 20);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  cur = version_set_current(vs);
+  assert_ptr_not_equal(version_find_blob(cur, 20), old20);
+  assert_ptr_equal(version_find_blob(cur, 10), version_find_blob(mid, 10));
+  assert_blobs(old, "#10 100/10000 g0/0 l1 #20 50/5000 g0/0 l1");
+  assert_blobs(mid, "#10 100/10000 g40/4000 l1 #20 50/5000 g0/0 l1");
+  assert_blobs(cur, "#10 100/10000 g40/4000 l1 #20 50/5000 g0/0 l2");
+
+  pthread_mutex_lock(&mu);
+  version_unref(old);
+  version_unref(mid);
+  pthread_mutex_unlock(&mu);
+  assert_blobs(version_set_current(vs), "#10 100/10000 g40/4000 l1 #20 50/5000 g0/0 l2");
+  version_set_destroy(vs);
+}
+
+/* Lists the tables linked to blob in v as "level:number ...". */
+static void assert_linked(const version *v, uint64_t blob, const char *expected) {
+  file_meta **files;
+  int *levels, n;
+  assert_int_equal(version_linked_ssts(v, blob, &files, &levels, &n), MAYFLY_OK);
+  char got[256];
+  size_t len = 0;
+  got[0] = '\0';
+  for (int i = 0; i < n; i++) {
+    assert_true(files[i]->oldest_blob_file == blob);
+    len += (size_t)snprintf(got + len, sizeof got - len, "%s%d:%" PRIu64, len ? " " : "",
+                            levels[i], files[i]->number);
+  }
+  if (n == 0) assert_true(files == NULL && levels == NULL);
+  free(files);
+  free(levels);
+  assert_string_equal(got, expected);
+}
+
+static void test_blob_linked_and_obsolete(void **state) {
+  fixture *fx = *state;
+  version_set *vs = open_set(fx, NULL, MAYFLY_ENOTFOUND);
+  version_edit e;
+  version_edit_init(&e);
+  add_blob(&e, 10, 100);
+  add_blob(&e, 20, 10);
+  add_linked_file(&e, 0, 11, "a", "m", 10);
+  add_linked_file(&e, 1, 12, "a", "c", 10);
+  add_linked_file(&e, 1, 13, "d", "f", 20);
+  add_file(&e, 2, 14, "a", "z"); /* no blob references */
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g0/0 l2 #20 10/1000 g0/0 l1");
+  assert_linked(version_set_current(vs), 10, "0:11 1:12");
+  assert_linked(version_set_current(vs), 20, "1:13");
+  assert_linked(version_set_current(vs), 30, "");
+
+  /* Fully garbage but still linked: stays. */
+  version_edit_init(&e);
+  add_garbage(&e, 10, 100);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g100/10000 l2 #20 10/1000 g0/0 l1");
+
+  /* A trivial move (delete + add of the same table) keeps its link. */
+  version_edit_init(&e);
+  version_edit_delete_file(&e, 1, 12);
+  add_linked_file(&e, 3, 12, "a", "c", 10);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g100/10000 l2 #20 10/1000 g0/0 l1");
+  assert_linked(version_set_current(vs), 10, "0:11 3:12");
+
+  /* One link left: stays. */
+  version_edit_init(&e);
+  version_edit_delete_file(&e, 0, 11);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g100/10000 l1 #20 10/1000 g0/0 l1");
+
+  /* Unlinked but not all garbage: stays. Blob 20 loses its table and gets 9 of 10. */
+  version_edit_init(&e);
+  version_edit_delete_file(&e, 1, 13);
+  add_garbage(&e, 20, 9);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g100/10000 l1 #20 10/1000 g9/900 l0");
+
+  /* The last link of 10 goes: dropped. The last record of 20 becomes garbage: dropped. */
+  pthread_mutex_lock(&mu);
+  version *pinned = version_set_current(vs);
+  version_ref(pinned);
+  pthread_mutex_unlock(&mu);
+  version_edit_init(&e);
+  version_edit_delete_file(&e, 3, 12);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#20 10/1000 g9/900 l0");
+  assert_null(version_find_blob(version_set_current(vs), 10));
+  assert_linked(version_set_current(vs), 10, "");
+  version_edit_init(&e);
+  add_garbage(&e, 20, 1);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "");
+  assert_true(version_blob_total_bytes(version_set_current(vs)) == 0);
+  /* The pinned reader still sees both. */
+  assert_blobs(pinned, "#10 100/10000 g100/10000 l1 #20 10/1000 g9/900 l0");
+
+  /* Garbage for a dropped blob file is garbage for an unknown one. */
+  version_edit_init(&e);
+  add_garbage(&e, 20, 0);
+  assert_int_equal(apply(vs, &e), MAYFLY_EINVAL);
+  assert_non_null(strstr(mf_error_message(), "not present"));
+
+  /* Added and fully garbage in one edit, never linked: dropped at once. */
+  version_edit_init(&e);
+  add_blob(&e, 30, 2);
+  add_garbage(&e, 30, 2);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "");
+
+  pthread_mutex_lock(&mu);
+  version_unref(pinned);
+  pthread_mutex_unlock(&mu);
+  assert_layout(vs, "2:14");
+  version_set_destroy(vs);
+
+  /* Replaying the MANIFEST drops exactly the same files. */
+  vs = open_set(fx, NULL, MAYFLY_OK);
+  assert_layout(vs, "2:14");
+  assert_current_blobs(vs, "");
+  version_set_destroy(vs);
+}
+
+static void test_blob_bad_edits(void **state) {
+  fixture *fx = *state;
+  version_set *vs = open_set(fx, NULL, MAYFLY_ENOTFOUND);
+  version_edit e;
+  version_edit_init(&e);
+  add_blob(&e, 10, 100);
+  add_linked_file(&e, 0, 11, "a", "m", 10);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  version *before = version_set_current(vs);
+
+  struct {
+    const char *what, *message;
+  } cases[] = {
+      {"duplicate addition", "already present"},
+      {"duplicate in one edit", "already present"},
+      {"garbage for unknown file", "not present"},
+      {"garbage count over total", "exceeds"},
+      {"garbage bytes over total", "exceeds"},
+      {"accumulated garbage over total", "exceeds"},
+      {"dangling oldest_blob_file", "referencing blob file 99"},
+  };
+  for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+    version_edit_init(&e);
+    switch (c) {
+      case 0: add_blob(&e, 10, 5); break;
+      case 1: add_blob(&e, 40, 5); add_blob(&e, 40, 5); break;
+      case 2: add_garbage(&e, 41, 1); break;
+      case 3: assert_int_equal(version_edit_add_blob_garbage(&e, 10, 101, 1), MAYFLY_OK); break;
+      case 4: assert_int_equal(version_edit_add_blob_garbage(&e, 10, 1, 10001), MAYFLY_OK); break;
+      case 5: add_garbage(&e, 10, 60); add_garbage(&e, 10, 41); break;
+      case 6: add_linked_file(&e, 0, 42, "a", "b", 99); break;
+    }
+    int rc = apply(vs, &e);
+    if (rc != MAYFLY_EINVAL) fail_msg("%s: rc %d", cases[c].what, rc);
+    if (!strstr(mf_error_message(), cases[c].message))
+      fail_msg("%s: message '%s'", cases[c].what, mf_error_message());
+    assert_ptr_equal(version_set_current(vs), before);
+  }
+  assert_current_blobs(vs, "#10 100/10000 g0/0 l1");
+  version_set_destroy(vs);
+  vs = open_set(fx, NULL, MAYFLY_OK); /* nothing of the failed edits was logged */
+  assert_current_blobs(vs, "#10 100/10000 g0/0 l1");
+  assert_layout(vs, "0:11");
+  version_set_destroy(vs);
+}
+
+static void test_blob_inconsistent_manifest(void **state) {
+  fixture *fx = *state;
+  struct {
+    int kind;
+    const char *message;
+  } cases[] = {
+      {0, "already present"}, /* duplicate addition across records */
+      {1, "not present"},     /* garbage for an unknown blob file */
+      {2, "exceeds"},         /* garbage beyond the total, accumulated over records */
+      {3, "not present"},     /* a table referencing a blob file never added */
+      {4, "not present"},     /* garbage for a blob file an earlier record made obsolete */
+  };
+  for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+    version_edit e[3];
+    for (int i = 0; i < 3; i++) version_edit_init(&e[i]);
+    counters(&e[0]);
+    add_blob(&e[0], 10, 100);
+    add_linked_file(&e[0], 0, 11, "a", "m", 10);
+    switch (cases[c].kind) {
+      case 0: add_blob(&e[2], 10, 1); break;
+      case 1: add_garbage(&e[2], 12, 1); break;
+      case 2: add_garbage(&e[1], 10, 50); add_garbage(&e[2], 10, 51); break;
+      case 3: add_linked_file(&e[2], 1, 13, "a", "b", 12); break;
+      case 4:
+        add_garbage(&e[1], 10, 100);
+        version_edit_delete_file(&e[1], 0, 11);
+        add_garbage(&e[2], 10, 0);
+        break;
+    }
+    uint64_t number = 60 + (uint64_t)c;
+    write_manifest(fx, number, e, 3);
+    version_set *vs = open_set(fx, NULL, MAYFLY_ECORRUPT);
+    char name[64];
+    snprintf(name, sizeof name, "MANIFEST-%06" PRIu64 ": record at offset", number);
+    if (!strstr(mf_error_message(), name) || !strstr(mf_error_message(), cases[c].message))
+      fail_msg("case %d: message '%s'", c, mf_error_message());
+    assert_current_blobs(vs, "");
+    version_set_destroy(vs);
+  }
+
+  /* And a consistent one: a blob number above the recorded next file number is marked used. */
+  version_edit e[2];
+  for (int i = 0; i < 2; i++) version_edit_init(&e[i]);
+  counters(&e[0]);
+  add_blob(&e[1], 500, 3);
+  add_garbage(&e[1], 500, 1);
+  write_manifest(fx, 70, e, 2);
+  version_set *vs = open_set(fx, NULL, MAYFLY_OK);
+  assert_current_blobs(vs, "#500 3/300 g1/100 l0");
+  assert_true(version_set_next_file_number(vs) == 501);
+  version_set_destroy(vs);
+}
+
+static void test_blob_recovery_and_rollover(void **state) {
+  fixture *fx = *state;
+  version_set *vs = open_set(fx, NULL, MAYFLY_ENOTFOUND);
+  version_edit e;
+  /* Several edits in the first MANIFEST. */
+  version_edit_init(&e);
+  add_blob(&e, 10, 100);
+  add_linked_file(&e, 0, 11, "a", "m", 10);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  version_edit_init(&e);
+  add_blob(&e, 20, 40);
+  add_blob(&e, 21, 7);
+  add_linked_file(&e, 0, 22, "b", "n", 20);
+  add_linked_file(&e, 1, 23, "c", "d", 20);
+  add_garbage(&e, 10, 33);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  version_edit_init(&e);
+  add_garbage(&e, 10, 2);
+  add_garbage(&e, 21, 7); /* unlinked and all garbage: dropped */
+  add_garbage(&e, 20, 40); /* all garbage but linked: kept */
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  const char *expected = "#10 100/10000 g35/3500 l1 #20 40/4000 g40/4000 l2";
+  assert_current_blobs(vs, expected);
+  uint64_t first_manifest = version_set_manifest_file_number(vs);
+  version_set_destroy(vs);
+
+  vs = open_set(fx, NULL, MAYFLY_OK);
+  assert_current_blobs(vs, expected);
+  /* The next edit rolls over to a new MANIFEST starting with a snapshot. */
+  version_edit_init(&e);
+  add_garbage(&e, 10, 5);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_true(version_set_manifest_file_number(vs) > first_manifest);
+  expected = "#10 100/10000 g40/4000 l1 #20 40/4000 g40/4000 l2";
+  assert_current_blobs(vs, expected);
+  version_set_destroy(vs);
+
+  /* The old MANIFEST is gone (as the obsolete-file sweep would do): only the snapshot and
+   * the edit after it describe the state. */
+  char *old_path = filename_manifest(DB, first_manifest);
+  assert_int_equal(fx->env->remove_file(fx->env, old_path), MAYFLY_OK);
+  free(old_path);
+  vs = open_set(fx, NULL, MAYFLY_OK);
+  assert_current_blobs(vs, expected);
+  assert_layout(vs, "0:11 0:22 1:23");
+  /* The blob file left over from before keeps behaving: its last link goes, it is dropped. */
+  version_edit_init(&e);
+  version_edit_delete_file(&e, 0, 22);
+  version_edit_delete_file(&e, 1, 23);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g40/4000 l1");
+  version_set_destroy(vs);
+  vs = open_set(fx, NULL, MAYFLY_OK);
+  assert_current_blobs(vs, "#10 100/10000 g40/4000 l1");
+  version_set_destroy(vs);
+}
+
+typedef struct seen_files {
+  int n;
+  int types[64];
+  uint64_t numbers[64];
+} seen_files;
+
+static void collect_typed(void *arg, int file_type, uint64_t number) {
+  seen_files *s = arg;
+  assert_true(s->n < 64);
+  s->types[s->n] = file_type;
+  s->numbers[s->n++] = number;
+}
+
+static int seen_typed(const seen_files *s, int type, uint64_t number) {
+  for (int i = 0; i < s->n; i++)
+    if (s->types[i] == type && s->numbers[i] == number) return 1;
+  return 0;
+}
+
+static void test_live_blob_files(void **state) {
+  fixture *fx = *state;
+  version_set *vs = open_set(fx, NULL, MAYFLY_ENOTFOUND);
+  version_edit e;
+  version_edit_init(&e);
+  add_blob(&e, 10, 1);
+  add_blob(&e, 20, 1);
+  add_linked_file(&e, 0, 11, "a", "m", 10);
+  add_linked_file(&e, 0, 21, "n", "z", 20);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  pthread_mutex_lock(&mu);
+  version *old = version_set_current(vs);
+  version_ref(old);
+  pthread_mutex_unlock(&mu);
+
+  /* Table 11 and blob file 10 leave the current version. */
+  version_edit_init(&e);
+  version_edit_delete_file(&e, 0, 11);
+  add_garbage(&e, 10, 1);
+  assert_int_equal(apply(vs, &e), MAYFLY_OK);
+  assert_current_blobs(vs, "#20 1/100 g0/0 l1");
+
+  seen_files seen = {0};
+  pthread_mutex_lock(&mu);
+  version_set_for_each_live_file(vs, collect_typed, &seen);
+  pthread_mutex_unlock(&mu);
+  assert_true(seen_typed(&seen, MF_FILE_BLOB, 10)); /* the pinned version still holds it */
+  assert_true(seen_typed(&seen, MF_FILE_TABLE, 11));
+  assert_true(seen_typed(&seen, MF_FILE_BLOB, 20) && seen_typed(&seen, MF_FILE_TABLE, 21));
+  assert_false(seen_typed(&seen, MF_FILE_TABLE, 10) || seen_typed(&seen, MF_FILE_BLOB, 11));
+
+  pthread_mutex_lock(&mu);
+  version_unref(old);
+  memset(&seen, 0, sizeof seen);
+  version_set_for_each_live_file(vs, collect_typed, &seen);
+  pthread_mutex_unlock(&mu);
+  assert_int_equal(seen.n, 2);
+  assert_true(seen_typed(&seen, MF_FILE_BLOB, 20) && seen_typed(&seen, MF_FILE_TABLE, 21));
+  version_set_destroy(vs);
+}
+
 /* ---- reads over real tables ---- */
 
 typedef struct kv {
@@ -583,7 +1048,7 @@ static void build_table(fixture *fx, version_edit *e, int level, uint64_t number
   assert_int_equal(fx->env->close_writable(f), MAYFLY_OK);
   assert_int_equal(version_edit_add_file(e, level, number, size, (uint64_t)n,
                                          mf_buf_slice(&smallest), mf_buf_slice(&largest), min_seq,
-                                         max_seq),
+                                         max_seq, 0),
                    MAYFLY_OK);
   mf_buf_free(&smallest);
   mf_buf_free(&largest);
@@ -776,6 +1241,13 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_edits_leave_current_unchanged, setup, teardown),
       cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_live_files, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blob_addition_and_garbage, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blob_copy_on_write, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blob_linked_and_obsolete, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blob_bad_edits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blob_inconsistent_manifest, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_blob_recovery_and_rollover, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_live_blob_files, setup, teardown),
       cmocka_unit_test_setup_teardown(test_version_get, setup, teardown),
       cmocka_unit_test_setup_teardown(test_iterators, setup, teardown),
   };

@@ -1,0 +1,290 @@
+/* Blob file reader (see blob_reader.h; format in blob_format.h).
+ *
+ * The reader trusts nothing it reads and little it is told: the header and footer are
+ * checked at open, so that afterwards [BLOB_HEADER_SIZE, records_end) is known to be the
+ * record area; every point read then checks that the record it computes from the index lies
+ * in that area before reading it, and checks the record's own checksums, lengths and key
+ * before returning a byte. The record's compression is part of its header checksum's seed,
+ * so an index naming the wrong compression fails there too. */
+#include "blob/blob_reader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/options.h"
+#include "mayfly.h"
+#include "util/checksum.h"
+#include "util/coding.h"
+#include "util/compress.h"
+#include "util/error.h"
+
+/* Bytes a scan reads ahead: amortises the env call over many small records. */
+#define SCAN_READAHEAD (256u << 10)
+
+struct blob_reader {
+  mf_env *env;
+  mf_rfile *file;
+  char *fname;
+  uint64_t file_number;
+  uint64_t file_size;
+  int compression;      /* the file's, from the header */
+  uint64_t records_end; /* first byte of the footer */
+  uint64_t record_count;
+  uint64_t record_bytes;
+};
+
+/* Reads exactly n bytes at offset into buf; a short read means the file is shorter than
+ * its header, footer or index claim, which is corruption. what names the part for the
+ * message. */
+static int read_exact(const blob_reader *r, uint64_t offset, size_t n, void *buf,
+                      const char *what) {
+  size_t got = 0;
+  int rc = r->env->pread(r->file, offset, n, buf, &got);
+  if (rc != MAYFLY_OK) return rc;
+  if (got != n)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: %s at offset %llu truncated (%zu of %zu bytes)", r->fname,
+                  what, (unsigned long long)offset, got, n);
+  return MAYFLY_OK;
+}
+
+static int check_header_and_footer(blob_reader *r) {
+  if (r->file_size < BLOB_HEADER_SIZE + BLOB_FOOTER_SIZE)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: blob file of %llu bytes is too short", r->fname,
+                  (unsigned long long)r->file_size);
+
+  char buf[BLOB_HEADER_SIZE > BLOB_FOOTER_SIZE ? BLOB_HEADER_SIZE : BLOB_FOOTER_SIZE];
+  blob_header h;
+  int rc = read_exact(r, 0, BLOB_HEADER_SIZE, buf, "blob file header");
+  if (!rc) rc = blob_header_decode(buf, r->fname, &h);
+  if (rc) return rc;
+  if (h.file_number != r->file_number)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: header at offset 16 says file number %llu, expected %llu",
+                  r->fname, (unsigned long long)h.file_number,
+                  (unsigned long long)r->file_number);
+  r->compression = h.compression;
+
+  uint64_t footer_offset = r->file_size - BLOB_FOOTER_SIZE;
+  blob_footer f;
+  rc = read_exact(r, footer_offset, BLOB_FOOTER_SIZE, buf, "blob file footer");
+  if (!rc) rc = blob_footer_decode(buf, r->fname, footer_offset, &f);
+  if (rc) return rc;
+  /* Records tile the space between header and footer exactly, and each has a 16-byte header. */
+  if (f.record_bytes != footer_offset - BLOB_HEADER_SIZE ||
+      f.record_count > f.record_bytes / BLOB_RECORD_HEADER_SIZE)
+    return MF_ERR(MAYFLY_ECORRUPT,
+                  "%s: footer at offset %llu claims %llu records in %llu bytes, but the file "
+                  "has %llu record bytes",
+                  r->fname, (unsigned long long)footer_offset,
+                  (unsigned long long)f.record_count, (unsigned long long)f.record_bytes,
+                  (unsigned long long)(footer_offset - BLOB_HEADER_SIZE));
+  r->records_end = footer_offset;
+  r->record_count = f.record_count;
+  r->record_bytes = f.record_bytes;
+  return MAYFLY_OK;
+}
+
+int blob_reader_open(mf_env *env, mf_rfile *file, const char *fname, uint64_t file_number,
+                     uint64_t file_size, blob_reader **out) {
+  *out = NULL;
+  blob_reader *r = calloc(1, sizeof *r);
+  if (!r || !(r->fname = strdup(fname))) {
+    free(r);
+    env->close_readable(file);
+    return MF_ERR(MAYFLY_ENOMEM, "%s: no memory to open blob file", fname);
+  }
+  r->env = env;
+  r->file = file;
+  r->file_number = file_number;
+  r->file_size = file_size;
+  int rc = check_header_and_footer(r);
+  if (rc) {
+    blob_reader_close(r);
+    return rc;
+  }
+  *out = r;
+  return MAYFLY_OK;
+}
+
+void blob_reader_close(blob_reader *r) {
+  if (!r) return;
+  r->env->close_readable(r->file);
+  free(r->fname);
+  free(r);
+}
+
+uint64_t blob_reader_count(const blob_reader *r) { return r->record_count; }
+int blob_reader_compression(const blob_reader *r) { return r->compression; }
+
+/* ---- point reads ---- */
+
+/* Checks a record at rec (record_offset in the file) against what the index promised:
+ * header checksum for compression c, lengths, payload checksum, key. */
+static int check_record(const blob_reader *r, uint64_t record_offset, const char *rec,
+                        mf_slice user_key, const blob_index *bi) {
+  if (decode_fixed32(rec + 12) != blob_record_header_checksum(rec, bi->compression))
+    return MF_ERR(MAYFLY_ECORRUPT,
+                  "%s: blob record header checksum mismatch at offset %llu (or the index's "
+                  "compression %d is wrong)",
+                  r->fname, (unsigned long long)record_offset, bi->compression);
+  uint32_t key_len = decode_fixed32(rec), value_len = decode_fixed32(rec + 4);
+  if (key_len != user_key.len || value_len != bi->size)
+    return MF_ERR(MAYFLY_ECORRUPT,
+                  "%s: blob record at offset %llu has key/value lengths %u/%u, the index "
+                  "expects %zu/%llu",
+                  r->fname, (unsigned long long)record_offset, key_len, value_len, user_key.len,
+                  (unsigned long long)bi->size);
+  const char *payload = rec + BLOB_RECORD_HEADER_SIZE;
+  if (decode_fixed32(rec + 8) != mf_checksum(payload, (size_t)key_len + value_len))
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: blob record payload checksum mismatch at offset %llu",
+                  r->fname, (unsigned long long)record_offset);
+  if (!mf_slice_equal(mf_slice_make(payload, key_len), user_key))
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: blob record at offset %llu holds another key", r->fname,
+                  (unsigned long long)record_offset);
+  return MAYFLY_OK;
+}
+
+int blob_reader_get(blob_reader *r, mf_slice user_key, const blob_index *bi, mf_buf *value) {
+  if (bi->file_number != r->file_number)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: blob index names file %llu", r->fname,
+                  (unsigned long long)bi->file_number);
+  /* The record [record_offset, offset + size) must lie inside the record area; each step is
+   * written so that no subtraction underflows and no addition overflows. */
+  uint64_t prefix = BLOB_RECORD_HEADER_SIZE + (uint64_t)user_key.len;
+  if (bi->offset < BLOB_HEADER_SIZE + prefix || bi->offset > r->records_end ||
+      bi->size > r->records_end - bi->offset || bi->size > UINT32_MAX)
+    return MF_ERR(MAYFLY_ECORRUPT,
+                  "%s: blob index (offset %llu, size %llu, key of %zu bytes) is outside the "
+                  "records [%d, %llu)",
+                  r->fname, (unsigned long long)bi->offset, (unsigned long long)bi->size,
+                  user_key.len, BLOB_HEADER_SIZE, (unsigned long long)r->records_end);
+  if (bi->compression != MF_COMPRESSION_NONE && bi->compression != r->compression)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: blob index at offset %llu says compression %d in a file "
+                  "compressed with %d", r->fname, (unsigned long long)bi->offset,
+                  bi->compression, r->compression);
+  uint64_t record_offset = bi->offset - prefix;
+  size_t record_len = (size_t)(prefix + bi->size);
+
+  /* A raw value is read straight into value and moved to its front; a compressed one needs
+   * the stored bytes and the output apart. */
+  int raw = bi->compression == MF_COMPRESSION_NONE;
+  mf_buf scratch = MF_BUF_INIT;
+  mf_buf *rec = raw ? value : &scratch;
+  mf_buf_clear(rec);
+  int rc = mf_buf_reserve(rec, record_len);
+  if (rc) return MF_ERR(rc, "%s: no memory for a blob record of %zu bytes", r->fname, record_len);
+  rc = read_exact(r, record_offset, record_len, rec->data, "blob record");
+  if (!rc) rc = check_record(r, record_offset, rec->data, user_key, bi);
+  if (!rc) {
+    const char *stored = rec->data + prefix;
+    if (raw) {
+      memmove(value->data, stored, (size_t)bi->size);
+      value->len = (size_t)bi->size;
+    } else {
+      mf_buf_clear(value);
+      rc = decompress_block(bi->compression, mf_slice_make(stored, (size_t)bi->size), value);
+      if (rc) {
+        char inner[256];
+        snprintf(inner, sizeof inner, "%s", mf_error_message());
+        rc = MF_ERR(rc, "%s: blob value at offset %llu: %s", r->fname,
+                    (unsigned long long)bi->offset, inner);
+      }
+    }
+  }
+  mf_buf_free(&scratch);
+  if (rc) mf_buf_clear(value);
+  return rc;
+}
+
+/* ---- scan ---- */
+
+/* A forward window over the record area: scan reads SCAN_READAHEAD bytes (or one record, if
+ * larger) per env call. */
+typedef struct window {
+  mf_buf buf;
+  uint64_t start; /* file offset of buf.data[0] */
+} window;
+
+/* Makes [offset, offset + n) available in w and returns a pointer to it in *p. The caller
+ * has checked that the range ends at or before records_end. */
+static int window_get(const blob_reader *r, window *w, uint64_t offset, size_t n,
+                      const char **p) {
+  if (offset < w->start || offset + n > w->start + w->buf.len) {
+    uint64_t want = r->records_end - offset;
+    if (want > SCAN_READAHEAD) want = SCAN_READAHEAD;
+    if (want < n) want = n;
+    mf_buf_clear(&w->buf);
+    int rc = mf_buf_reserve(&w->buf, (size_t)want);
+    if (rc) return MF_ERR(rc, "%s: no memory to scan %llu bytes", r->fname,
+                          (unsigned long long)want);
+    rc = read_exact(r, offset, (size_t)want, w->buf.data, "blob records");
+    if (rc) return rc;
+    w->buf.len = (size_t)want;
+    w->start = offset;
+  }
+  *p = w->buf.data + (offset - w->start);
+  return MAYFLY_OK;
+}
+
+/* Which compression the record header at rec was written with: none or the file's type,
+ * whichever seed its checksum matches; -1 if neither. */
+static int record_compression(const blob_reader *r, const char *rec) {
+  uint32_t stored = decode_fixed32(rec + 12);
+  if (stored == blob_record_header_checksum(rec, MF_COMPRESSION_NONE)) return MF_COMPRESSION_NONE;
+  if (r->compression != MF_COMPRESSION_NONE &&
+      stored == blob_record_header_checksum(rec, r->compression))
+    return r->compression;
+  return -1;
+}
+
+int blob_reader_scan(blob_reader *r,
+                     int (*fn)(void *arg, mf_slice key, const blob_index *bi,
+                               mf_slice stored_value),
+                     void *arg) {
+  window w = {MF_BUF_INIT, 0};
+  uint64_t offset = BLOB_HEADER_SIZE, count = 0;
+  int rc = MAYFLY_OK;
+  while (rc == MAYFLY_OK && offset < r->records_end) {
+    const char *rec;
+    if (r->records_end - offset < BLOB_RECORD_HEADER_SIZE) {
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: %llu stray bytes at offset %llu before the footer",
+                  r->fname, (unsigned long long)(r->records_end - offset),
+                  (unsigned long long)offset);
+      break;
+    }
+    rc = window_get(r, &w, offset, BLOB_RECORD_HEADER_SIZE, &rec);
+    if (rc) break;
+    int c = record_compression(r, rec);
+    if (c < 0) {
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: blob record header checksum mismatch at offset %llu",
+                  r->fname, (unsigned long long)offset);
+      break;
+    }
+    uint64_t key_len = decode_fixed32(rec), value_len = decode_fixed32(rec + 4);
+    uint64_t len = BLOB_RECORD_HEADER_SIZE + key_len + value_len;
+    if (len > r->records_end - offset) {
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: blob record at offset %llu of %llu bytes runs past the "
+                  "footer at %llu", r->fname, (unsigned long long)offset,
+                  (unsigned long long)len, (unsigned long long)r->records_end);
+      break;
+    }
+    rc = window_get(r, &w, offset, (size_t)len, &rec);
+    if (rc) break;
+    const char *payload = rec + BLOB_RECORD_HEADER_SIZE;
+    if (decode_fixed32(rec + 8) != mf_checksum(payload, (size_t)(key_len + value_len))) {
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: blob record payload checksum mismatch at offset %llu",
+                  r->fname, (unsigned long long)offset);
+      break;
+    }
+    blob_index bi = {r->file_number, offset + BLOB_RECORD_HEADER_SIZE + key_len, value_len, c};
+    count++;
+    offset += len;
+    rc = fn(arg, mf_slice_make(payload, (size_t)key_len), &bi,
+            mf_slice_make(payload + key_len, (size_t)value_len));
+  }
+  if (rc == MAYFLY_OK && count != r->record_count)
+    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: footer says %llu records, the file holds %llu", r->fname,
+                (unsigned long long)r->record_count, (unsigned long long)count);
+  mf_buf_free(&w.buf);
+  return rc;
+}

@@ -1,0 +1,551 @@
+/* Many threads on one database: writers, readers, flushes and merges at the same time.
+ *
+ * Writers each own a key range and write random-sized batches; every batch writes the same
+ * value to both keys of a pair ("...-a" and "...-b", adjacent in key order), or deletes
+ * both. Batches are atomic, so any consistent view shows the two keys of a pair equal.
+ * Readers check exactly that, with point reads under a snapshot and with forward and
+ * backward scans, while small memtables (64 KiB) and merges at two level-0 files keep the
+ * background thread busy. They also check that reads never go back in time: a key's value
+ * carries the writer's batch counter, and a reader never sees a smaller counter for a key
+ * after having seen a larger one. At the end every key holds its writer's last value, also
+ * after reopen.
+ *
+ * Group commit: several threads doing MAYFLY_SYNC writes (mixed with plain and NO_WAL
+ * writers) on the real file system all succeed and everything is there after reopen.
+ *
+ * The random choices are seeded (printed; MAYFLY_SEED replays the choices, though thread
+ * interleaving is up to the scheduler). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/options.h"
+#include "env/env.h"
+#include "mayfly.h"
+
+#define DBNAME "/db"
+#define WRITERS 4
+#define READERS 2
+#define KEYS_PER_WRITER 500
+#define BATCHES_PER_WRITER 600
+#define MAX_PAIRS_PER_BATCH 16
+
+static uint64_t rng_next(uint64_t *st) {
+  uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t test_seed(void) {
+  const char *s = getenv("MAYFLY_SEED");
+  return s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
+}
+
+/* "w<t>-<i>-a" / "-b": 11 bytes. */
+static size_t pair_key(int t, int i, char side, char *buf) {
+  return (size_t)snprintf(buf, 32, "w%d-%06d-%c", t, i, side);
+}
+
+/* "<t>:<i>:<counter>:" then filler; len >= 32. */
+static void pair_value(int t, int i, int counter, size_t len, char *buf) {
+  char head[40];
+  int n = snprintf(head, sizeof head, "%d:%06d:%010d:", t, i, counter);
+  memcpy(buf, head, (size_t)n);
+  for (size_t j = (size_t)n; j < len; j++) buf[j] = (char)('A' + (size_t)(counter + (int)j) % 23);
+}
+
+/* Checks a value read for pair (t, i); returns its counter or -1 if malformed. */
+static int pair_counter(int t, int i, const void *data, size_t len) {
+  char head[40];
+  if (len < 32 || len > 4096) return -1;
+  memcpy(head, data, 20);
+  head[20] = '\0';
+  int tt, ii, counter;
+  if (sscanf(head, "%d:%06d:%010d:", &tt, &ii, &counter) != 3 || tt != t || ii != i) return -1;
+  char *expect = malloc(len);
+  if (!expect) return -1;
+  pair_value(t, i, counter, len, expect);
+  int ok = memcmp(expect, data, len) == 0;
+  free(expect);
+  return ok ? counter : -1;
+}
+
+/* ---- shared state ---- */
+
+typedef struct writer_state {
+  int t;
+  uint64_t seed;
+  int last[KEYS_PER_WRITER]; /* last counter written to pair i, -1 if deleted/never */
+  int error;
+  char msg[256];
+} writer_state;
+
+typedef struct reader_state {
+  int id;
+  uint64_t seed;
+  int max_seen[WRITERS][KEYS_PER_WRITER];
+  long gets, scans, entries;
+  int error;
+  char msg[256];
+} reader_state;
+
+static mayfly_db *g_db;
+static atomic_int g_writers_left;
+static atomic_int g_failed;
+
+static void *writer_main(void *arg) {
+  writer_state *w = arg;
+  uint64_t rng = w->seed;
+  mayfly_batch *b = NULL;
+  if (mayfly_batch_create(&b) != MAYFLY_OK) {
+    w->error = 1;
+    snprintf(w->msg, sizeof w->msg, "batch_create failed");
+  }
+  for (int i = 0; i < KEYS_PER_WRITER; i++) w->last[i] = -1;
+  char ka[32], kb[32], val[512];
+  for (int n = 0; n < BATCHES_PER_WRITER && !w->error && !atomic_load(&g_failed); n++) {
+    int counter = n + 1;
+    int pairs = 1 + (int)(rng_next(&rng) % MAX_PAIRS_PER_BATCH);
+    int staged[MAX_PAIRS_PER_BATCH];
+    mayfly_batch_clear(b);
+    for (int p = 0; p < pairs; p++) {
+      uint64_t x = rng_next(&rng);
+      int i = (int)(x % KEYS_PER_WRITER);
+      size_t klen = pair_key(w->t, i, 'a', ka);
+      pair_key(w->t, i, 'b', kb);
+      int rc;
+      if ((x >> 32) % 10 == 0) {
+        rc = mayfly_batch_delete(b, ka, klen);
+        if (rc == MAYFLY_OK) rc = mayfly_batch_delete(b, kb, klen);
+        staged[p] = -(i + 1);
+      } else {
+        size_t vlen = 32 + (size_t)((x >> 40) % 400);
+        pair_value(w->t, i, counter, vlen, val);
+        rc = mayfly_batch_put(b, ka, klen, val, vlen);
+        if (rc == MAYFLY_OK) rc = mayfly_batch_put(b, kb, klen, val, vlen);
+        staged[p] = i;
+      }
+      if (rc != MAYFLY_OK) {
+        w->error = 1;
+        snprintf(w->msg, sizeof w->msg, "batch: %s", mayfly_strerror(rc));
+      }
+    }
+    unsigned flags = rng_next(&rng) % 25 == 0 ? MAYFLY_SYNC : 0;
+    int rc = w->error ? MAYFLY_OK : mayfly_write(g_db, b, flags);
+    if (rc != MAYFLY_OK) {
+      w->error = 1;
+      snprintf(w->msg, sizeof w->msg, "writer %d batch %d: %s (%s)", w->t, n,
+               mayfly_strerror(rc), mayfly_errmsg(g_db));
+    }
+    for (int p = 0; p < pairs && !w->error; p++) {
+      if (staged[p] >= 0) w->last[staged[p]] = counter;
+      else w->last[-staged[p] - 1] = -1;
+    }
+  }
+  mayfly_batch_destroy(b);
+  if (w->error) atomic_store(&g_failed, 1);
+  atomic_fetch_sub(&g_writers_left, 1);
+  return NULL;
+}
+
+static void reader_fail(reader_state *r, const char *fmt, ...) {
+  if (r->error) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+  va_end(ap);
+  r->error = 1;
+  atomic_store(&g_failed, 1);
+}
+
+/* Records counter as seen for (t, i); complains if it goes backwards. */
+static void saw(reader_state *r, int t, int i, int counter, const char *how) {
+  if (counter < r->max_seen[t][i])
+    reader_fail(r, "reader %d (%s): pair w%d-%06d went back in time from counter %d to %d",
+                r->id, how, t, i, r->max_seen[t][i], counter);
+  else r->max_seen[t][i] = counter;
+}
+
+/* Point reads of both keys of a pair under one snapshot. */
+static void check_pair_get(reader_state *r, int t, int i) {
+  const mayfly_snapshot *snap = NULL;
+  int rc = mayfly_snapshot_create(g_db, &snap);
+  if (rc != MAYFLY_OK) {
+    reader_fail(r, "snapshot_create: %s", mayfly_strerror(rc));
+    return;
+  }
+  char ka[32], kb[32];
+  size_t klen = pair_key(t, i, 'a', ka);
+  pair_key(t, i, 'b', kb);
+  void *va = NULL, *vb = NULL;
+  size_t la = 0, lb = 0;
+  int ra = mayfly_get(g_db, snap, ka, klen, &va, &la);
+  int rb = mayfly_get(g_db, snap, kb, klen, &vb, &lb);
+  mayfly_snapshot_release(g_db, snap);
+  r->gets += 2;
+  if ((ra != MAYFLY_OK && ra != MAYFLY_ENOTFOUND) || (rb != MAYFLY_OK && rb != MAYFLY_ENOTFOUND))
+    reader_fail(r, "get %s: %s / %s", ka, mayfly_strerror(ra), mayfly_strerror(rb));
+  else if (ra != rb)
+    reader_fail(r, "snapshot shows half a batch: %s is %s, %s is %s", ka, mayfly_strerror(ra), kb,
+                mayfly_strerror(rb));
+  else if (ra == MAYFLY_OK && (la != lb || memcmp(va, vb, la) != 0))
+    reader_fail(r, "snapshot shows the pair %s with different values", ka);
+  else if (ra == MAYFLY_OK) {
+    int c = pair_counter(t, i, va, la);
+    if (c < 0) reader_fail(r, "get %s: malformed value of %zu bytes", ka, la);
+    else saw(r, t, i, c, "get");
+  }
+  mayfly_free(va);
+  mayfly_free(vb);
+}
+
+/* Parses an iterator key "w<t>-<i>-<side>". */
+static int parse_pair_key(const void *k, size_t klen, int *t, int *i, char *side) {
+  char buf[32];
+  if (klen != 11) return 0;
+  memcpy(buf, k, klen);
+  buf[klen] = '\0';
+  return sscanf(buf, "w%d-%06d-%c", t, i, side) == 3 && *t >= 0 && *t < WRITERS &&
+         *i >= 0 && *i < KEYS_PER_WRITER && (*side == 'a' || *side == 'b');
+}
+
+/* A scan from a random point, forward or backward, checking pairs. */
+static void check_scan(reader_state *r, uint64_t *rng) {
+  mayfly_iter *it = NULL;
+  int rc = mayfly_iter_create(g_db, NULL, &it);
+  if (rc != MAYFLY_OK) {
+    reader_fail(r, "iter_create: %s", mayfly_strerror(rc));
+    return;
+  }
+  uint64_t x = rng_next(rng);
+  int backward = x % 3 == 0;
+  int limit = 50 + (int)((x >> 8) % 400);
+  if (backward) {
+    mayfly_iter_seek_to_last(it);
+  } else {
+    char k[32];
+    size_t klen = pair_key((int)((x >> 20) % WRITERS), (int)((x >> 30) % KEYS_PER_WRITER), 'a', k);
+    mayfly_iter_seek(it, k, klen);
+  }
+  /* hold: the first key of a pair seen in scan order, waiting for its partner */
+  int have = 0, ht = 0, hi = 0;
+  char hside = 0;
+  char hval[512];
+  size_t hlen = 0;
+  for (int n = 0; n < limit && mayfly_iter_valid(it) && !r->error; n++) {
+    size_t klen, vlen;
+    const void *k = mayfly_iter_key(it, &klen);
+    const void *v = mayfly_iter_value(it, &vlen);
+    int t, i;
+    char side;
+    r->entries++;
+    if (!v) {
+      reader_fail(r, "scan: value() failed: %s", mayfly_strerror(mayfly_iter_status(it)));
+      break;
+    }
+    if (!parse_pair_key(k, klen, &t, &i, &side)) {
+      reader_fail(r, "scan: stray key of %zu bytes", klen);
+      break;
+    }
+    int c = pair_counter(t, i, v, vlen);
+    if (c < 0) {
+      reader_fail(r, "scan: malformed value for w%d-%06d-%c", t, i, side);
+      break;
+    }
+    char first = backward ? 'b' : 'a';
+    if (have) {
+      if (t != ht || i != hi || side == hside)
+        reader_fail(r, "scan (%s): w%d-%06d-%c has no partner (next is w%d-%06d-%c)",
+                    backward ? "backward" : "forward", ht, hi, hside, t, i, side);
+      else if (vlen != hlen || memcmp(v, hval, vlen) != 0)
+        reader_fail(r, "scan: the keys of pair w%d-%06d differ", t, i);
+      else saw(r, t, i, c, "scan");
+      have = 0;
+    } else if (side != first) {
+      reader_fail(r, "scan (%s): w%d-%06d-%c without its partner", backward ? "backward" : "forward",
+                  t, i, side);
+    } else if (vlen <= sizeof hval) {
+      have = 1;
+      ht = t;
+      hi = i;
+      hside = side;
+      hlen = vlen;
+      memcpy(hval, v, vlen);
+    }
+    if (backward) mayfly_iter_prev(it);
+    else mayfly_iter_next(it);
+  }
+  rc = mayfly_iter_status(it);
+  if (rc != MAYFLY_OK) reader_fail(r, "scan status: %s", mayfly_strerror(rc));
+  mayfly_iter_destroy(it);
+  r->scans++;
+}
+
+static void *reader_main(void *arg) {
+  reader_state *r = arg;
+  uint64_t rng = r->seed;
+  while (atomic_load(&g_writers_left) > 0 && !atomic_load(&g_failed) && !r->error) {
+    uint64_t x = rng_next(&rng);
+    if (x % 8 == 0) check_scan(r, &rng);
+    else check_pair_get(r, (int)((x >> 8) % WRITERS), (int)((x >> 16) % KEYS_PER_WRITER));
+    if (x % 997 == 0 && r->id == 0) {
+      int rc = mayfly_flush(g_db); /* a user flush racing the automatic ones */
+      if (rc != MAYFLY_OK) reader_fail(r, "flush: %s", mayfly_strerror(rc));
+    }
+  }
+  return NULL;
+}
+
+/* Every pair holds its writer's last value (gets), and a full scan shows exactly those. */
+static void verify_final(writer_state *ws) {
+  char k[32];
+  for (int t = 0; t < WRITERS; t++) {
+    for (int i = 0; i < KEYS_PER_WRITER; i++) {
+      for (char side = 'a'; side <= 'b'; side++) {
+        size_t klen = pair_key(t, i, side, k);
+        void *v = NULL;
+        size_t vlen = 0;
+        int rc = mayfly_get(g_db, NULL, k, klen, &v, &vlen);
+        int want = ws[t].last[i];
+        if (want < 0) {
+          if (rc != MAYFLY_ENOTFOUND) fail_msg("%s: deleted, but get says %s", k, mayfly_strerror(rc));
+        } else {
+          if (rc != MAYFLY_OK) fail_msg("%s: %s (%s)", k, mayfly_strerror(rc), mayfly_errmsg(g_db));
+          int c = pair_counter(t, i, v, vlen);
+          if (c != want) fail_msg("%s: counter %d, expected the last write %d", k, c, want);
+        }
+        mayfly_free(v);
+      }
+    }
+  }
+  long expected = 0;
+  for (int t = 0; t < WRITERS; t++)
+    for (int i = 0; i < KEYS_PER_WRITER; i++) expected += ws[t].last[i] >= 0 ? 2 : 0;
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(g_db, NULL, &it), MAYFLY_OK);
+  long n = 0;
+  int bad = 0;
+  for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it); mayfly_iter_next(it)) {
+    size_t klen, vlen;
+    const void *kk = mayfly_iter_key(it, &klen);
+    const void *v = mayfly_iter_value(it, &vlen);
+    int t, i;
+    char side;
+    if (!parse_pair_key(kk, klen, &t, &i, &side) || pair_counter(t, i, v, vlen) != ws[t].last[i])
+      bad++;
+    n++;
+  }
+  int status = mayfly_iter_status(it);
+  mayfly_iter_destroy(it);
+  assert_int_equal(status, MAYFLY_OK);
+  assert_int_equal(bad, 0);
+  assert_int_equal(n, expected);
+}
+
+static void test_writers_readers_flushes(void **state) {
+  (void)state;
+  uint64_t seed = test_seed();
+  printf("seed=%" PRIu64 " (MAYFLY_SEED to replay the random choices)\n", seed);
+  mf_env *env = NULL;
+  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, env);
+  o.write_buffer_size = 64 * 1024;
+  o.level0_file_num_compaction_trigger = 2;
+  o.max_write_buffer_number = 3;
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+
+  static writer_state ws[WRITERS];
+  static reader_state rs[READERS];
+  memset(ws, 0, sizeof ws);
+  memset(rs, 0, sizeof rs);
+  atomic_store(&g_failed, 0);
+  atomic_store(&g_writers_left, WRITERS);
+  pthread_t wt[WRITERS], rt[READERS];
+  for (int t = 0; t < WRITERS; t++) {
+    ws[t].t = t;
+    ws[t].seed = seed + 1000u * (uint64_t)t;
+    assert_int_equal(pthread_create(&wt[t], NULL, writer_main, &ws[t]), 0);
+  }
+  for (int r = 0; r < READERS; r++) {
+    rs[r].id = r;
+    rs[r].seed = seed + 7777u * (uint64_t)(r + 1);
+    assert_int_equal(pthread_create(&rt[r], NULL, reader_main, &rs[r]), 0);
+  }
+  for (int t = 0; t < WRITERS; t++) pthread_join(wt[t], NULL);
+  for (int r = 0; r < READERS; r++) pthread_join(rt[r], NULL);
+  for (int t = 0; t < WRITERS; t++)
+    if (ws[t].error) fail_msg("seed %" PRIu64 ": %s", seed, ws[t].msg);
+  for (int r = 0; r < READERS; r++) {
+    if (rs[r].error) fail_msg("seed %" PRIu64 ": %s", seed, rs[r].msg);
+    printf("reader %d: %ld gets, %ld scans, %ld entries\n", r, rs[r].gets, rs[r].scans,
+           rs[r].entries);
+  }
+  char *l0 = NULL;
+  assert_int_equal(mayfly_property(g_db, "mayfly.stats", &l0), MAYFLY_OK);
+  mayfly_free(l0);
+  verify_final(ws);
+  assert_int_equal(mayfly_wait_idle(g_db), MAYFLY_OK);
+  verify_final(ws);
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  verify_final(ws);
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  g_db = NULL;
+  env->destroy(env);
+}
+
+/* ---- group commit ---- */
+
+#define SYNC_THREADS 6
+#define OTHER_THREADS 3
+#define WRITES_PER_THREAD 150
+
+typedef struct gc_thread {
+  int id;
+  unsigned flags;
+  int failures;
+  int first_rc;
+} gc_thread;
+
+static void *gc_main(void *arg) {
+  gc_thread *g = arg;
+  char k[32], v[64];
+  for (int n = 0; n < WRITES_PER_THREAD; n++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "g%02d-%05d", g->id, n);
+    size_t vlen = (size_t)snprintf(v, sizeof v, "value-%02d-%05d-%u", g->id, n, g->flags);
+    int rc = mayfly_put(g_db, k, klen, v, vlen, g->flags);
+    if (rc != MAYFLY_OK && g->failures++ == 0) g->first_rc = rc;
+  }
+  return NULL;
+}
+
+static void verify_group_commit(gc_thread *gs, int n) {
+  char k[32], v[64];
+  for (int t = 0; t < n; t++) {
+    for (int i = 0; i < WRITES_PER_THREAD; i++) {
+      size_t klen = (size_t)snprintf(k, sizeof k, "g%02d-%05d", gs[t].id, i);
+      size_t vlen = (size_t)snprintf(v, sizeof v, "value-%02d-%05d-%u", gs[t].id, i, gs[t].flags);
+      void *got = NULL;
+      size_t glen = 0;
+      int rc = mayfly_get(g_db, NULL, k, klen, &got, &glen);
+      if (rc != MAYFLY_OK) fail_msg("%s: %s", k, mayfly_strerror(rc));
+      assert_int_equal(glen, vlen);
+      assert_memory_equal(got, v, vlen);
+      mayfly_free(got);
+    }
+  }
+}
+
+static void test_group_commit_sync(void **state) {
+  (void)state;
+  const char *tmp = getenv("MAYFLY_TEST_TMP");
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/test_db_concurrency_%ld", tmp && *tmp ? tmp : "/tmp",
+           (long)getpid());
+  mkdir(tmp && *tmp ? tmp : "/tmp", 0755);
+  mayfly_destroy(dir);
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  o.write_buffer_size = 64 * 1024;
+  assert_int_equal(mayfly_open(dir, &o, &g_db), MAYFLY_OK);
+  static gc_thread gs[SYNC_THREADS + OTHER_THREADS];
+  pthread_t th[SYNC_THREADS + OTHER_THREADS];
+  int n = SYNC_THREADS + OTHER_THREADS;
+  for (int t = 0; t < n; t++) {
+    gs[t].id = t;
+    gs[t].failures = 0;
+    gs[t].flags = t < SYNC_THREADS ? MAYFLY_SYNC : t % 2 ? MAYFLY_NO_WAL : 0;
+    assert_int_equal(pthread_create(&th[t], NULL, gc_main, &gs[t]), 0);
+  }
+  for (int t = 0; t < n; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < n; t++)
+    if (gs[t].failures)
+      fail_msg("thread %d (flags %u): %d writes failed, first with %s", t, gs[t].flags,
+               gs[t].failures, mayfly_strerror(gs[t].first_rc));
+  verify_group_commit(gs, n);
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  assert_int_equal(mayfly_open(dir, &o, &g_db), MAYFLY_OK);
+  verify_group_commit(gs, n);
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  g_db = NULL;
+  assert_int_equal(mayfly_destroy(dir), MAYFLY_OK);
+}
+
+/* Snapshots and iterators created and released from many threads while writes run. */
+static void *snap_churn_main(void *arg) {
+  int *failures = arg;
+  for (int n = 0; n < 300; n++) {
+    const mayfly_snapshot *s = NULL;
+    mayfly_iter *it = NULL;
+    if (mayfly_snapshot_create(g_db, &s) != MAYFLY_OK) (*failures)++;
+    if (mayfly_iter_create(g_db, n % 2 ? s : NULL, &it) != MAYFLY_OK) (*failures)++;
+    int seen = 0;
+    for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it) && seen < 20; mayfly_iter_next(it))
+      seen++;
+    if (mayfly_iter_status(it) != MAYFLY_OK) (*failures)++;
+    mayfly_iter_destroy(it);
+    mayfly_snapshot_release(g_db, s);
+  }
+  return NULL;
+}
+
+static void *snap_writer_main(void *arg) {
+  int *failures = arg;
+  char k[32], v[200];
+  memset(v, 'v', sizeof v);
+  for (int n = 0; n < 4000; n++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "s%06d", n % 1000);
+    if (mayfly_put(g_db, k, klen, v, sizeof v, 0) != MAYFLY_OK) (*failures)++;
+  }
+  return NULL;
+}
+
+static void test_snapshot_churn(void **state) {
+  (void)state;
+  mf_env *env = NULL;
+  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, env);
+  o.write_buffer_size = 64 * 1024;
+  o.level0_file_num_compaction_trigger = 2;
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  static int failures[4];
+  pthread_t th[4];
+  for (int t = 0; t < 4; t++) {
+    failures[t] = 0;
+    assert_int_equal(pthread_create(&th[t], NULL, t == 0 ? snap_writer_main : snap_churn_main,
+                                    &failures[t]), 0);
+  }
+  for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < 4; t++) assert_int_equal(failures[t], 0);
+  assert_int_equal(mayfly_wait_idle(g_db), MAYFLY_OK);
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  g_db = NULL;
+  env->destroy(env);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_writers_readers_flushes),
+      cmocka_unit_test(test_group_commit_sync),
+      cmocka_unit_test(test_snapshot_churn),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,657 @@
+/* Damaged files: the engine reports MAYFLY_ECORRUPT with a message naming the file, never
+ * serves wrong data, and a failed open leaves the files alone.
+ *
+ * Each test builds a small database on the in-memory env, closes it, damages one file at a
+ * precise place (the layouts are in docs/format/log.md, manifest.md and sst.md), and opens it
+ * again:
+ *   - WAL: a flipped byte in a record followed by more records (point_in_time keeps exactly
+ *     the records before it, also when later WALs exist; absolute refuses to open and names
+ *     the .log file), and a torn tail (both modes open with everything before it).
+ *   - CURRENT: empty, garbage, no newline, naming a missing MANIFEST, missing while a MANIFEST
+ *     exists. MANIFEST: a flipped byte in a record followed by more records.
+ *   - tables: truncated, a flipped byte in a data block, a damaged footer, a missing file:
+ *     every read of a key either returns the right value or MAYFLY_ECORRUPT naming the .sst,
+ *     and a scan that cannot see everything ends with MAYFLY_ECORRUPT. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/options.h"
+#include "env/env.h"
+#include "mayfly.h"
+#include "util/slice.h"
+
+#define DBNAME "/db"
+#define WAL_BLOCK 32768
+#define FRAGMENT_HEADER 7
+
+/* ---- keys and values (as in test_db_recovery.c) ---- */
+
+static size_t key_of(int i, char *buf) {
+  return (size_t)snprintf(buf, 32, "key%08d", i);
+}
+
+static void value_of(int i, int ver, size_t len, char *buf) {
+  char head[32];
+  snprintf(head, sizeof head, "%08d:%08d:", i, ver);
+  memcpy(buf, head, 18);
+  for (size_t j = 18; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 13 + j) % 26);
+}
+
+static void put_ver(mayfly_db *db, int i, int ver, size_t vlen) {
+  char k[32], *v = malloc(vlen);
+  assert_non_null(v);
+  size_t klen = key_of(i, k);
+  value_of(i, ver, vlen, v);
+  int rc = mayfly_put(db, k, klen, v, vlen, 0);
+  if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
+  free(v);
+}
+
+/* Reads key i expecting version ver with vlen bytes. Returns MAYFLY_OK (right value),
+ * MAYFLY_ENOTFOUND or MAYFLY_ECORRUPT; wrong data or another code fails the test. */
+static int read_key(mayfly_db *db, int i, int ver, size_t vlen) {
+  char k[32], *expect = malloc(vlen);
+  assert_non_null(expect);
+  size_t klen = key_of(i, k);
+  value_of(i, ver, vlen, expect);
+  void *v = NULL;
+  size_t got = 0;
+  int rc = mayfly_get(db, NULL, k, klen, &v, &got);
+  if (rc == MAYFLY_OK && (got != vlen || memcmp(v, expect, vlen) != 0))
+    fail_msg("key %d: WRONG DATA (%zu bytes) instead of an error", i, got);
+  if (rc != MAYFLY_OK && rc != MAYFLY_ENOTFOUND && rc != MAYFLY_ECORRUPT)
+    fail_msg("key %d: unexpected %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
+  mayfly_free(v);
+  free(expect);
+  return rc;
+}
+
+/* ---- env and file helpers ---- */
+
+static mf_env *new_mem_env(void) {
+  mf_env *env = NULL;
+  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
+  return env;
+}
+
+static struct mayfly_options opts_for(mf_env *env) {
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, env);
+  return o;
+}
+
+static mayfly_db *open_ok(const struct mayfly_options *o) {
+  mayfly_db *db = NULL;
+  int rc = mayfly_open(DBNAME, o, &db);
+  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
+  return db;
+}
+
+/* Opening must fail with code, and mayfly_errmsg(NULL) must contain needle. */
+static void open_fails(const struct mayfly_options *o, int code, const char *needle) {
+  mayfly_db *db = (mayfly_db *)&db; /* must be reset to NULL */
+  int rc = mayfly_open(DBNAME, o, &db);
+  if (rc == MAYFLY_OK) {
+    mayfly_close(db);
+    fail_msg("open succeeded; expected %s", mayfly_strerror(code));
+  }
+  const char *msg = mayfly_errmsg(NULL);
+  if (rc != code)
+    fail_msg("open: %s (%s); expected %s", mayfly_strerror(rc), msg, mayfly_strerror(code));
+  assert_null(db);
+  if (!strstr(msg, needle)) fail_msg("open error message '%s' does not name '%s'", msg, needle);
+}
+
+/* The names in DBNAME ending with suffix (or starting with it when prefix), sorted. */
+static int list_files(mf_env *env, const char *suffix, int prefix, char out[][64], int max) {
+  char **names = NULL;
+  size_t count = 0;
+  assert_int_equal(env->list_dir(env, DBNAME, &names, &count), MAYFLY_OK);
+  int n = 0;
+  size_t sl = strlen(suffix);
+  for (size_t i = 0; i < count; i++) {
+    size_t l = strlen(names[i]);
+    int match = prefix ? strncmp(names[i], suffix, sl) == 0
+                       : l >= sl && strcmp(names[i] + l - sl, suffix) == 0;
+    if (match && n < max && l < 64) strcpy(out[n++], names[i]);
+  }
+  env_free_names(names, count);
+  qsort(out, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
+  return n;
+}
+
+static void path_of(const char *name, char *path) { snprintf(path, 128, DBNAME "/%.100s", name); }
+
+static void read_whole(mf_env *env, const char *name, mf_buf *out) {
+  char path[128];
+  path_of(name, path);
+  out->len = 0;
+  assert_int_equal(env_read_file(env, path, out), MAYFLY_OK);
+}
+
+static void write_whole(mf_env *env, const char *name, const void *data, size_t n) {
+  char path[128];
+  path_of(name, path);
+  mf_wfile *f = NULL;
+  assert_int_equal(env->new_writable(env, path, &f), MAYFLY_OK);
+  if (n) assert_int_equal(env->append(f, data, n), MAYFLY_OK);
+  assert_int_equal(env->sync(f, 1), MAYFLY_OK);
+  assert_int_equal(env->close_writable(f), MAYFLY_OK);
+}
+
+/* Offsets of the leading FULL fragments of a log file (docs/format/log.md), up to the first
+ * fragment of another type (a record crossing a block boundary). Returns the count; the
+ * first fragment is the file header record. */
+static int log_fragments(const mf_buf *file, size_t *offsets, size_t *lengths, int max) {
+  size_t pos = 0;
+  int n = 0;
+  while (pos + FRAGMENT_HEADER <= file->len && n < max) {
+    size_t left = WAL_BLOCK - pos % WAL_BLOCK;
+    if (left < FRAGMENT_HEADER) {
+      pos += left;
+      continue;
+    }
+    const unsigned char *p = (const unsigned char *)file->data + pos;
+    size_t len = (size_t)p[4] | (size_t)p[5] << 8;
+    if (p[6] != 1) break;
+    offsets[n] = pos;
+    lengths[n] = len;
+    n++;
+    pos += FRAGMENT_HEADER + len;
+  }
+  return n;
+}
+
+/* ---- WAL damage ---- */
+
+enum { WAL_RECORDS = 100, WAL_VLEN = 100 };
+
+/* A database whose only data is WAL_RECORDS puts (key i, version 1) in one WAL. */
+static mf_env *build_wal_db(char *wal_name) {
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < WAL_RECORDS; i++) put_ver(db, i, 1, WAL_VLEN);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  char names[8][64];
+  assert_int_equal(list_files(env, ".sst", 0, names, 8), 0);
+  int nwal = list_files(env, ".log", 0, names, 8);
+  assert_true(nwal >= 1);
+  strcpy(wal_name, names[nwal - 1]); /* the newest holds the records */
+  return env;
+}
+
+/* XORs mask into byte `at` of the fragment holding data record `record` of the named log
+ * (at counts from the fragment start: 0-3 checksum, 4-5 length, 6 type, 7... payload). */
+static void damage_log_record(mf_env *env, const char *name, int record, size_t at,
+                              unsigned char mask) {
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, name, &file);
+  size_t offsets[1024], lengths[1024];
+  int n = log_fragments(&file, offsets, lengths, 1024);
+  assert_true(record + 1 < n);
+  assert_true(at < FRAGMENT_HEADER + lengths[record + 1]);
+  file.data[offsets[record + 1] + at] ^= (char)mask;
+  write_whole(env, name, file.data, file.len);
+  mf_buf_free(&file);
+}
+
+/* Flips one byte in the payload of data record `record` of the named log. */
+static void flip_log_record(mf_env *env, const char *name, int record, size_t at) {
+  damage_log_record(env, name, record, FRAGMENT_HEADER + at, 0x20);
+}
+
+static void expect_keys(mayfly_db *db, int from, int to, int present) {
+  for (int i = from; i < to; i++) {
+    int rc = read_key(db, i, 1, WAL_VLEN);
+    if (rc != (present ? MAYFLY_OK : MAYFLY_ENOTFOUND))
+      fail_msg("key %d: %s, expected it %s", i, mayfly_strerror(rc), present ? "present" : "absent");
+  }
+}
+
+/* Record 50 of 100 damaged at fragment byte `at`. */
+static void wal_corrupt_middle(size_t at, unsigned char mask) {
+  char wal[64];
+  mf_env *env = build_wal_db(wal);
+  damage_log_record(env, wal, 50, at, mask);
+
+  struct mayfly_options o = opts_for(env);
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&o, MAYFLY_ECORRUPT, ".log");
+  open_fails(&o, MAYFLY_ECORRUPT, wal); /* twice: the failed open changed nothing */
+
+  o.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
+  mayfly_db *db = open_ok(&o);
+  expect_keys(db, 0, 50, 1);
+  expect_keys(db, 50, WAL_RECORDS, 0);
+  /* The database goes on: new writes, reopen, and the dropped records stay dropped. */
+  put_ver(db, 1000, 1, WAL_VLEN);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE; /* the damage is behind us now */
+  db = open_ok(&o);
+  expect_keys(db, 0, 50, 1);
+  expect_keys(db, 50, WAL_RECORDS, 0);
+  expect_keys(db, 1000, 1001, 1);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
+static void test_wal_corrupt_middle(void **state) {
+  (void)state;
+  wal_corrupt_middle(FRAGMENT_HEADER + 30, 0x20); /* inside the key/value bytes */
+  wal_corrupt_middle(FRAGMENT_HEADER + 1, 0x01);  /* the batch's sequence number */
+  wal_corrupt_middle(2, 0x80);                    /* the checksum */
+  wal_corrupt_middle(5, 0x20);                    /* the length: +8 KiB, past the file end */
+  wal_corrupt_middle(4, 0x01);                    /* the length: +1 */
+  wal_corrupt_middle(6, 0x04);                    /* the type: 1 -> 5 */
+  wal_corrupt_middle(6, 0x03);                    /* the type: FULL -> LAST */
+}
+
+/* Damage to the very first data record: nothing is replayed. */
+static void test_wal_corrupt_first_record(void **state) {
+  (void)state;
+  char wal[64];
+  mf_env *env = build_wal_db(wal);
+  flip_log_record(env, wal, 0, 5);
+  struct mayfly_options o = opts_for(env);
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&o, MAYFLY_ECORRUPT, ".log");
+  o.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
+  mayfly_db *db = open_ok(&o);
+  expect_keys(db, 0, WAL_RECORDS, 0);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
+static void torn_tail(int mode, size_t cut_into_last) {
+  char wal[64];
+  mf_env *env = build_wal_db(wal);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, wal, &file);
+  size_t offsets[1024], lengths[1024];
+  int n = log_fragments(&file, offsets, lengths, 1024);
+  assert_int_equal(n, WAL_RECORDS + 1);
+  size_t cut = offsets[n - 1] + cut_into_last;
+  assert_true(cut < file.len);
+  write_whole(env, wal, file.data, cut);
+  mf_buf_free(&file);
+  struct mayfly_options o = opts_for(env);
+  o.wal_recovery_mode = mode;
+  mayfly_db *db = open_ok(&o);
+  expect_keys(db, 0, WAL_RECORDS - 1, 1);
+  expect_keys(db, WAL_RECORDS - 1, WAL_RECORDS, 0);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  db = open_ok(&o);
+  expect_keys(db, 0, WAL_RECORDS - 1, 1);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
+static void test_wal_torn_tail(void **state) {
+  (void)state;
+  torn_tail(MF_WAL_POINT_IN_TIME, FRAGMENT_HEADER + 40); /* payload cut short */
+  torn_tail(MF_WAL_ABSOLUTE, FRAGMENT_HEADER + 40);
+  torn_tail(MF_WAL_POINT_IN_TIME, 3); /* fragment header cut short */
+  torn_tail(MF_WAL_ABSOLUTE, 3);
+}
+
+/* ---- an env whose table creation waits at a gate, so several WALs stay unflushed ---- */
+
+static mf_env *g_gate_base;
+static pthread_mutex_t g_gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_gate_cv = PTHREAD_COND_INITIALIZER;
+static int g_gate_closed, g_gate_fail;
+
+static int gate_new_writable(mf_env *env, const char *path, mf_wfile **out) {
+  size_t l = strlen(path);
+  if (l > 4 && strcmp(path + l - 4, ".sst") == 0) {
+    pthread_mutex_lock(&g_gate_mu);
+    while (g_gate_closed) pthread_cond_wait(&g_gate_cv, &g_gate_mu);
+    int fail = g_gate_fail;
+    pthread_mutex_unlock(&g_gate_mu);
+    if (fail) return MAYFLY_EIO;
+  }
+  return g_gate_base->new_writable(g_gate_base, path, out);
+}
+
+static void gate_set(int closed, int failing) {
+  pthread_mutex_lock(&g_gate_mu);
+  g_gate_closed = closed;
+  g_gate_fail = failing;
+  pthread_cond_broadcast(&g_gate_cv);
+  pthread_mutex_unlock(&g_gate_mu);
+}
+
+/* Damage in an older WAL: point_in_time must not replay the later WALs either (their writes
+ * came after the lost record). */
+static void test_wal_corrupt_with_later_wals(void **state) {
+  (void)state;
+  mf_env *mem = new_mem_env();
+  mf_env gate = *mem;
+  g_gate_base = mem;
+  gate.new_writable = gate_new_writable;
+  gate.destroy = NULL;
+  struct mayfly_options o = opts_for(&gate);
+  o.write_buffer_size = 64 * 1024;
+  o.max_write_buffer_number = 16;
+  enum { N = 1500 };
+  gate_set(1, 0);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) put_ver(db, i, 1, WAL_VLEN); /* ~3 memtables */
+  gate_set(0, 1); /* the stuck flush fails: nothing reaches a table */
+  mayfly_close(db);
+  gate_set(0, 0);
+  char names[16][64];
+  int nwal = list_files(mem, ".log", 0, names, 16);
+  assert_true(nwal >= 3);
+  assert_int_equal(list_files(mem, ".sst", 0, names, 16), 0);
+  nwal = list_files(mem, ".log", 0, names, 16);
+
+  /* Damage record 10 of the oldest WAL that holds data; find the key it wrote. */
+  mf_buf file = MF_BUF_INIT;
+  int victim_wal = -1;
+  size_t offsets[1024], lengths[1024];
+  for (int w = 0; w < nwal && victim_wal < 0; w++) {
+    read_whole(mem, names[w], &file);
+    if (log_fragments(&file, offsets, lengths, 1024) > 20) victim_wal = w;
+  }
+  assert_true(victim_wal >= 0 && victim_wal < nwal - 1);
+  const char *payload = file.data + offsets[11] + FRAGMENT_HEADER;
+  /* batch: seq(8) count(4) type(1) klen(1) key ... */
+  char kb[32];
+  memcpy(kb, payload + 14, 11);
+  kb[11] = '\0';
+  int victim_key = -1;
+  assert_int_equal(sscanf(kb, "key%08d", &victim_key), 1);
+  mf_buf_free(&file);
+  flip_log_record(mem, names[victim_wal], 10, 20);
+
+  struct mayfly_options plain = opts_for(mem);
+  plain.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&plain, MAYFLY_ECORRUPT, names[victim_wal]);
+  plain.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
+  db = open_ok(&plain);
+  expect_keys(db, 0, victim_key, 1);
+  expect_keys(db, victim_key, N, 0);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  mem->destroy(mem);
+}
+
+/* ---- CURRENT and MANIFEST damage ---- */
+
+enum { META_KEYS = 300 };
+
+/* A database with data in several tables (so the MANIFEST has several records) and in the
+ * WAL. */
+static mf_env *build_meta_db(void) {
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = open_ok(&o);
+  for (int round = 0; round < 3; round++) {
+    for (int i = round * 100; i < (round + 1) * 100; i++) put_ver(db, i, 1, 80);
+    if (round < 2) assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  }
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  return env;
+}
+
+static void expect_meta_db_intact(mf_env *env) {
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < META_KEYS; i++)
+    if (read_key(db, i, 1, 80) != MAYFLY_OK) fail_msg("key %d lost after a failed open", i);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+}
+
+static void test_current_damaged(void **state) {
+  (void)state;
+  static const struct {
+    const char *contents;
+    const char *needle;
+  } cases[] = {
+      {"", "CURRENT"},
+      {"garbage that is no file name\n", "CURRENT"},
+      {"\n", "CURRENT"},
+      {"MANIFEST-000001", "CURRENT"},            /* no newline */
+      {"MANIFEST-000001\nMANIFEST-000002\n", "CURRENT"},
+      {"000005.sst\n", "CURRENT"},               /* not a MANIFEST */
+      {"MANIFEST-999999\n", "MANIFEST-999999"}, /* names a missing MANIFEST */
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    mf_env *env = build_meta_db();
+    mf_buf saved = MF_BUF_INIT;
+    read_whole(env, "CURRENT", &saved);
+    write_whole(env, "CURRENT", cases[c].contents, strlen(cases[c].contents));
+    struct mayfly_options o = opts_for(env);
+    open_fails(&o, MAYFLY_ECORRUPT, cases[c].needle);
+    o.create_if_missing = 0;
+    open_fails(&o, MAYFLY_ECORRUPT, cases[c].needle);
+    write_whole(env, "CURRENT", saved.data, saved.len);
+    mf_buf_free(&saved);
+    expect_meta_db_intact(env);
+    env->destroy(env);
+  }
+}
+
+/* CURRENT gone while the MANIFEST and tables are there: damage, not a new empty database. */
+static void test_current_missing(void **state) {
+  (void)state;
+  mf_env *env = build_meta_db();
+  mf_buf saved = MF_BUF_INIT;
+  read_whole(env, "CURRENT", &saved);
+  assert_int_equal(env->remove_file(env, DBNAME "/CURRENT"), MAYFLY_OK);
+  struct mayfly_options o = opts_for(env);
+  open_fails(&o, MAYFLY_ECORRUPT, "CURRENT");
+  open_fails(&o, MAYFLY_ECORRUPT, "CURRENT");
+  write_whole(env, "CURRENT", saved.data, saved.len);
+  mf_buf_free(&saved);
+  expect_meta_db_intact(env);
+  env->destroy(env);
+}
+
+static void test_manifest_record_damaged(void **state) {
+  (void)state;
+  mf_env *env = build_meta_db();
+  char names[8][64];
+  assert_int_equal(list_files(env, "MANIFEST-", 1, names, 8), 1);
+  mf_buf file = MF_BUF_INIT, saved = MF_BUF_INIT;
+  read_whole(env, names[0], &file);
+  assert_int_equal(mf_buf_set(&saved, file.data, file.len), MAYFLY_OK);
+  size_t offsets[256], lengths[256];
+  int n = log_fragments(&file, offsets, lengths, 256);
+  assert_true(n >= 3); /* header, and at least two edits */
+  /* The first non-trivial edit that is followed by more. */
+  int victim = 1;
+  while (victim < n - 1 && lengths[victim] <= 2) victim++;
+  assert_true(victim < n - 1);
+  file.data[offsets[victim] + FRAGMENT_HEADER + lengths[victim] / 2] ^= 0x01;
+  write_whole(env, names[0], file.data, file.len);
+  struct mayfly_options o = opts_for(env);
+  open_fails(&o, MAYFLY_ECORRUPT, names[0]);
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&o, MAYFLY_ECORRUPT, names[0]);
+  write_whole(env, names[0], saved.data, saved.len);
+  expect_meta_db_intact(env);
+  mf_buf_free(&file);
+  mf_buf_free(&saved);
+  env->destroy(env);
+}
+
+/* A MANIFEST damaged in its file header (magic). */
+static void test_manifest_header_damaged(void **state) {
+  (void)state;
+  mf_env *env = build_meta_db();
+  char names[8][64];
+  assert_int_equal(list_files(env, "MANIFEST-", 1, names, 8), 1);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, names[0], &file);
+  file.data[9] ^= 0x40; /* inside the magic */
+  write_whole(env, names[0], file.data, file.len);
+  struct mayfly_options o = opts_for(env);
+  open_fails(&o, MAYFLY_ECORRUPT, names[0]);
+  mf_buf_free(&file);
+  env->destroy(env);
+}
+
+/* ---- table damage ---- */
+
+enum { SST_KEYS = 2000, SST_VLEN = 100 };
+
+/* One table holding keys [0, SST_KEYS) version 1 and nothing else. */
+static mf_env *build_sst_db(char *sst_name) {
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < SST_KEYS; i++) put_ver(db, i, 1, SST_VLEN);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  char names[8][64];
+  assert_int_equal(list_files(env, ".sst", 0, names, 8), 1);
+  strcpy(sst_name, names[0]);
+  return env;
+}
+
+/* Opens the damaged database (open may refuse it with ECORRUPT naming the table) and reads
+ * every key: right value or ECORRUPT naming the table, never ENOTFOUND or wrong data; at
+ * least min_corrupt keys unreadable; a scan shows only right values and, unless it saw every
+ * key, ends with ECORRUPT. */
+static void check_damaged_sst(mf_env *env, const char *sst, int min_corrupt) {
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = NULL;
+  int rc = mayfly_open(DBNAME, &o, &db);
+  if (rc != MAYFLY_OK) {
+    assert_int_equal(rc, MAYFLY_ECORRUPT);
+    if (!strstr(mayfly_errmsg(NULL), sst))
+      fail_msg("open error '%s' does not name %s", mayfly_errmsg(NULL), sst);
+    return;
+  }
+  int corrupt = 0;
+  for (int i = 0; i < SST_KEYS; i++) {
+    rc = read_key(db, i, 1, SST_VLEN);
+    if (rc == MAYFLY_ENOTFOUND) fail_msg("key %d: NOT FOUND in a damaged table instead of an error", i);
+    if (rc == MAYFLY_ECORRUPT) {
+      corrupt++;
+      if (!strstr(mayfly_errmsg(db), sst))
+        fail_msg("key %d: error '%s' does not name %s", i, mayfly_errmsg(db), sst);
+    }
+  }
+  if (corrupt < min_corrupt)
+    fail_msg("only %d keys reported ECORRUPT, expected at least %d", corrupt, min_corrupt);
+
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(db, NULL, &it), MAYFLY_OK);
+  int seen = 0, wrong = -1;
+  char *expect = malloc(SST_VLEN);
+  for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it); mayfly_iter_next(it)) {
+    size_t klen, vlen;
+    const char *k = mayfly_iter_key(it, &klen);
+    const void *v = mayfly_iter_value(it, &vlen);
+    char kb[32];
+    int i = -1;
+    if (klen < sizeof kb) {
+      memcpy(kb, k, klen);
+      kb[klen] = '\0';
+      sscanf(kb, "key%08d", &i);
+    }
+    if (i >= 0) value_of(i, 1, SST_VLEN, expect);
+    if (i < 0 || vlen != SST_VLEN || memcmp(v, expect, SST_VLEN) != 0) {
+      wrong = seen;
+      break;
+    }
+    seen++;
+  }
+  int status = mayfly_iter_status(it);
+  mayfly_iter_destroy(it);
+  free(expect);
+  if (wrong >= 0) fail_msg("scan: WRONG DATA at entry %d of a damaged table", wrong);
+  if (seen < SST_KEYS && status != MAYFLY_ECORRUPT)
+    fail_msg("scan saw %d of %d keys and ended with %s instead of ECORRUPT", seen, SST_KEYS,
+             mayfly_strerror(status));
+  if (corrupt > 0 && seen == SST_KEYS)
+    fail_msg("scan read every key although gets found damage");
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+}
+
+static void test_sst_truncated(void **state) {
+  (void)state;
+  char sst[64];
+  mf_env *env = build_sst_db(sst);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, sst, &file);
+  write_whole(env, sst, file.data, file.len / 2);
+  check_damaged_sst(env, sst, 1);
+  /* Cut off only the last byte (the footer's magic). */
+  write_whole(env, sst, file.data, file.len - 1);
+  check_damaged_sst(env, sst, 1);
+  mf_buf_free(&file);
+  env->destroy(env);
+}
+
+static void test_sst_data_block_flip(void **state) {
+  (void)state;
+  char sst[64];
+  mf_env *env = build_sst_db(sst);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, sst, &file);
+  /* The first data block starts at offset 0; byte 200 is in an entry's key or value. */
+  file.data[200] ^= 0x04;
+  write_whole(env, sst, file.data, file.len);
+  check_damaged_sst(env, sst, 1);
+  /* A flip in the middle of the file (another data block). */
+  file.data[200] ^= 0x04;
+  file.data[file.len / 2] ^= 0x80;
+  write_whole(env, sst, file.data, file.len);
+  check_damaged_sst(env, sst, 1);
+  mf_buf_free(&file);
+  env->destroy(env);
+}
+
+static void test_sst_footer_flip(void **state) {
+  (void)state;
+  char sst[64];
+  mf_env *env = build_sst_db(sst);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, sst, &file);
+  file.data[file.len - 20] ^= 0x10; /* the footer's checksummed part */
+  write_whole(env, sst, file.data, file.len);
+  check_damaged_sst(env, sst, SST_KEYS);
+  mf_buf_free(&file);
+  env->destroy(env);
+}
+
+static void test_sst_missing(void **state) {
+  (void)state;
+  char sst[64], path[128];
+  mf_env *env = build_sst_db(sst);
+  path_of(sst, path);
+  assert_int_equal(env->remove_file(env, path), MAYFLY_OK);
+  check_damaged_sst(env, sst, SST_KEYS);
+  env->destroy(env);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_wal_corrupt_middle),
+      cmocka_unit_test(test_wal_corrupt_first_record),
+      cmocka_unit_test(test_wal_torn_tail),
+      cmocka_unit_test(test_wal_corrupt_with_later_wals),
+      cmocka_unit_test(test_current_damaged),
+      cmocka_unit_test(test_current_missing),
+      cmocka_unit_test(test_manifest_record_damaged),
+      cmocka_unit_test(test_manifest_header_damaged),
+      cmocka_unit_test(test_sst_truncated),
+      cmocka_unit_test(test_sst_data_block_flip),
+      cmocka_unit_test(test_sst_footer_flip),
+      cmocka_unit_test(test_sst_missing),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,606 @@
+/* Crash promises, on the in-memory env: a machine crash (env_mem_crash: unsynced bytes and
+ * unsynced directory changes are lost) never loses a write acknowledged with MAYFLY_SYNC,
+ * and whatever survives is a prefix of the order in which writes were acknowledged.
+ *
+ * How a crash is simulated with the database still open. env_mem keeps locks across a crash
+ * (the holder must unlock), and there is no API to copy an env's durable state into a fresh
+ * one, so the database runs on a thin wrapper around the mem env that can be frozen: while
+ * frozen, every call that would change the file system (create, append, sync, rename,
+ * remove, mkdir, directory sync) fails with MAYFLY_EIO. To crash we freeze, call
+ * env_mem_crash on the mem env, then close the old handle (its writes all fail, so it only
+ * releases memory and its lock), thaw, and open a new handle on the same env. The old handle
+ * therefore dies at an arbitrary point of its background work, exactly as in a power cut.
+ *
+ * The prefix check. Each round draws random puts and deletes over a small key space, some
+ * with MAYFLY_SYNC, and records them in acknowledgement order (one writer thread, so the
+ * order is the commit order). After the crash the recovered state must equal the state after
+ * some prefix of the round's operations that includes the last acknowledged SYNC write.
+ * Seeds are printed; MAYFLY_SEED=<n> replays a run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/options.h"
+#include "env/env.h"
+#include "mayfly.h"
+#include "util/slice.h"
+
+#define DBNAME "/db"
+
+/* ---- keys, values, checks (as in test_db_recovery.c) ---- */
+
+static size_t key_of(int i, char *buf) {
+  return (size_t)snprintf(buf, 32, "key%08d", i);
+}
+
+static void value_of(int i, int ver, size_t len, char *buf) {
+  char head[32];
+  snprintf(head, sizeof head, "%08d:%08d:", i, ver);
+  memcpy(buf, head, 18);
+  for (size_t j = 18; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 13 + j) % 26);
+}
+
+static int parse_value(int i, const void *data, size_t len) {
+  char buf[32];
+  if (len < 18) fail_msg("key %d: value of %zu bytes is too short", i, len);
+  memcpy(buf, data, 18);
+  buf[18] = '\0';
+  int ki = -1, ver = -1;
+  if (sscanf(buf, "%08d:%08d:", &ki, &ver) != 2 || ki != i)
+    fail_msg("key %d: value header '%s' belongs elsewhere", i, buf);
+  char *expect = malloc(len);
+  assert_non_null(expect);
+  value_of(i, ver, len, expect);
+  if (memcmp(expect, data, len) != 0) fail_msg("key %d: value of version %d is damaged", i, ver);
+  free(expect);
+  return ver;
+}
+
+/* Like parse_value, but returns -2 for a damaged or foreign value instead of failing. */
+static int value_version(int i, const void *data, size_t len) {
+  char buf[32];
+  if (len < 18) return -2;
+  memcpy(buf, data, 18);
+  buf[18] = '\0';
+  int ki = -1, ver = -1;
+  if (sscanf(buf, "%08d:%08d:", &ki, &ver) != 2 || ki != i) return -2;
+  char *expect = malloc(len);
+  if (!expect) return -2;
+  value_of(i, ver, len, expect);
+  int ok = memcmp(expect, data, len) == 0;
+  free(expect);
+  return ok ? ver : -2;
+}
+
+static void put_ver(mayfly_db *db, int i, int ver, size_t vlen, unsigned flags) {
+  char k[32], *v = malloc(vlen);
+  assert_non_null(v);
+  size_t klen = key_of(i, k);
+  value_of(i, ver, vlen, v);
+  int rc = mayfly_put(db, k, klen, v, vlen, flags);
+  if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
+  free(v);
+}
+
+static void del_key(mayfly_db *db, int i, unsigned flags) {
+  char k[32];
+  size_t klen = key_of(i, k);
+  int rc = mayfly_delete(db, k, klen, flags);
+  if (rc != MAYFLY_OK) fail_msg("delete key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
+}
+
+static int get_ver(mayfly_db *db, int i) {
+  char k[32];
+  size_t klen = key_of(i, k);
+  void *v = NULL;
+  size_t vlen = 0;
+  int rc = mayfly_get(db, NULL, k, klen, &v, &vlen);
+  if (rc == MAYFLY_ENOTFOUND) return -1;
+  if (rc != MAYFLY_OK) fail_msg("get key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
+  int ver = parse_value(i, v, vlen);
+  mayfly_free(v);
+  return ver;
+}
+
+/* Reads the versions of keys [0, n) into out (-1 absent), and checks that a scan agrees. */
+static void read_state(mayfly_db *db, int *out, int n) {
+  int present = 0;
+  for (int i = 0; i < n; i++) {
+    out[i] = get_ver(db, i);
+    if (out[i] >= 0) present++;
+  }
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(db, NULL, &it), MAYFLY_OK);
+  /* Problems are collected and reported after the iterator is gone: a failing test's
+   * teardown closes the database, which must hold no iterator. */
+  char problem[256] = "";
+  int seen = 0;
+  for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it) && !problem[0];
+       mayfly_iter_next(it)) {
+    size_t klen, vlen;
+    const char *k = mayfly_iter_key(it, &klen);
+    const void *v = mayfly_iter_value(it, &vlen);
+    char kb[32];
+    int i = -1;
+    if (klen >= sizeof kb) {
+      snprintf(problem, sizeof problem, "scan: key of %zu bytes", klen);
+      break;
+    }
+    memcpy(kb, k, klen);
+    kb[klen] = '\0';
+    if (sscanf(kb, "key%08d", &i) != 1 || i < 0 || i >= n)
+      snprintf(problem, sizeof problem, "scan: stray key '%s'", kb);
+    else if (vlen < 18)
+      snprintf(problem, sizeof problem, "scan: key %d: value of %zu bytes", i, vlen);
+    else if (value_version(i, v, vlen) != out[i])
+      snprintf(problem, sizeof problem, "scan: key %d has version %d, get said %d", i,
+               value_version(i, v, vlen), out[i]);
+    seen++;
+  }
+  int status = mayfly_iter_status(it);
+  mayfly_iter_destroy(it);
+  if (problem[0]) fail_msg("%s", problem);
+  if (status != MAYFLY_OK) fail_msg("scan ended with %s", mayfly_strerror(status));
+  assert_int_equal(seen, present);
+}
+
+/* ---- the freezable env ---- */
+
+static mf_env *g_base;
+static atomic_int g_frozen;
+
+/* While g_hold_tables is set, creating a .sst waits: flushes stall, so data stays in WALs. */
+static pthread_mutex_t g_hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_hold_cv = PTHREAD_COND_INITIALIZER;
+static int g_hold_tables;
+
+static void hold_tables(int on) {
+  pthread_mutex_lock(&g_hold_mu);
+  g_hold_tables = on;
+  pthread_cond_broadcast(&g_hold_cv);
+  pthread_mutex_unlock(&g_hold_mu);
+}
+
+#define FROZEN_GUARD()                              \
+  do {                                              \
+    if (atomic_load(&g_frozen)) return MAYFLY_EIO;  \
+  } while (0)
+
+static int fz_new_writable(mf_env *env, const char *path, mf_wfile **out) {
+  size_t l = strlen(path);
+  if (l > 4 && strcmp(path + l - 4, ".sst") == 0) {
+    pthread_mutex_lock(&g_hold_mu);
+    while (g_hold_tables) pthread_cond_wait(&g_hold_cv, &g_hold_mu);
+    pthread_mutex_unlock(&g_hold_mu);
+  }
+  FROZEN_GUARD();
+  return g_base->new_writable(g_base, path, out);
+}
+static int fz_append(mf_wfile *f, const void *data, size_t n) {
+  FROZEN_GUARD();
+  return g_base->append(f, data, n);
+}
+static int fz_flush(mf_wfile *f) {
+  FROZEN_GUARD();
+  return g_base->flush(f);
+}
+static int fz_sync(mf_wfile *f, int full) {
+  FROZEN_GUARD();
+  return g_base->sync(f, full);
+}
+/* Always forwarded: it frees the handle, and mem env appends never sit in a buffer. */
+static int fz_close_writable(mf_wfile *f) {
+  int rc = g_base->close_writable(f);
+  return atomic_load(&g_frozen) ? MAYFLY_EIO : rc;
+}
+static int fz_open_readable(mf_env *env, const char *path, mf_rfile **out) {
+  return g_base->open_readable(g_base, path, out);
+}
+static int fz_file_size(mf_env *env, const char *path, uint64_t *size) {
+  return g_base->file_size(g_base, path, size);
+}
+static int fz_file_exists(mf_env *env, const char *path) {
+  return g_base->file_exists(g_base, path);
+}
+static int fz_is_directory(mf_env *env, const char *path) {
+  return g_base->is_directory(g_base, path);
+}
+static int fz_list_dir(mf_env *env, const char *dir, char ***names, size_t *count) {
+  return g_base->list_dir(g_base, dir, names, count);
+}
+static int fz_remove_file(mf_env *env, const char *path) {
+  FROZEN_GUARD();
+  return g_base->remove_file(g_base, path);
+}
+static int fz_rename_file(mf_env *env, const char *from, const char *to) {
+  FROZEN_GUARD();
+  return g_base->rename_file(g_base, from, to);
+}
+static int fz_make_dir(mf_env *env, const char *path) {
+  FROZEN_GUARD();
+  return g_base->make_dir(g_base, path);
+}
+static int fz_remove_dir(mf_env *env, const char *path) {
+  FROZEN_GUARD();
+  return g_base->remove_dir(g_base, path);
+}
+static int fz_sync_dir(mf_env *env, const char *path) {
+  FROZEN_GUARD();
+  return g_base->sync_dir(g_base, path);
+}
+static int fz_lock_file(mf_env *env, const char *path, mf_lock **out) {
+  return g_base->lock_file(g_base, path, out);
+}
+static void fz_unlock_file(mf_env *env, mf_lock *lock) { g_base->unlock_file(g_base, lock); }
+static uint64_t fz_now_micros(mf_env *env) { return g_base->now_micros(g_base); }
+static void fz_sleep_micros(mf_env *env, uint64_t micros) { g_base->sleep_micros(g_base, micros); }
+static int fz_thread_start(mf_env *env, void *(*fn)(void *), void *arg, mf_thread **out) {
+  return g_base->thread_start(g_base, fn, arg, out);
+}
+static int fz_thread_join(mf_env *env, mf_thread *t) { return g_base->thread_join(g_base, t); }
+
+static struct mf_env g_freezable;
+
+/* Makes a fresh mem env and returns the freezable wrapper around it. */
+static mf_env *crash_env_create(void) {
+  assert_int_equal(env_mem_create(&g_base), MAYFLY_OK);
+  atomic_store(&g_frozen, 0);
+  /* Start from the base so the reads (pread, close_readable) and any later fields are the
+   * mem env's own; override what must be guarded. */
+  g_freezable = *g_base;
+  mf_env *e = &g_freezable;
+  e->new_writable = fz_new_writable;
+  e->append = fz_append;
+  e->flush = fz_flush;
+  e->sync = fz_sync;
+  e->close_writable = fz_close_writable;
+  e->open_readable = fz_open_readable;
+  e->file_size = fz_file_size;
+  e->file_exists = fz_file_exists;
+  e->is_directory = fz_is_directory;
+  e->list_dir = fz_list_dir;
+  e->remove_file = fz_remove_file;
+  e->rename_file = fz_rename_file;
+  e->make_dir = fz_make_dir;
+  e->remove_dir = fz_remove_dir;
+  e->sync_dir = fz_sync_dir;
+  e->lock_file = fz_lock_file;
+  e->unlock_file = fz_unlock_file;
+  e->now_micros = fz_now_micros;
+  e->sleep_micros = fz_sleep_micros;
+  e->thread_start = fz_thread_start;
+  e->thread_join = fz_thread_join;
+  e->destroy = NULL;
+  return e;
+}
+
+
+/* The handle a test has open, so the teardown can close it when the test fails midway
+ * (its background thread must not outlive the env it runs on). */
+static mayfly_db *g_db;
+
+static mayfly_db *open_ok(const struct mayfly_options *o) {
+  mayfly_db *db = NULL;
+  int rc = mayfly_open(DBNAME, o, &db);
+  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
+  g_db = db;
+  return db;
+}
+
+static void close_current(mayfly_db *db) {
+  assert_ptr_equal(db, g_db);
+  g_db = NULL;
+  mayfly_close(db);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  hold_tables(0);
+  if (g_db) {
+    atomic_store(&g_frozen, 1); /* a failed test's handle must not write into the next env */
+    mayfly_close(g_db);
+    g_db = NULL;
+    atomic_store(&g_frozen, 0);
+  }
+  if (g_base) {
+    g_base->destroy(g_base);
+    g_base = NULL;
+  }
+  return 0;
+}
+
+/* Power cut under an open handle (see the file comment), then a fresh open. NULL db: crash
+ * with no database open. */
+static mayfly_db *crash_and_reopen(mayfly_db *db, const struct mayfly_options *o) {
+  atomic_store(&g_frozen, 1);
+  assert_int_equal(env_mem_crash(g_base), MAYFLY_OK);
+  hold_tables(0); /* a held flush may go on now: it fails */
+  if (db) mayfly_close(db); /* fails: nothing it writes now reaches the "disk" */
+  g_db = NULL;
+  atomic_store(&g_frozen, 0);
+  return open_ok(o);
+}
+
+static struct mayfly_options crash_opts(uint64_t write_buffer_size) {
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, &g_freezable);
+  o.write_buffer_size = write_buffer_size;
+  o.level0_file_num_compaction_trigger = 2;
+  o.max_write_buffer_number = 4;
+  return o;
+}
+
+static uint64_t test_seed(void) {
+  const char *s = getenv("MAYFLY_SEED");
+  uint64_t seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
+  return seed;
+}
+
+static uint64_t rng_next(uint64_t *st) {
+  uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* ---- tests ---- */
+
+/* Every MAYFLY_SYNC write survives, across memtable switches, flushes and merges, when the
+ * crash comes while background work may be running. */
+static void test_sync_writes_survive_crash(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  enum { N = 3000 };
+  static int expect[N], got[N];
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) {
+    put_ver(db, i, 1, 150, MAYFLY_SYNC);
+    expect[i] = 1;
+  }
+  db = crash_and_reopen(db, &o);
+  read_state(db, got, N);
+  for (int i = 0; i < N; i++)
+    if (got[i] != expect[i])
+      fail_msg("key %d: acknowledged MAYFLY_SYNC write lost in a crash (found version %d)", i,
+               got[i]);
+  close_current(db);
+}
+
+/* The same after background work finished: the tables and MANIFEST edits written by flushes
+ * and merges must themselves be durable. */
+static void test_sync_writes_survive_crash_after_idle(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  enum { N = 3000 };
+  static int got[N];
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) put_ver(db, i, 2, 150, MAYFLY_SYNC);
+  assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
+  db = crash_and_reopen(db, &o);
+  read_state(db, got, N);
+  for (int i = 0; i < N; i++)
+    if (got[i] != 2) fail_msg("key %d: synced and flushed write lost in a crash (found %d)", i, got[i]);
+  close_current(db);
+}
+
+/* A clean close followed by a power cut loses nothing. */
+static void test_clean_close_then_crash(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  enum { N = 2500 };
+  static int got[N];
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) put_ver(db, i, 3, 120, 0);
+  g_db = NULL;
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  db = crash_and_reopen(NULL, &o);
+  read_state(db, got, N);
+  for (int i = 0; i < N; i++)
+    if (got[i] != 3) fail_msg("key %d: lost after a clean close and a crash (found %d)", i, got[i]);
+  close_current(db);
+}
+
+/* mayfly_flush "returns when durable": unsynced writes followed by a flush survive a crash,
+ * and so does the result of a full compaction. */
+static void test_flush_is_durable(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 << 20);
+  enum { N = 2000 };
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) put_ver(db, i, 6, 100, 0);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  db = crash_and_reopen(db, &o);
+  for (int i = 0; i < N; i++)
+    if (get_ver(db, i) != 6) fail_msg("key %d: flushed write lost in a crash", i);
+  for (int i = 0; i < N; i += 2) put_ver(db, i, 7, 100, 0);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
+  db = crash_and_reopen(db, &o);
+  for (int i = 0; i < N; i++)
+    if (get_ver(db, i) != (i % 2 ? 6 : 7)) fail_msg("key %d: lost after compaction and a crash", i);
+  close_current(db);
+}
+
+/* A single memtable (no flush at all): synced writes survive and so does the first WAL. */
+static void test_sync_in_first_wal(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 << 20);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < 100; i++) put_ver(db, i, 4, 60, i == 99 ? MAYFLY_SYNC : 0);
+  db = crash_and_reopen(db, &o);
+  for (int i = 0; i < 100; i++) assert_int_equal(get_ver(db, i), 4);
+  /* and again on the handle made by recovery */
+  for (int i = 0; i < 100; i++) put_ver(db, i, 5, 60, i == 99 ? MAYFLY_SYNC : 0);
+  db = crash_and_reopen(db, &o);
+  for (int i = 0; i < 100; i++) assert_int_equal(get_ver(db, i), 5);
+  close_current(db);
+}
+
+static int count_wals(void) {
+  char **names = NULL;
+  size_t count = 0;
+  assert_int_equal(g_base->list_dir(g_base, DBNAME, &names, &count), MAYFLY_OK);
+  int n = 0;
+  for (size_t i = 0; i < count; i++) {
+    size_t l = strlen(names[i]);
+    n += l > 4 && strcmp(names[i] + l - 4, ".log") == 0;
+  }
+  env_free_names(names, count);
+  return n;
+}
+
+/* Unsynced writes fill a memtable, which cannot be flushed (table creation held), so they
+ * live only in an older WAL; then one MAYFLY_SYNC write goes to the new WAL. Once that sync
+ * write is acknowledged, everything acknowledged before it must survive a crash too:
+ * otherwise the recovered state (the synced write without the earlier ones) is no prefix
+ * of the write order. */
+static void test_sync_covers_earlier_wals(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  o.max_write_buffer_number = 8;
+  enum { N = 1200 };
+  hold_tables(1);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) put_ver(db, i, 1, 150, 0);
+  assert_true(count_wals() >= 2);
+  put_ver(db, N, 1, 150, MAYFLY_SYNC);
+  db = crash_and_reopen(db, &o);
+  if (get_ver(db, N) != 1) fail_msg("the acknowledged MAYFLY_SYNC write is lost");
+  int lost = 0, first_lost = -1;
+  for (int i = 0; i < N; i++) {
+    if (get_ver(db, i) != 1) {
+      if (first_lost < 0) first_lost = i;
+      lost++;
+    }
+  }
+  if (lost)
+    fail_msg("%d writes acknowledged before a surviving MAYFLY_SYNC write were lost (the "
+             "first: key %d): they were in an older WAL that was never synced", lost, first_lost);
+  close_current(db);
+}
+
+enum { MAX_KEYS = 1000, MAX_OPS = 5000 };
+
+typedef struct op {
+  int key;
+  int ver; /* -1: delete */
+  int sync;
+} op;
+
+/* Rounds of random writes, each ended by a crash with the handle open; checks the prefix
+ * property after each. */
+static void run_prefix_rounds(uint64_t write_buffer_size, int rounds, int ops_per_round,
+                              int num_keys, int sync_every) {
+  uint64_t seed = test_seed();
+  printf("seed=%" PRIu64 " (MAYFLY_SEED to replay) write_buffer_size=%" PRIu64 "\n", seed,
+         write_buffer_size);
+  uint64_t rng = seed;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(write_buffer_size);
+  /* static, so a failing round leaks nothing */
+  static int base[MAX_KEYS], model[MAX_KEYS], dbv[MAX_KEYS];
+  static op ops[MAX_OPS];
+  assert_true(num_keys <= MAX_KEYS && ops_per_round <= MAX_OPS);
+  for (int k = 0; k < num_keys; k++) base[k] = -1;
+  mayfly_db *db = open_ok(&o);
+  for (int r = 0; r < rounds; r++) {
+    int last_sync = -1;
+    for (int j = 0; j < ops_per_round; j++) {
+      op *p = &ops[j];
+      uint64_t x = rng_next(&rng);
+      p->key = (int)(x % (uint64_t)num_keys);
+      p->sync = sync_every > 0 && (x >> 20) % (uint64_t)sync_every == 0;
+      if ((x >> 40) % 100 < 15) {
+        p->ver = -1;
+        del_key(db, p->key, p->sync ? MAYFLY_SYNC : 0);
+      } else {
+        p->ver = r * 1000000 + j;
+        put_ver(db, p->key, p->ver, 40 + (size_t)((x >> 48) % 200), p->sync ? MAYFLY_SYNC : 0);
+      }
+      if (p->sync) last_sync = j;
+    }
+    db = crash_and_reopen(db, &o);
+    read_state(db, dbv, num_keys);
+
+    /* Find a prefix P > last_sync whose state is dbv. */
+    memcpy(model, base, (size_t)num_keys * sizeof *model);
+    int mismatches = 0;
+    for (int k = 0; k < num_keys; k++) mismatches += model[k] != dbv[k];
+    int found = last_sync < 0 && mismatches == 0 ? 0 : -1;
+    for (int j = 0; j < ops_per_round && found < 0; j++) {
+      int k = ops[j].key;
+      mismatches -= model[k] != dbv[k];
+      model[k] = ops[j].ver;
+      mismatches += model[k] != dbv[k];
+      if (j >= last_sync && mismatches == 0) found = j + 1;
+    }
+    if (found < 0) {
+      /* Say what is wrong: the first key that disagrees with the full history. */
+      memcpy(model, base, (size_t)num_keys * sizeof *model);
+      for (int j = 0; j < ops_per_round; j++) model[ops[j].key] = ops[j].ver;
+      int bad = -1;
+      for (int k = 0; k < num_keys && bad < 0; k++)
+        if (model[k] != dbv[k]) bad = k;
+      fail_msg("seed %" PRIu64 " round %d: the recovered state is no prefix of the write order "
+               "that includes the last synced write (op %d of %d); e.g. key %d has version %d, "
+               "its last write was %d", seed, r, last_sync, ops_per_round, bad,
+               bad >= 0 ? dbv[bad] : 0, bad >= 0 ? model[bad] : 0);
+    }
+    printf("round %d: recovered %d of %d operations (last sync at %d)\n", r, found,
+           ops_per_round, last_sync);
+    memcpy(base, dbv, (size_t)num_keys * sizeof *base);
+  }
+  close_current(db);
+}
+
+/* WAL only: one large memtable, unsynced writes with a sync now and then. */
+static void test_prefix_after_crash_wal_only(void **state) {
+  (void)state;
+  run_prefix_rounds(64 << 20, 4, 2000, 300, 150);
+}
+
+/* Small memtables and merges at two level-0 files: crashes land in the middle of flushes
+ * and merges. */
+static void test_prefix_after_crash_during_flushes(void **state) {
+  (void)state;
+  run_prefix_rounds(64 * 1024, 6, 3000, 400, 200);
+}
+
+/* No sync at all: anything may be lost, but the database opens and shows a prefix. */
+static void test_prefix_after_crash_no_sync(void **state) {
+  (void)state;
+  run_prefix_rounds(64 * 1024, 4, 3000, 400, 0);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(test_sync_in_first_wal, teardown),
+      cmocka_unit_test_teardown(test_sync_writes_survive_crash, teardown),
+      cmocka_unit_test_teardown(test_flush_is_durable, teardown),
+      cmocka_unit_test_teardown(test_sync_writes_survive_crash_after_idle, teardown),
+      cmocka_unit_test_teardown(test_clean_close_then_crash, teardown),
+      cmocka_unit_test_teardown(test_sync_covers_earlier_wals, teardown),
+      cmocka_unit_test_teardown(test_prefix_after_crash_wal_only, teardown),
+      cmocka_unit_test_teardown(test_prefix_after_crash_during_flushes, teardown),
+      cmocka_unit_test_teardown(test_prefix_after_crash_no_sync, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
