@@ -140,6 +140,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
                                f->num_entries, mf_buf_slice(&f->smallest),
                                mf_buf_slice(&f->largest), f->smallest_seq, f->largest_seq,
                                f->oldest_blob_file);
+    if (rc == MAYFLY_OK) rc = version_edit_set_newest_blob_file(&c->edit, f->newest_blob_file);
     if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
     if (rc == MAYFLY_OK) {
       s->moves++;

@@ -79,6 +79,7 @@ typedef struct db_table_out {
   mf_buf smallest, largest;
   uint64_t smallest_seq, largest_seq;
   uint64_t oldest_blob_file; /* UINT64_MAX: none referenced yet */
+  uint64_t newest_blob_file; /* 0: none referenced yet */
 } db_table_out;
 
 typedef struct db_blob_out {

@@ -40,6 +40,7 @@ int db_table_out_open(mayfly_db *db, const table_options *o, uint64_t number, db
   t->number = number;
   t->smallest_seq = UINT64_MAX;
   t->oldest_blob_file = UINT64_MAX;
+  t->newest_blob_file = 0;
   t->name = filename_table(db->dbname, number);
   if (!t->name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   int rc = db->env->new_writable(db->env, t->name, &t->file);
@@ -86,6 +87,7 @@ int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, versi
     rc = version_edit_add_file(edit, level, t->number, size, entries, mf_buf_slice(&t->smallest),
                                mf_buf_slice(&t->largest), t->smallest_seq, t->largest_seq,
                                oldest);
+    if (rc == MAYFLY_OK) rc = version_edit_set_newest_blob_file(edit, t->newest_blob_file);
     if (file_size) *file_size += size;
   } else if (t->name) {
     db->env->remove_file(db->env, t->name);
@@ -197,6 +199,7 @@ static int table_add(db_output *o, mf_slice ikey, mf_slice value, uint64_t blob_
     o->have_table = 1;
   }
   if (blob_file && blob_file < o->table.oldest_blob_file) o->table.oldest_blob_file = blob_file;
+  if (blob_file > o->table.newest_blob_file) o->table.newest_blob_file = blob_file;
   return db_table_out_add(&o->table, ikey, value);
 }
 

@@ -96,6 +96,7 @@ int version_edit_add_file(version_edit *e, int level, uint64_t number, uint64_t 
   nf->meta.smallest_seq = smallest_seq;
   nf->meta.largest_seq = largest_seq;
   nf->meta.oldest_blob_file = oldest_blob_file;
+  nf->meta.newest_blob_file = oldest_blob_file; /* until version_edit_set_newest_blob_file */
   if (mf_buf_set(&nf->meta.smallest, smallest.data, smallest.len) != MAYFLY_OK ||
       mf_buf_set(&nf->meta.largest, largest.data, largest.len) != MAYFLY_OK) {
     mf_buf_free(&nf->meta.smallest);
@@ -116,6 +117,19 @@ int version_edit_delete_file(version_edit *e, int level, uint64_t number) {
   e->deleted_files[e->num_deleted_files].level = level;
   e->deleted_files[e->num_deleted_files].number = number;
   e->num_deleted_files++;
+  return MAYFLY_OK;
+}
+
+int version_edit_set_newest_blob_file(version_edit *e, uint64_t newest_blob_file) {
+  if (e->num_new_files == 0)
+    return MF_ERR(MAYFLY_EINVAL, "version edit: no new file to set a blob range on");
+  file_meta *f = &e->new_files[e->num_new_files - 1].meta;
+  if ((f->oldest_blob_file == 0) != (newest_blob_file == 0) ||
+      newest_blob_file < f->oldest_blob_file)
+    return MF_ERR(MAYFLY_EINVAL, "version edit: table %" PRIu64 " references blob files "
+                  "%" PRIu64 "..%" PRIu64 ", which is not a range", f->number,
+                  f->oldest_blob_file, newest_blob_file);
+  f->newest_blob_file = newest_blob_file;
   return MAYFLY_OK;
 }
 
@@ -189,6 +203,7 @@ int version_edit_encode(const version_edit *e, mf_buf *out) {
     if (!rc) rc = put_varint64(out, f->smallest_seq);
     if (!rc) rc = put_varint64(out, f->largest_seq);
     if (!rc) rc = put_varint64(out, f->oldest_blob_file);
+    if (!rc) rc = put_varint64(out, f->newest_blob_file);
   }
   for (int i = 0; !rc && i < e->num_blob_files; i++) {
     const version_edit_blob_file *bf = &e->blob_files[i];
@@ -269,16 +284,20 @@ static int decode_field(version_edit *e, uint32_t tag, mf_slice *in) {
     case VERSION_EDIT_NEW_FILE: {
       int level;
       uint64_t number, file_size, num_entries, smallest_seq, largest_seq, oldest_blob_file;
+      uint64_t newest_blob_file;
       mf_slice smallest, largest;
       if (!get_level(in, &level) || !get_varint64(in, &number) ||
           !get_varint64(in, &file_size) || !get_varint64(in, &num_entries) ||
           !get_ikey(in, &smallest) || !get_ikey(in, &largest) ||
           !get_varint64(in, &smallest_seq) || !get_varint64(in, &largest_seq) ||
-          !get_varint64(in, &oldest_blob_file) || smallest_seq > largest_seq ||
-          ikey_compare(smallest, largest) > 0)
+          !get_varint64(in, &oldest_blob_file) || !get_varint64(in, &newest_blob_file) ||
+          smallest_seq > largest_seq || ikey_compare(smallest, largest) > 0 ||
+          (oldest_blob_file == 0) != (newest_blob_file == 0) ||
+          newest_blob_file < oldest_blob_file)
         return MAYFLY_ECORRUPT;
-      return version_edit_add_file(e, level, number, file_size, num_entries, smallest, largest,
-                                   smallest_seq, largest_seq, oldest_blob_file);
+      int rc = version_edit_add_file(e, level, number, file_size, num_entries, smallest,
+                                     largest, smallest_seq, largest_seq, oldest_blob_file);
+      return rc ? rc : version_edit_set_newest_blob_file(e, newest_blob_file);
     }
     case VERSION_EDIT_BLOB_FILE: {
       uint64_t number, total_count, total_bytes;
@@ -378,7 +397,8 @@ int version_edit_debug_string(const version_edit *e, mf_buf *out) {
     if (!rc) rc = mf_buf_append(out, " .. ", 4);
     if (!rc) rc = append_key(out, mf_buf_slice(&f->largest));
     if (!rc && f->oldest_blob_file)
-      rc = append_text(out, " oldest_blob #%" PRIu64, f->oldest_blob_file);
+      rc = append_text(out, " blobs #%" PRIu64 "..#%" PRIu64, f->oldest_blob_file,
+                       f->newest_blob_file);
     if (!rc) rc = mf_buf_append(out, "\n", 1);
   }
   for (int i = 0; !rc && i < e->num_blob_files; i++) {

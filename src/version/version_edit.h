@@ -15,7 +15,7 @@
  *   tag 6  NEW_FILE          level:varint32 number:varint64 file_size:varint64
  *                            num_entries:varint64 smallest:bytes largest:bytes
  *                            smallest_seq:varint64 largest_seq:varint64
- *                            oldest_blob_file:varint64
+ *                            oldest_blob_file:varint64 newest_blob_file:varint64
  *   tag 7  BLOB_FILE         number:varint64 total_count:varint64 total_bytes:varint64
  *                            checksum:fixed32
  *   tag 8  BLOB_GARBAGE      number:varint64 garbage_count:varint64 garbage_bytes:varint64
@@ -65,6 +65,7 @@ typedef struct file_meta {
   mf_buf smallest, largest; /* internal keys; owned */
   uint64_t smallest_seq, largest_seq;
   uint64_t oldest_blob_file; /* smallest blob file number the table references; 0 = none */
+  uint64_t newest_blob_file; /* largest one; 0 = none */
   int allowed_seeks; /* for seek compaction: max(100, file_size / 16384) */
   int being_compacted;
 } file_meta;
@@ -140,6 +141,9 @@ int version_edit_delete_file(version_edit *e, int level, uint64_t number);
 /* Records that blob file `number` joins the database. Returns MAYFLY_OK, MAYFLY_ENOMEM, or
  * MAYFLY_EINVAL when number or total_count is 0. On error e is unchanged. Whether the number
  * is new is checked when the edit is applied (version_set_log_and_apply). */
+/* Sets the largest blob file number referenced by the file added last (version_edit_add_file
+ * sets it equal to oldest_blob_file). Both are 0 or both nonzero with oldest <= newest. */
+int version_edit_set_newest_blob_file(version_edit *e, uint64_t newest_blob_file);
 int version_edit_add_blob_file(version_edit *e, uint64_t number, uint64_t total_count,
                                uint64_t total_bytes, uint32_t checksum);
 /* Records that garbage_count more records (garbage_bytes more bytes) of blob file `number`

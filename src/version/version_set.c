@@ -87,6 +87,7 @@ static file_meta *file_meta_copy(const file_meta *src) {
   f->smallest_seq = src->smallest_seq;
   f->largest_seq = src->largest_seq;
   f->oldest_blob_file = src->oldest_blob_file;
+  f->newest_blob_file = src->newest_blob_file;
   /* One seek costs about as much as compacting 16 KiB (LevelDB's estimate), so a file may be
    * sought this many times without a hit before compacting it is cheaper. */
   uint64_t seeks = src->file_size / 16384;
@@ -1060,6 +1061,7 @@ static int encode_snapshot(const version_set *vs, mf_buf *out) {
       rc = version_edit_add_file(&e, level, f->number, f->file_size, f->num_entries,
                                  file_smallest(f), file_largest(f), f->smallest_seq,
                                  f->largest_seq, f->oldest_blob_file);
+      if (rc == MAYFLY_OK) rc = version_edit_set_newest_blob_file(&e, f->newest_blob_file);
     }
   }
   for (int i = 0; rc == MAYFLY_OK && i < v->num_blobs; i++) {

@@ -703,6 +703,17 @@ static void test_model_random_ops(void **state)
 
   CHECK_RC(t, mayfly_options_create(&t->opt), "options_create");
   CHECK_RC(t, mayfly_options_parse(t->opt, k_options), "options_parse");
+  /* Extra options for variants of this test (CTest runs one with aggressive blob GC). */
+  /* Pairs may be separated by ',' (CTest's environment lists cannot hold ';'). */
+  const char *extra = getenv("MAYFLY_MODEL_OPTIONS");
+  if (extra && *extra) {
+    char spec[1024];
+    snprintf(spec, sizeof spec, "%s", extra);
+    for (char *p = spec; *p; p++)
+      if (*p == ',') *p = ';';
+    print_message("extra options: %s\n", spec);
+    CHECK_RC(t, mayfly_options_parse(t->opt, spec), "options_parse(MAYFLY_MODEL_OPTIONS)");
+  }
   CHECK_RC(t, mayfly_destroy(t->path), "destroy");
   db_open(t);
   mayfly_batch *b = NULL;

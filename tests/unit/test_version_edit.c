@@ -135,7 +135,7 @@ static void test_round_trip_all_fields(void **state) {
   assert_int_equal(version_edit_debug_string(&d, &dump), MAYFLY_OK);
   assert_int_equal(mf_buf_append(&dump, "", 1), MAYFLY_OK);
   assert_non_null(strstr(dump.data, "new_file: L4 #52"));
-  assert_non_null(strstr(dump.data, "oldest_blob #42"));
+  assert_non_null(strstr(dump.data, "blobs #42..#42"));
   assert_non_null(strstr(dump.data, "log_number: 17"));
   assert_non_null(strstr(dump.data, "blob_file: #41 records 1000 bytes 34359738368 checksum "
                                     "0xdeadbeef"));
