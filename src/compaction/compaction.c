@@ -169,6 +169,8 @@ void compaction_free(compaction *c) {
   free(c->inputs[0]);
   free(c->inputs[1]);
   free(c->grandparents);
+  free(c->rewrite);
+  free(c->rewrite_levels);
   version_edit_free(&c->edit);
   version_unref(c->input_version);
   free(c);
@@ -277,8 +279,9 @@ compaction *compaction_pick(version_set *vs, version *v, const struct mayfly_opt
     }
   }
   compaction *c = NULL;
-  file_meta *forced = NULL;
-  int forced_level = 0;
+  file_meta *forced = NULL, **rewrite = NULL;
+  int forced_level = 0, *rewrite_levels = NULL, num_rewrite = 0;
+  uint64_t gc_file = 0;
   if (best >= 0 && v->num_files[best] > 0) {
     int reason = best == 0 ? COMPACTION_LEVEL0 : COMPACTION_SIZE;
     c = new_compaction(v, o, best, output_level_for(v, o, best), reason);
@@ -297,6 +300,24 @@ compaction *compaction_pick(version_set *vs, version *v, const struct mayfly_opt
     }
     c->inputs[0][0] = pick;
     c->num_inputs[0] = 1;
+  } else if (gc_pick_group(v, o, &gc_file, &rewrite, &rewrite_levels, &num_rewrite)) {
+    c = new_compaction(v, o, rewrite_levels[0], rewrite_levels[0], COMPACTION_GROUP_GC);
+    if (!c) {
+      free(rewrite);
+      free(rewrite_levels);
+      goto oom;
+    }
+    c->gc_file = gc_file;
+    c->rewrite = rewrite;
+    c->rewrite_levels = rewrite_levels;
+    c->num_rewrite = num_rewrite;
+    for (int i = 0; *rc == MAYFLY_OK && i < num_rewrite; i++)
+      *rc = version_edit_delete_file(&c->edit, rewrite_levels[i], rewrite[i]->number);
+    if (*rc) {
+      compaction_free(c);
+      return NULL;
+    }
+    return c;
   } else if (gc_pick_forced(v, o, &forced, &forced_level)) {
     int out_level = forced_level == 0 ? output_level_for(v, o, 0) : forced_level;
     c = new_compaction(v, o, forced_level, out_level, COMPACTION_FORCED_BLOB_GC);
@@ -381,7 +402,9 @@ compaction *compaction_pick_range(version_set *vs, version *v, const struct mayf
 }
 
 int compaction_is_trivial_move(const compaction *c) {
-  if (c->reason == COMPACTION_MANUAL || c->reason == COMPACTION_FORCED_BLOB_GC) return 0;
+  if (c->reason == COMPACTION_MANUAL || c->reason == COMPACTION_FORCED_BLOB_GC ||
+      c->reason == COMPACTION_GROUP_GC)
+    return 0;
   return c->num_inputs[0] == 1 && c->num_inputs[1] == 0 &&
          total_size(c->grandparents, c->num_grandparents) <= c->max_grandparent_overlap;
 }

@@ -7,7 +7,8 @@
  *    multiplier^(n-1), or, with level_compaction_dynamic_level_bytes, derived downward from
  *    the size of the last level (levels above the "base level" are kept empty and level 0
  *    compacts straight into the base level).
- *  - Priority. The highest score >= 1 wins; else a table the age policy's force threshold
+ *  - Priority. The highest score >= 1 wins; else a value log the group policy collects (see
+ *    gc/blob_gc.h); else a table the age policy's force threshold
  *    marks (it links to the oldest blob file, which is mostly garbage); else a file whose
  *    seek allowance ran out. A forced-GC compaction of a level >= 1 table rewrites it in
  *    place (same level, no other inputs: its outputs cover a subset of its own range); one
@@ -37,6 +38,7 @@ enum compaction_reason {
   COMPACTION_SEEK,    /* a file's seek allowance ran out */
   COMPACTION_MANUAL,  /* mayfly_compact_range */
   COMPACTION_FORCED_BLOB_GC, /* a table linked to the oldest blob file (age policy) */
+  COMPACTION_GROUP_GC,       /* tables covering a value log, rewritten in place (group) */
 };
 
 typedef struct compaction {
@@ -58,6 +60,11 @@ typedef struct compaction {
   uint64_t overlapped_bytes;
   /* compaction_is_base_level_for_key state: one cursor per level, keys only grow */
   int level_ptrs[MF_NUM_LEVELS];
+  /* COMPACTION_GROUP_GC: the value log collected and the tables rewritten, each in place */
+  uint64_t gc_file;
+  file_meta **rewrite;
+  int *rewrite_levels;
+  int num_rewrite;
 } compaction;
 
 /* Per-level targets and the level-0 output level for a version under the options. */

@@ -116,6 +116,80 @@ static int run_job(compact_job *job) {
   return db_output_finish(&job->out, rc);
 }
 
+/* Group policy: rewrites every table covering c->gc_file in place, moving the log's live
+ * values into one new log (owned by outs[0]). Runs without db->mu. Entries are copied as they
+ * are: nothing is dropped, so a table's rewrite holds exactly its input's keys. */
+static int run_group_gc(mayfly_db *db, compaction *c, db_output *outs) {
+  int rc = MAYFLY_OK;
+  for (int i = 0; rc == MAYFLY_OK && i < c->num_rewrite; i++) {
+    file_meta *f = c->rewrite[i];
+    mf_iter *it = table_cache_iter(db->tcache, f->number, f->file_size, NULL);
+    if (!it) {
+      rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+      break;
+    }
+    for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it)) {
+      if (atomic_load_explicit(&db->stop_jobs, memory_order_relaxed)) {
+        rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
+        break;
+      }
+      rc = db_output_inflow(&outs[i], iter_key(it), iter_value(it));
+      if (rc == MAYFLY_OK) rc = db_output_add(&outs[i], iter_key(it), iter_value(it));
+    }
+    if (rc == MAYFLY_OK) rc = iter_status(it);
+    iter_destroy(it);
+  }
+  /* The tables first, then the owner of the shared log. */
+  for (int i = c->num_rewrite - 1; i >= 0; i--) rc = db_output_finish(&outs[i], rc);
+  return rc;
+}
+
+/* REQUIRES: mu held; released while the rewrite runs. */
+static int run_group_compaction(mayfly_db *db, compaction *c) {
+  uint64_t t0 = db->env->now_micros(db->env);
+  db_output *outs = calloc((size_t)c->num_rewrite, sizeof *outs);
+  if (!outs) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  for (int i = 0; i < c->num_rewrite; i++) {
+    db_output_init(&outs[i], db, c->rewrite_levels[i], &c->edit, 0);
+    outs[i].gc_only_file = c->gc_file;
+    if (i > 0) outs[i].blob_owner = &outs[0];
+  }
+  pthread_mutex_unlock(&db->mu);
+  int rc = run_group_gc(db, c, outs);
+  pthread_mutex_lock(&db->mu);
+  if (rc == MAYFLY_OK && db->shutting_down)
+    rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
+  if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
+  uint64_t read = 0, written = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
+  for (int i = 0; i < c->num_rewrite; i++) {
+    db_output_release(&outs[i]);
+    read += c->rewrite[i]->file_size;
+    written += outs[i].table_bytes + outs[i].blob_bytes;
+    blob_bytes += outs[i].blob_bytes;
+    relocated += outs[i].relocated_count;
+    relocated_bytes += outs[i].relocated_bytes;
+  }
+  if (rc == MAYFLY_OK) {
+    uint64_t micros = db->env->now_micros(db->env) - t0;
+    db_level_stats *s = &db->level_stats[c->output_level];
+    s->bytes_read_next += read;
+    s->bytes_written += written;
+    s->micros += micros;
+    s->count++;
+    db->blob_bytes_written += blob_bytes;
+    db->blob_relocated_count += relocated;
+    db->blob_relocated_bytes += relocated_bytes;
+    db->group_gc_count++;
+    db_info(db, "group GC of value log #%06llu: rewrote %d tables (%llu bytes), relocated "
+            "%llu blobs into %llu blob bytes; %llu us", (unsigned long long)c->gc_file,
+            c->num_rewrite, (unsigned long long)read, (unsigned long long)relocated,
+            (unsigned long long)blob_bytes, (unsigned long long)micros);
+  }
+  for (int i = 0; i < c->num_rewrite; i++) db_output_free(&outs[i]);
+  free(outs);
+  return rc;
+}
+
 static const char *reason_name(int reason) {
   switch (reason) {
     case COMPACTION_LEVEL0: return "level-0";
@@ -134,7 +208,9 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   db_level_stats *s = &db->level_stats[c->output_level];
   uint64_t read0 = compaction_input_bytes(c, 0), read1 = compaction_input_bytes(c, 1);
 
-  if (compaction_is_trivial_move(c)) {
+  if (c->reason == COMPACTION_GROUP_GC) {
+    rc = run_group_compaction(db, c);
+  } else if (compaction_is_trivial_move(c)) {
     file_meta *f = c->inputs[0][0];
     rc = version_edit_add_file(&c->edit, c->output_level, f->number, f->file_size,
                                f->num_entries, mf_buf_slice(&f->smallest),
@@ -207,9 +283,14 @@ int db_compaction_needed(mayfly_db *db) {
   if (seek_candidate_live(db)) return 1;
   double scores[MF_NUM_LEVELS];
   compaction_scores(version_set_current(db->vs), &db->opt, scores);
+  version *v = version_set_current(db->vs);
   for (int level = 0; level < MF_NUM_LEVELS - 1; level++)
-    if (scores[level] >= 1.0 && version_set_current(db->vs)->num_files[level] > 0) return 1;
-  return 0;
+    if (scores[level] >= 1.0 && v->num_files[level] > 0) return 1;
+  file_meta *f;
+  int level;
+  uint64_t file;
+  return gc_pick_forced(v, &db->opt, &f, &level) ||
+         gc_pick_group(v, &db->opt, &file, NULL, NULL, NULL);
 }
 
 /* Picks and runs one compaction. REQUIRES: mu held, db->compaction_running set by caller. */

@@ -90,7 +90,8 @@ typedef struct db_blob_out {
 } db_blob_out;
 
 /* A flush's or compaction's outputs (db_output.c). */
-typedef struct db_output {
+typedef struct db_output db_output;
+struct db_output {
   mayfly_db *db;
   int level;
   version_edit *edit;
@@ -99,6 +100,8 @@ typedef struct db_output {
   uint64_t min_blob_size, blob_file_size;
   int blob_compression, compression_level;
   uint64_t gc_cutoff; /* relocate blobs of files numbered below this */
+  uint64_t gc_only_file; /* nonzero: relocate the blobs of this file only (group policy) */
+  struct db_output *blob_owner; /* non-NULL: write blobs to that output's blob file */
   gc_meter meter;
   db_table_out table;
   int have_table;
@@ -107,7 +110,7 @@ typedef struct db_output {
   int num_numbers;
   uint64_t table_bytes, blob_bytes, blob_files, relocated_count, relocated_bytes;
   mf_buf key_buf, value_buf, index_buf;
-} db_output;
+};
 
 struct mayfly_db {
   char *dbname;
@@ -165,6 +168,7 @@ struct mayfly_db {
   uint64_t blob_bytes_written;             /* blob file bytes written by flushes and compactions */
   uint64_t blob_relocated_count, blob_relocated_bytes; /* by GC */
   uint64_t forced_gc_count;                /* compactions picked by the force threshold */
+  uint64_t group_gc_count;                 /* value logs collected by the group policy */
   uint64_t stall_micros;
   db_level_stats level_stats[MF_NUM_LEVELS];
   uint64_t wal_dropped_records; /* by point_in_time recovery */

@@ -177,15 +177,17 @@ static int blob_open(db_output *o) {
   return rc;
 }
 
-/* Writes value to the current blob file and its index into o->index_buf. */
+/* Writes value to the current blob file (the owner's, when shared) and its index into
+ * o->index_buf. */
 static int separate_value(db_output *o, mf_slice user_key, mf_slice value, blob_index *bi) {
+  db_output *b = o->blob_owner ? o->blob_owner : o;
   int rc = MAYFLY_OK;
-  if (!o->blob.writer) rc = blob_open(o);
-  if (rc == MAYFLY_OK) rc = blob_writer_add(o->blob.writer, user_key, value, bi);
+  if (!b->blob.writer) rc = blob_open(b);
+  if (rc == MAYFLY_OK) rc = blob_writer_add(b->blob.writer, user_key, value, bi);
   mf_buf_clear(&o->index_buf);
   if (rc == MAYFLY_OK) rc = blob_index_encode(bi, &o->index_buf);
-  if (rc == MAYFLY_OK && blob_writer_file_size(o->blob.writer) >= o->blob_file_size)
-    rc = blob_finish(o, MAYFLY_OK);
+  if (rc == MAYFLY_OK && blob_writer_file_size(b->blob.writer) >= b->blob_file_size)
+    rc = blob_finish(b, MAYFLY_OK);
   return rc;
 }
 
@@ -228,7 +230,9 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
     blob_index bi;
     int rc = blob_index_decode(value, &bi);
     if (rc) return rc;
-    if (bi.file_number >= o->gc_cutoff) {
+    int relocate = o->gc_only_file ? bi.file_number == o->gc_only_file
+                                    : bi.file_number < o->gc_cutoff;
+    if (!relocate) {
       rc = gc_meter_outflow(&o->meter, bi.file_number, blob_record_bytes(user_key.len, bi.size));
       return rc ? rc : table_add(o, ikey, value, bi.file_number);
     }

@@ -91,9 +91,10 @@ static int format_blob_stats(mayfly_db *db, mf_buf *b) {
                    total ? 100.0 * (double)garbage / (double)total : 0.0);
   if (rc == MAYFLY_OK)
     rc = appendf(b, "Blob bytes written: %" PRIu64 "\nRelocated blobs: %" PRIu64 " (%" PRIu64
-                 " bytes)\nForced-GC compactions: %" PRIu64 "\nGC policy: %s, age cutoff "
-                 "%.2f, force threshold %.2f, GC %s\n", db->blob_bytes_written,
-                 db->blob_relocated_count, db->blob_relocated_bytes, db->forced_gc_count,
+                 " bytes)\nForced-GC compactions: %" PRIu64 "\nGroup GCs: %" PRIu64
+                 "\nGC policy: %s, age cutoff %.2f, force threshold %.2f, GC %s\n",
+                 db->blob_bytes_written, db->blob_relocated_count, db->blob_relocated_bytes,
+                 db->forced_gc_count, db->group_gc_count,
                  db->opt.blob_gc_policy == MF_BLOB_GC_AGE ? "age" : "group",
                  db->opt.blob_garbage_collection_age_cutoff,
                  db->opt.blob_garbage_collection_force_threshold,

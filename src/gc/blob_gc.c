@@ -45,6 +45,59 @@ int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta *
   return 0;
 }
 
+/* The tables whose blob range covers file; -1 when one of them is in level 0, else the count
+ * (arrays filled when tables is non-NULL). */
+static int covering_tables(const version *v, uint64_t file, file_meta **tables, int *levels) {
+  int n = 0;
+  for (int l = 0; l < MF_NUM_LEVELS; l++) {
+    for (int i = 0; i < v->num_files[l]; i++) {
+      file_meta *f = v->files[l][i];
+      if (f->oldest_blob_file == 0 || f->oldest_blob_file > file || f->newest_blob_file < file)
+        continue;
+      if (l == 0) return -1;
+      if (tables) {
+        tables[n] = f;
+        levels[n] = l;
+      }
+      n++;
+    }
+  }
+  return n;
+}
+
+int gc_pick_group(const version *v, const struct mayfly_options *o, uint64_t *file,
+                  file_meta ***tables, int **levels, int *n) {
+  if (!o->enable_blob_garbage_collection || o->blob_gc_policy != MF_BLOB_GC_GROUP ||
+      o->blob_garbage_collection_force_threshold >= 1.0)
+    return 0;
+  /* The log with the most garbage first. */
+  const blob_meta *best = NULL;
+  double best_ratio = 0;
+  for (int i = 0; i < v->num_blobs; i++) {
+    const blob_meta *m = v->blobs[i];
+    if (m->total_bytes == 0 || m->garbage_bytes == m->total_bytes) continue;
+    double ratio = (double)m->garbage_bytes / (double)m->total_bytes;
+    if (ratio < o->blob_garbage_collection_force_threshold || ratio <= best_ratio) continue;
+    int count = covering_tables(v, m->number, NULL, NULL);
+    if (count <= 0) continue;
+    best = m;
+    best_ratio = ratio;
+  }
+  if (!best) return 0;
+  if (!tables) return 1; /* only asked whether one is due */
+  int count = covering_tables(v, best->number, NULL, NULL);
+  *tables = malloc((size_t)count * sizeof **tables);
+  *levels = malloc((size_t)count * sizeof **levels);
+  if (!*tables || !*levels) {
+    free(*tables);
+    free(*levels);
+    return 0;
+  }
+  *n = covering_tables(v, best->number, *tables, *levels);
+  *file = best->number;
+  return 1;
+}
+
 void gc_meter_init(gc_meter *m) {
   m->flows = NULL;
   m->n = m->cap = 0;

@@ -12,7 +12,15 @@
  *    compaction relocates every live blob it meets in an old file;
  *  - forced GC: when the old files together hold at least force_threshold of garbage (and
  *    force_threshold < 1), the tables linked to the oldest blob file are compacted so that
- *    file can go. */
+ *    file can go.
+ *
+ * Group policy (value logs grouped by table): every flush writes the values of its table to
+ * that table's own value-log file, and compaction carries blob references over unchanged, so
+ * the log's values are never copied while they live. When a log's garbage ratio reaches
+ * force_threshold (< 1), the tables whose blob range covers it are rewritten in place, each at
+ * its own level, and the log's live values move together into one new log; the old log then
+ * is all garbage and goes. A log referenced from level 0 waits until those tables move down
+ * (rewriting a level-0 table in place would reorder level 0). */
 #ifndef MAYFLY_GC_BLOB_GC_H
 #define MAYFLY_GC_BLOB_GC_H
 
@@ -29,6 +37,12 @@ uint64_t gc_age_cutoff_number(const version *v, const struct mayfly_options *o);
  * returns 1; else 0. */
 int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta **file,
                    int *level);
+
+/* Policy group: when a value log is due, sets *file to it and returns the tables (levels >= 1)
+ * whose blob range covers it (malloc'd arrays *tables and *levels, *n entries; the caller
+ * frees them) and 1; else 0. With tables NULL it only tells whether one is due. */
+int gc_pick_group(const version *v, const struct mayfly_options *o, uint64_t *file,
+                  file_meta ***tables, int **levels, int *n);
 
 /* Per-job blob reference flows, keyed by blob file number. */
 typedef struct gc_flow {
