@@ -206,16 +206,13 @@ static int replay_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice 
 static int flush_recovered(mayfly_db *db, replay_state *st, version_edit *edit) {
   int rc = MAYFLY_OK;
   if (memtable_num_entries(st->mem) > 0) {
-    mf_iter *it = memtable_iter_create(st->mem);
-    if (!it) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
     db_output out;
+    uint64_t dropped = 0;
     pthread_mutex_lock(&db->mu);
     db_output_init(&out, db, 0, edit, 0);
     pthread_mutex_unlock(&db->mu);
-    for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it))
-      rc = db_output_add(&out, iter_key(it), iter_value(it));
-    if (rc == MAYFLY_OK) rc = iter_status(it);
-    iter_destroy(it);
+    /* No snapshot exists yet: only the newest version of each key matters. */
+    rc = db_output_add_memtable(&out, st->mem, MF_MAX_SEQ, &dropped);
     rc = db_output_finish(&out, rc);
     db->flush_bytes += out.table_bytes + out.blob_bytes;
     db->blob_bytes_written += out.blob_bytes;

@@ -37,16 +37,11 @@ static void flush_oldest(mayfly_db *db) {
   version_edit_init(&edit);
   db_output out;
   db_output_init(&out, db, 0, &edit, 0);
+  uint64_t oldest_snapshot = db_oldest_snapshot_seq(db), dropped = 0;
   pthread_mutex_unlock(&db->mu);
 
   uint64_t t0 = db->env->now_micros(db->env);
-  int rc = MAYFLY_OK;
-  mf_iter *it = memtable_iter_create(m);
-  if (!it) rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-  for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it))
-    rc = db_output_add(&out, iter_key(it), iter_value(it));
-  if (rc == MAYFLY_OK && it) rc = iter_status(it);
-  iter_destroy(it);
+  int rc = db_output_add_memtable(&out, m, oldest_snapshot, &dropped);
   rc = db_output_finish(&out, rc);
   uint64_t size = out.table_bytes + out.blob_bytes;
   uint64_t micros = db->env->now_micros(db->env) - t0;
@@ -80,6 +75,8 @@ static void flush_oldest(mayfly_db *db) {
     db->flush_micros += micros;
     db->level_stats[0].bytes_written += size;
     db->level_stats[0].micros += micros;
+    db->level_stats[0].keys_in += memtable_num_entries(m);
+    db->level_stats[0].keys_dropped += dropped;
     db->blob_bytes_written += out.blob_bytes;
     db_info(db, "flushed memtable: %llu table bytes, %llu blob bytes in %llu blob files, "
             "%llu us", (unsigned long long)out.table_bytes, (unsigned long long)out.blob_bytes,

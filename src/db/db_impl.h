@@ -219,6 +219,10 @@ int db_output_inflow(db_output *o, mf_slice ikey, mf_slice value);
 /* Adds a kept entry (separating, relocating or carrying its value as described above). */
 int db_output_add(db_output *o, mf_slice ikey, mf_slice value);
 uint64_t db_output_table_size(const db_output *o);
+/* A flush: adds the memtable's entries, leaving out versions hidden by a newer version of the
+ * same key at or below oldest_snapshot (counted in *dropped). */
+int db_output_add_memtable(db_output *o, memtable *m, uint64_t oldest_snapshot,
+                           uint64_t *dropped);
 int db_output_cut(db_output *o); /* ends the current table */
 /* Finishes and syncs every output, syncs the directory, adds blob garbage to the edit. On
  * error (rc or its own) removes the job's files. */

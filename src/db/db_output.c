@@ -300,3 +300,32 @@ void db_output_free(db_output *o) {
   mf_buf_free(&o->value_buf);
   mf_buf_free(&o->index_buf);
 }
+
+int db_output_add_memtable(db_output *o, memtable *m, uint64_t oldest_snapshot,
+                           uint64_t *dropped) {
+  mf_iter *it = memtable_iter_create(m);
+  if (!it) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  int rc = MAYFLY_OK;
+  mf_slice prev_key = mf_slice_make("", 0);
+  int have_prev = 0;
+  uint64_t prev_seq = 0;
+  for (iter_seek_to_first(it); rc == MAYFLY_OK && iter_valid(it); iter_next(it)) {
+    mf_slice ikey = iter_key(it);
+    mf_slice user_key = ikey_user_key(ikey);
+    uint64_t seq = ikey_trailer(ikey) >> 8;
+    /* Versions of a key come newest first; one hidden by a newer version every reader sees
+     * never needs to reach a table. The memtable outlives the loop, so prev_key may point
+     * into it. */
+    if (have_prev && mf_slice_equal(user_key, prev_key) && prev_seq <= oldest_snapshot) {
+      (*dropped)++;
+    } else {
+      rc = db_output_add(o, ikey, iter_value(it));
+    }
+    prev_key = user_key;
+    prev_seq = seq;
+    have_prev = 1;
+  }
+  if (rc == MAYFLY_OK) rc = iter_status(it);
+  iter_destroy(it);
+  return rc;
+}
