@@ -141,6 +141,7 @@ static int cmp_u64(const void *a, const void *b) {
 
 /* REQUIRES: s sorted. */
 static int live_contains(const live_set *s, uint64_t number) {
+  if (s->n == 0) return 0;
   return bsearch(&number, s->numbers, s->n, sizeof *s->numbers, cmp_u64) != NULL;
 }
 
@@ -180,6 +181,9 @@ void db_remove_obsolete_files(mayfly_db *db) {
     snprintf(path, len, "%s/%s", db->dbname, names[i]);
     int rc = db->env->remove_file(db->env, path);
     db_info(db, "delete %s: %s", names[i], rc ? mayfly_strerror(rc) : "ok");
+    if (db->trace && rc == MAYFLY_OK && (type == MF_FILE_TABLE || type == MF_FILE_BLOB))
+      trace_file_delete(db->trace, number,
+                        type == MF_FILE_TABLE ? TRACE_FILE_TABLE : TRACE_FILE_BLOB);
     free(path);
   }
   env_free_names(names, count);
@@ -210,10 +214,12 @@ static int flush_recovered(mayfly_db *db, replay_state *st, version_edit *edit) 
     uint64_t dropped = 0;
     pthread_mutex_lock(&db->mu);
     db_output_init(&out, db, 0, edit, 0);
+    if (db->trace) out.job_id = db_trace_job_start(db, NULL);
     pthread_mutex_unlock(&db->mu);
     /* No snapshot exists yet: only the newest version of each key matters. */
     rc = db_output_add_memtable(&out, st->mem, MF_MAX_SEQ, &dropped);
     rc = db_output_finish(&out, rc);
+    if (db->trace) trace_job_end(db->trace, out.job_id, rc);
     db->flush_bytes += out.table_bytes + out.blob_bytes;
     db->blob_bytes_written += out.blob_bytes;
     db->flush_count++;
@@ -382,6 +388,7 @@ static int open_dir(mayfly_db *db) {
 
 static void db_free(mayfly_db *db) {
   db_stop_background(db);
+  db_trace_free(db);
   if (db->wal) wal_writer_destroy(db->wal);
   if (db->wal_file) db->env->close_writable(db->wal_file);
   if (db->mem) memtable_unref(db->mem);
@@ -428,6 +435,7 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
                            &db->blob_cache);
   if (rc == MAYFLY_OK) rc = version_set_create(db->env, db->dbname, &db->opt, db->tcache, &db->vs);
   if (rc == MAYFLY_OK) rc = memtable_create(&db->mem);
+  if (rc == MAYFLY_OK) rc = db_trace_open(db); /* before recovery: its flushes are traced */
   if (rc == MAYFLY_OK) rc = recover(db);
   if (rc == MAYFLY_OK) rc = db_start_background(db);
   if (rc != MAYFLY_OK) {

@@ -273,6 +273,7 @@ MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *va
   struct mayfly_options next = db->opt;
   int rc = options_set(&next, name, value, 1);
   if (rc == MAYFLY_OK) rc = options_validate(&next);
+  if (rc == MAYFLY_OK) rc = db_trace_reconfigure(db, &next); /* a trace option may change */
   if (rc == MAYFLY_OK) {
     db->opt = next;
     db_info(db, "option %s set to %s", name, value);

@@ -37,6 +37,7 @@ static void flush_oldest(mayfly_db *db) {
   version_edit_init(&edit);
   db_output out;
   db_output_init(&out, db, 0, &edit, 0);
+  if (db->trace) out.job_id = db_trace_job_start(db, NULL);
   uint64_t oldest_snapshot = db_oldest_snapshot_seq(db), dropped = 0;
   pthread_mutex_unlock(&db->mu);
 
@@ -62,6 +63,7 @@ static void flush_oldest(mayfly_db *db) {
     }
     rc = db_log_and_apply(db, &edit);
   }
+  if (db->trace) trace_job_end(db->trace, out.job_id, rc);
   db_output_release(&out);
   if (rc == MAYFLY_OK) {
     memtable_unref(db->imm[0]);

@@ -96,16 +96,17 @@ static int run_job(compact_job *job) {
         if (rc) break;
       }
     }
-    int drop = 0;
+    int drop = 0; /* the trace's reason */
     if (last_seq_for_key <= job->oldest_snapshot) {
-      drop = 1; /* hidden by a newer version that every reader sees */
+      drop = TRACE_DROP_HIDDEN; /* hidden by a newer version that every reader sees */
     } else if (pk.type == MF_TYPE_DELETE && pk.seq <= job->oldest_snapshot &&
                compaction_is_base_level_for_key(c, pk.user_key)) {
-      drop = 1; /* every reader sees the deletion and nothing older remains below */
+      drop = TRACE_DROP_BASE_TOMBSTONE; /* every reader sees it and nothing older is below */
     }
     last_seq_for_key = pk.seq;
     if (drop) {
       job->keys_dropped++;
+      if (db->trace) trace_drop(db->trace, job->out.job_id, c->output_level, drop, ikey, value);
       continue;
     }
     rc = db_output_add(&job->out, ikey, value);
@@ -144,14 +145,15 @@ static int run_group_gc(mayfly_db *db, compaction *c, db_output *outs) {
   return rc;
 }
 
-/* REQUIRES: mu held; released while the rewrite runs. */
-static int run_group_compaction(mayfly_db *db, compaction *c) {
+/* REQUIRES: mu held; released while the rewrite runs. job_id: the trace's, 0 if untraced. */
+static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id) {
   uint64_t t0 = db->env->now_micros(db->env);
   db_output *outs = calloc((size_t)c->num_rewrite, sizeof *outs);
   if (!outs) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   for (int i = 0; i < c->num_rewrite; i++) {
     db_output_init(&outs[i], db, c->rewrite_levels[i], &c->edit, 0);
     outs[i].gc_only_file = c->gc_file;
+    outs[i].job_id = job_id;
     if (i > 0) outs[i].blob_owner = &outs[0];
   }
   pthread_mutex_unlock(&db->mu);
@@ -207,9 +209,10 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   int rc = MAYFLY_OK;
   db_level_stats *s = &db->level_stats[c->output_level];
   uint64_t read0 = compaction_input_bytes(c, 0), read1 = compaction_input_bytes(c, 1);
+  uint64_t job_id = db->trace ? db_trace_job_start(db, c) : 0;
 
   if (c->reason == COMPACTION_GROUP_GC) {
-    rc = run_group_compaction(db, c);
+    rc = run_group_compaction(db, c, job_id);
   } else if (compaction_is_trivial_move(c)) {
     file_meta *f = c->inputs[0][0];
     rc = version_edit_add_file(&c->edit, c->output_level, f->number, f->file_size,
@@ -228,6 +231,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
     compact_job job = {.db = db, .c = c};
     job.oldest_snapshot = db_oldest_snapshot_seq(db);
     db_output_init(&job.out, db, c->output_level, &c->edit, 1);
+    job.out.job_id = job_id;
     pthread_mutex_unlock(&db->mu);
     rc = run_job(&job);
     pthread_mutex_lock(&db->mu);
@@ -261,6 +265,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
     db_output_free(&job.out);
   }
   compaction_free(c);
+  if (db->trace) trace_job_end(db->trace, job_id, rc);
   if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */
   if (rc != MAYFLY_OK) db_set_bg_error(db, rc, "compaction");
   else db_remove_obsolete_files(db);

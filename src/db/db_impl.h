@@ -39,6 +39,7 @@
 #include "gc/blob_gc.h"
 #include "mem/memtable.h"
 #include "table/table_builder.h"
+#include "trace/trace_writer.h"
 #include "util/error.h"
 #include "version/version_set.h"
 #include "wal/wal_writer.h"
@@ -80,6 +81,7 @@ typedef struct db_table_out {
   uint64_t smallest_seq, largest_seq;
   uint64_t oldest_blob_file; /* UINT64_MAX: none referenced yet */
   uint64_t newest_blob_file; /* 0: none referenced yet */
+  uint64_t job_id;           /* the trace job writing it (db_trace.c); 0 when untraced */
 } db_table_out;
 
 typedef struct db_blob_out {
@@ -110,6 +112,7 @@ struct db_output {
   int num_numbers;
   uint64_t table_bytes, blob_bytes, blob_files, relocated_count, relocated_bytes;
   mf_buf key_buf, value_buf, index_buf;
+  uint64_t job_id; /* the trace job (db_trace.c); set by the caller after init, 0 untraced */
 };
 
 struct mayfly_db {
@@ -172,6 +175,14 @@ struct mayfly_db {
   uint64_t stall_micros;
   db_level_stats level_stats[MF_NUM_LEVELS];
   uint64_t wal_dropped_records; /* by point_in_time recovery */
+
+  /* Lifetime tracing (db_trace.c). trace is NULL when tracing is off; it is read without mu
+   * and changed under mu. Writers switched off stay allocated, closed, in trace_retired until
+   * the database closes, because another thread may still hold their pointer. */
+  _Atomic(trace_writer *) trace;
+  trace_writer **trace_retired;
+  int num_trace_retired;
+  _Atomic uint64_t next_job_id; /* trace job ids: flushes and compactions */
 };
 
 /* db.c */
@@ -259,6 +270,19 @@ void db_snapshot_release(mayfly_db *db, const struct mayfly_snapshot *snap);
  * to read it at. Pins the memtables and the version until destroyed. */
 int db_internal_iter_at(mayfly_db *db, const struct mayfly_snapshot *snap, mf_iter **out,
                         uint64_t *seq);
+
+/* db_trace.c: lifetime tracing (docs/tracing.md) */
+int db_trace_open(mayfly_db *db); /* at open: starts a session if opt.trace_dir is set */
+/* mayfly_set_option: switches sessions when a trace option differs between db->opt and next.
+ * REQUIRES: mu held. On error nothing changed. */
+int db_trace_reconfigure(mayfly_db *db, const struct mayfly_options *next);
+void db_trace_free(mayfly_db *db); /* at close, after the background threads stopped */
+/* One op record per batch entry; the group has its sequence numbers. REQUIRES: mu held. */
+void db_trace_batch(mayfly_db *db, const struct mayfly_batch *group);
+/* Takes a job id and records the job's start: a flush when c is NULL, else compaction c.
+ * REQUIRES: mu held (reads c's inputs). */
+struct compaction;
+uint64_t db_trace_job_start(mayfly_db *db, const struct compaction *c);
 
 /* db.c, entry points behind the public API */
 int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out);

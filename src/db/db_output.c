@@ -89,6 +89,10 @@ int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, versi
                                oldest);
     if (rc == MAYFLY_OK) rc = version_edit_set_newest_blob_file(edit, t->newest_blob_file);
     if (file_size) *file_size += size;
+    if (rc == MAYFLY_OK && db->trace)
+      trace_file_create(db->trace, t->job_id, t->number, TRACE_FILE_TABLE, level, size, entries,
+                        t->smallest_seq, t->largest_seq, mf_buf_slice(&t->smallest),
+                        mf_buf_slice(&t->largest));
   } else if (t->name) {
     db->env->remove_file(db->env, t->name);
   }
@@ -146,6 +150,9 @@ static int blob_finish(db_output *o, int rc) {
                                     blob_writer_file_checksum(b->writer));
     o->blob_bytes += size;
     o->blob_files++;
+    if (rc == MAYFLY_OK && db->trace)
+      trace_file_create(db->trace, o->job_id, b->number, TRACE_FILE_BLOB, o->level, size, count,
+                        0, 0, mf_slice_make("", 0), mf_slice_make("", 0));
   } else {
     db->env->remove_file(db->env, b->name);
   }
@@ -199,6 +206,7 @@ static int table_add(db_output *o, mf_slice ikey, mf_slice value, uint64_t blob_
     if (rc == MAYFLY_OK) rc = db_table_out_open(o->db, &o->topt, number, &o->table);
     if (rc) return rc;
     o->have_table = 1;
+    o->table.job_id = o->job_id;
   }
   if (blob_file && blob_file < o->table.oldest_blob_file) o->table.oldest_blob_file = blob_file;
   if (blob_file > o->table.newest_blob_file) o->table.newest_blob_file = blob_file;
@@ -226,6 +234,7 @@ int db_output_inflow(db_output *o, mf_slice ikey, mf_slice value) {
 int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
   int type = (int)(ikey_trailer(ikey) & 0xff);
   mf_slice user_key = ikey_user_key(ikey);
+  uint64_t relocated_from = 0; /* for the trace: the blob file a relocated value leaves */
   if (type == MF_TYPE_BLOB_INDEX) {
     blob_index bi;
     int rc = blob_index_decode(value, &bi);
@@ -242,8 +251,11 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
     o->relocated_count++;
     o->relocated_bytes += blob_record_bytes(user_key.len, bi.size);
     value = mf_buf_slice(&o->value_buf);
+    relocated_from = bi.file_number;
     if (!(o->separate && value.len >= o->min_blob_size)) {
       mf_slice inline_key;
+      if (o->db->trace)
+        trace_blob_write(o->db->trace, o->job_id, ikey, value.len, relocated_from, 0);
       rc = retype(o, ikey, MF_TYPE_VALUE, &inline_key);
       return rc ? rc : table_add(o, inline_key, value, 0);
     }
@@ -253,6 +265,8 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
     blob_index bi;
     mf_slice blob_key;
     int rc = separate_value(o, user_key, value, &bi);
+    if (rc == MAYFLY_OK && o->db->trace)
+      trace_blob_write(o->db->trace, o->job_id, ikey, value.len, relocated_from, bi.file_number);
     if (rc == MAYFLY_OK) rc = retype(o, ikey, MF_TYPE_BLOB_INDEX, &blob_key);
     return rc ? rc : table_add(o, blob_key, mf_buf_slice(&o->index_buf), bi.file_number);
   }
@@ -280,11 +294,16 @@ int db_output_finish(db_output *o, int rc) {
   /* New directory entries must be durable before the MANIFEST names the files. */
   if (rc == MAYFLY_OK && o->num_numbers > 0) rc = db->env->sync_dir(db->env, db->dbname);
   if (rc != MAYFLY_OK) {
-    /* Nothing of a failed job is referenced: remove what it wrote. */
-    for (int i = 0; i < o->num_numbers; i++) {
-      db_remove_table_file(db, o->numbers[i]);
-      db_remove_blob_file(db, o->numbers[i]);
-    }
+    /* Nothing of a failed job is referenced: remove what it finished. (Files that failed
+     * while being written were removed by db_table_out_finish / blob_finish already.) */
+    for (int e = 0; e < o->edit->num_new_files; e++)
+      for (int i = 0; i < o->num_numbers; i++)
+        if (o->edit->new_files[e].meta.number == o->numbers[i])
+          db_remove_table_file(db, o->numbers[i]);
+    for (int e = 0; e < o->edit->num_blob_files; e++)
+      for (int i = 0; i < o->num_numbers; i++)
+        if (o->edit->blob_files[e].number == o->numbers[i])
+          db_remove_blob_file(db, o->numbers[i]);
   }
   return rc;
 }
@@ -318,6 +337,8 @@ int db_output_add_memtable(db_output *o, memtable *m, uint64_t oldest_snapshot,
      * into it. */
     if (have_prev && mf_slice_equal(user_key, prev_key) && prev_seq <= oldest_snapshot) {
       (*dropped)++;
+      if (o->db->trace)
+        trace_drop(o->db->trace, o->job_id, o->level, TRACE_DROP_MEMTABLE, ikey, iter_value(it));
     } else {
       rc = db_output_add(o, ikey, iter_value(it));
     }

@@ -61,6 +61,9 @@ int db_get(mayfly_db *db, const struct mayfly_snapshot *snap, mf_slice key, mf_b
   if (rc == MAYFLY_OK && type == MF_TYPE_DELETE) rc = MAYFLY_ENOTFOUND;
   /* The blob file stays on disk while rv pins the version that references it. */
   if (rc == MAYFLY_OK && type == MF_TYPE_BLOB_INDEX) rc = db_resolve_blob(db, key, value);
+  if (db->trace && trace_writer_gets(db->trace))
+    trace_op(db->trace, TRACE_GET, rv.seq, key, rc == MAYFLY_OK ? value->len : 0,
+             rc == MAYFLY_OK ? TRACE_OP_FOUND : 0);
   view_unpin(db, &rv, seek.file, seek.level);
   return rc;
 }

@@ -174,6 +174,7 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
     }
     if (rc == MAYFLY_OK) {
       version_set_set_last_sequence(db->vs, seq + count - 1);
+      if (db->trace) db_trace_batch(db, group);
       db->user_bytes_written += group->user_bytes;
     } else {
       /* The WAL may hold part of a record, or the memtable part of a batch: stop. */

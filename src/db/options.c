@@ -36,7 +36,7 @@
 #include "util/error.h"
 #include "util/slice.h"
 
-enum option_type { OPT_BOOL, OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_ENUM };
+enum option_type { OPT_BOOL, OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_ENUM, OPT_STRING };
 
 struct option_desc {
   const char *name;
@@ -51,7 +51,8 @@ struct option_desc {
 };
 
 /* The field of every row must have the C type its option type stores (int for bool, int and
- * enum; uint64_t for size; double for double). FIELD checks that at compile time: the array
+ * enum; uint64_t for size; double for double; a char[MF_OPTION_STRING_MAX] array for string,
+ * which _Generic sees as char *). FIELD checks that at compile time: the array
  * size below is -1, a compile error, when the member's type differs from `ctype`. */
 #define FIELD(f, ctype)                       \
   (offsetof(struct mayfly_options, f) +       \
@@ -75,6 +76,11 @@ struct option_desc {
 #define ENUM_OPTION(f, def, names, mut, text) \
   {.name = #f, .type = OPT_ENUM, .offset = FIELD(f, int), .default_text = def, \
    .values = names, .runtime_mutable = mut, .doc = text}
+#define STRING_OPTION(f, def, mut, text) \
+  {.name = #f, .type = OPT_STRING, .offset = FIELD(f, char *), .default_text = def, \
+   .runtime_mutable = mut, .doc = text}
+_Static_assert(sizeof(((struct mayfly_options *)0)->trace_dir) == MF_OPTION_STRING_MAX,
+               "string options are char[MF_OPTION_STRING_MAX] fields");
 
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
@@ -169,6 +175,17 @@ static const struct option_desc option_table[] = {
                 "ratio passes the threshold."),
     SIZE_OPTION(blob_cache_size, "0", 0, TIB, OPEN_TIME,
                 "Capacity of a separate cache of blob values; 0 shares the block cache."),
+    /* Lifetime tracing (docs/tracing.md). Changing any of them on an open database closes
+     * the current trace session and, if trace_dir is set, starts a new one. */
+    STRING_OPTION(trace_dir, "", RUNTIME,
+                  "Directory for lifetime trace files (docs/tracing.md); empty turns tracing "
+                  "off. Setting it on an open database starts a new trace session, clearing "
+                  "it closes the trace files."),
+    BOOL_OPTION(trace_key_hash, "false", RUNTIME,
+                "Trace a 64-bit hash of each user key instead of the key (smaller traces; the "
+                "analyzer then cannot count the compactions a key went through)."),
+    BOOL_OPTION(trace_gets, "false", RUNTIME,
+                "Trace every get too (the training export's reads since the last write)."),
 };
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
@@ -180,6 +197,7 @@ static const char *type_name(enum option_type t) {
     case OPT_SIZE: return "size";
     case OPT_DOUBLE: return "double";
     case OPT_ENUM: return "enum";
+    case OPT_STRING: return "string";
   }
   return "?";
 }
@@ -258,6 +276,7 @@ static void format_value(const struct mayfly_options *o, const struct option_des
     case OPT_SIZE: format_size(*(const uint64_t *)f, buf, n); break;
     case OPT_DOUBLE: format_double(*(const double *)f, buf, n); break;
     case OPT_ENUM: enum_name(d->values, *(const int *)f, buf, n); break;
+    case OPT_STRING: snprintf(buf, n, "%s", (const char *)f); break;
   }
 }
 
@@ -268,6 +287,7 @@ union option_value {
   int i;
   uint64_t u;
   double d;
+  const char *s; /* OPT_STRING: the validated text itself */
 };
 
 static int out_of_range(const struct option_desc *d, const char *text) {
@@ -390,7 +410,27 @@ static int parse_enum(const struct option_desc *d, const char *text, union optio
                 d->values);
 }
 
+/* Strings must survive options_to_text and mayfly_options_parse unchanged: that text is
+ * "name=value" lines, joined with ';' and trimmed of blanks, so a value may not contain ';' or
+ * control characters, nor start or end with a blank. The empty string is a value. */
+static int parse_string(const struct option_desc *d, const char *text, union option_value *out) {
+  size_t len = strlen(text);
+  if (len >= MF_OPTION_STRING_MAX)
+    return MF_ERR(MAYFLY_EINVAL, "option %s: value of %zu bytes is longer than %d bytes",
+                  d->name, len, MF_OPTION_STRING_MAX - 1);
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f || text[i] == ';')
+      return MF_ERR(MAYFLY_EINVAL, "option %s: value \"%.200s\" contains ';' or a control "
+                    "character", d->name, text);
+  if (len > 0 && (text[0] == ' ' || text[len - 1] == ' '))
+    return MF_ERR(MAYFLY_EINVAL, "option %s: value \"%.200s\" starts or ends with a blank",
+                  d->name, text);
+  out->s = text;
+  return MAYFLY_OK;
+}
+
 static int parse_value(const struct option_desc *d, const char *text, union option_value *out) {
+  if (d->type == OPT_STRING) return parse_string(d, text, out);
   if (text[0] == '\0') return MF_ERR(MAYFLY_EINVAL, "option %s: empty value", d->name);
   switch (d->type) {
     case OPT_BOOL: return parse_bool(d, text, out);
@@ -398,6 +438,7 @@ static int parse_value(const struct option_desc *d, const char *text, union opti
     case OPT_SIZE: return parse_size(d, text, out);
     case OPT_DOUBLE: return parse_double(d, text, out);
     case OPT_ENUM: return parse_enum(d, text, out);
+    case OPT_STRING: break; /* handled above */
   }
   return MF_ERR(MAYFLY_EINVAL, "option %s: unknown option type", d->name);
 }
@@ -411,6 +452,7 @@ static void store_value(struct mayfly_options *o, const struct option_desc *d,
     case OPT_ENUM: *(int *)f = v->i; break;
     case OPT_SIZE: *(uint64_t *)f = v->u; break;
     case OPT_DOUBLE: *(double *)f = v->d; break;
+    case OPT_STRING: memmove(f, v->s, strlen(v->s) + 1); break; /* length checked on parse */
   }
 }
 
@@ -468,7 +510,7 @@ void options_set_env(struct mayfly_options *o, mf_env *env) {
 int options_to_text(const struct mayfly_options *o, struct mf_buf *out) {
   if (!o || !out) return MF_ERR(MAYFLY_EINVAL, "options_to_text: NULL argument");
   for (size_t i = 0; i < OPTION_COUNT; i++) {
-    char value[64], line[160];
+    char value[MF_OPTION_STRING_MAX + 64], line[MF_OPTION_STRING_MAX + 160];
     format_value(o, &option_table[i], value, sizeof value);
     int n = snprintf(line, sizeof line, "%s=%s\n", option_table[i].name, value);
     if (n < 0 || (size_t)n >= sizeof line) /* cannot happen with the table's names */
@@ -485,6 +527,9 @@ static void format_range(const struct option_desc *d, char *buf, size_t n) {
   char lo[40], hi[40];
   switch (d->type) {
     case OPT_BOOL: snprintf(buf, n, "`true`, `false`"); return;
+    case OPT_STRING:
+      snprintf(buf, n, "text, at most %d bytes, no `;`", MF_OPTION_STRING_MAX - 1);
+      return;
     case OPT_INT:
       snprintf(buf, n, "[%" PRId64 ", %" PRId64 "]", d->min, d->max);
       return;
@@ -530,6 +575,8 @@ static const char markdown_intro[] =
     "(case-insensitive, all powers of 1024: `4k` is 4096, `64MiB` is 67108864). Integers and\n"
     "sizes must be whole numbers without trailing text; doubles must be finite. A value out\n"
     "of range fails with `MAYFLY_EINVAL` and a message naming the option and the range.\n"
+    "Strings are taken literally, without quotes; they may be empty but may not contain `;`\n"
+    "or control characters, nor begin or end with a blank.\n"
     "\n"
     "Options marked runtime-mutable can also be changed on an open database with\n"
     "`mayfly_set_option(db, name, value)`; the others are read once by `mayfly_open`, and\n"
@@ -549,10 +596,13 @@ int options_write_markdown(FILE *out) {
   fputs(markdown_intro, out);
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     const struct option_desc *d = &option_table[i];
-    char value[64], range[160];
+    char value[MF_OPTION_STRING_MAX + 64], cell[MF_OPTION_STRING_MAX + 72], range[160];
     format_value(&defaults, d, value, sizeof value);
     format_range(d, range, sizeof range);
-    fprintf(out, "| `%s` | %s | `%s` | %s | %s | %s |\n", d->name, type_name(d->type), value,
+    /* An empty code span would not render: say "empty". */
+    if (value[0]) snprintf(cell, sizeof cell, "`%s`", value);
+    else snprintf(cell, sizeof cell, "empty");
+    fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", d->name, type_name(d->type), cell,
             range, d->runtime_mutable ? "yes" : "no", d->doc);
   }
   if (fflush(out) != 0 || ferror(out))

@@ -21,6 +21,9 @@ enum mf_blob_gc_policy { MF_BLOB_GC_AGE = 0, MF_BLOB_GC_GROUP = 1 };
 #define MF_MAX_KEY_SIZE (1u << 20)           /* 1 MiB */
 #define MF_MAX_VALUE_SIZE (256u << 20)       /* 256 MiB */
 #define MF_NUM_LEVELS 7
+/* String options are stored in the struct (it is copied by value everywhere): at most this
+ * many bytes including the terminating NUL. */
+#define MF_OPTION_STRING_MAX 1024
 
 struct mayfly_options {
   /* open-time */
@@ -57,6 +60,10 @@ struct mayfly_options {
   double blob_garbage_collection_force_threshold;
   int blob_gc_policy; /* enum mf_blob_gc_policy */
   uint64_t blob_cache_size; /* open-time */
+  /* lifetime tracing (docs/tracing.md, src/db/db_trace.c); runtime-mutable */
+  char trace_dir[MF_OPTION_STRING_MAX]; /* "": tracing off */
+  int trace_key_hash;
+  int trace_gets;
   /* not a text option: set by tests and embedders through options_set_env */
   mf_env *env;
 };

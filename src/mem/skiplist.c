@@ -39,6 +39,8 @@ struct skiplist {
   sl_node *head;
   atomic_int max_height; /* height of the tallest node ever inserted; >= 1 */
   mf_random rnd;         /* writer only */
+  sl_node *reserved;     /* writer only: from skiplist_reserve, not yet inserted, or NULL */
+  int reserved_height;
 };
 
 static sl_node *node_next(const sl_node *n, int level) {
@@ -49,9 +51,13 @@ static void node_set_next(sl_node *n, int level, sl_node *x) {
   atomic_store_explicit(&n->next[level], x, memory_order_release);
 }
 
-static sl_node *new_node(skiplist *s, const char *entry, int height) {
-  size_t size = sizeof(sl_node) + sizeof(_Atomic(sl_node *)) * (size_t)height;
-  sl_node *n = arena_alloc_aligned(s->arena, size);
+static size_t node_links_size(int height) {
+  return sizeof(sl_node) + sizeof(_Atomic(sl_node *)) * (size_t)height;
+}
+
+/* A node of the given height with extra bytes after its links (for skiplist_reserve). */
+static sl_node *new_node(skiplist *s, const char *entry, int height, size_t extra) {
+  sl_node *n = arena_alloc_aligned(s->arena, node_links_size(height) + extra);
   if (!n) return NULL;
   n->entry = entry;
   for (int i = 0; i < height; i++) atomic_init(&n->next[i], NULL);
@@ -74,6 +80,17 @@ static int node_before(const skiplist *s, const sl_node *n, const char *target) 
   return n != NULL && s->cmp(s->ctx, n->entry, target) < 0;
 }
 
+/* Starts loading the node after n at level, if any, while n is being compared: in a big list
+ * every step is a cache miss, and this overlaps the next step's miss with this comparison. */
+static inline void prefetch_successor(const sl_node *n, int level) {
+#if defined(__GNUC__)
+  if (n) __builtin_prefetch(node_next(n, level));
+#else
+  (void)n;
+  (void)level;
+#endif
+}
+
 /* First node >= target, or NULL. When prev is not NULL, fills prev[level] with the last node
  * < target at every level below the current max height (what insert needs to splice). */
 static sl_node *find_greater_or_equal(const skiplist *s, const char *target,
@@ -82,6 +99,7 @@ static sl_node *find_greater_or_equal(const skiplist *s, const char *target,
   int level = get_max_height(s) - 1;
   for (;;) {
     sl_node *next = node_next(x, level);
+    prefetch_successor(next, level);
     if (node_before(s, next, target)) {
       x = next;
     } else {
@@ -131,23 +149,44 @@ int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t se
   s->arena = arena;
   atomic_init(&s->max_height, 1);
   mf_random_seed(&s->rnd, seed);
-  s->head = new_node(s, NULL, SKIPLIST_MAX_HEIGHT);
+  s->reserved = NULL;
+  s->reserved_height = 0;
+  s->head = new_node(s, NULL, SKIPLIST_MAX_HEIGHT, 0);
   if (!s->head) return MF_ERR(MAYFLY_ENOMEM, "skiplist: out of memory creating head");
   *out = s;
   return MAYFLY_OK;
 }
 
+char *skiplist_reserve(skiplist *s, size_t entry_size) {
+  int height = random_height(s);
+  sl_node *n = new_node(s, NULL, height, entry_size);
+  if (!n) return NULL;
+  n->entry = (const char *)n + node_links_size(height);
+  s->reserved = n;
+  s->reserved_height = height;
+  return (char *)n + node_links_size(height);
+}
+
 int skiplist_insert(skiplist *s, const char *entry) {
   sl_node *prev[SKIPLIST_MAX_HEIGHT];
+  sl_node *x = NULL;
+  int height = 0;
+  if (s->reserved != NULL && s->reserved->entry == entry) {
+    x = s->reserved;
+    height = s->reserved_height;
+    s->reserved = NULL;
+  }
   sl_node *at = find_greater_or_equal(s, entry, prev);
   /* The comparison is already paid for by the search, so the precondition is checked in
    * every build: a duplicate would make lookups ambiguous. */
   if (at != NULL && s->cmp(s->ctx, at->entry, entry) == 0)
     return MF_ERR(MAYFLY_EINVAL, "skiplist: entry inserted twice");
 
-  int height = random_height(s);
-  sl_node *x = new_node(s, entry, height);
-  if (!x) return MF_ERR(MAYFLY_ENOMEM, "skiplist: out of memory inserting a node");
+  if (x == NULL) {
+    height = random_height(s);
+    x = new_node(s, entry, height, 0);
+    if (!x) return MF_ERR(MAYFLY_ENOMEM, "skiplist: out of memory inserting a node");
+  }
   int max_height = get_max_height(s);
   if (height > max_height) {
     for (int i = max_height; i < height; i++) prev[i] = s->head;

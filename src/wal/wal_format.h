@@ -20,7 +20,7 @@
  * The first record of every file is a FULL fragment at offset 0 whose 24-byte payload is the
  * file header:
  *   magic:fixed64 (WAL_FILE_MAGIC, bytes "MYFYLOGL") version:fixed32 (1)
- *   kind:fixed32 (1 = WAL, 2 = MANIFEST) file_number:fixed64
+ *   kind:fixed32 (1 = WAL, 2 = MANIFEST, 3 = op trace, 4 = job trace) file_number:fixed64
  * The writer emits it on creation; the reader verifies it and never hands it to the caller. */
 #ifndef MAYFLY_WAL_WAL_FORMAT_H
 #define MAYFLY_WAL_WAL_FORMAT_H
@@ -43,6 +43,12 @@ enum wal_fragment_type {
 #define WAL_FILE_HEADER_SIZE 24 /* magic(8) + version(4) + kind(4) + file_number(8) */
 
 /* What a log file holds; stored in the file header and checked by the reader. */
-enum wal_file_kind { WAL_KIND_WAL = 1, WAL_KIND_MANIFEST = 2 };
+enum wal_file_kind {
+  WAL_KIND_WAL = 1,
+  WAL_KIND_MANIFEST = 2,
+  WAL_KIND_OP_TRACE = 3,  /* lifetime tracing (src/trace, docs/format/trace.md) */
+  WAL_KIND_JOB_TRACE = 4,
+};
+#define WAL_KIND_VALID(k) ((k) >= WAL_KIND_WAL && (k) <= WAL_KIND_JOB_TRACE)
 
 #endif

@@ -260,7 +260,9 @@ static int read_file_header(wal_reader *r, int kind) {
   if (file_kind != (uint32_t)kind)
     return MF_ERR(MAYFLY_ECORRUPT, "%s: log file kind %u at offset %d, expected %d (%s)",
                   r->name, file_kind, WAL_FRAGMENT_HEADER_SIZE + 12, kind,
-                  kind == WAL_KIND_WAL ? "WAL" : "MANIFEST");
+                  kind == WAL_KIND_WAL        ? "WAL"
+                  : kind == WAL_KIND_MANIFEST ? "MANIFEST"
+                                              : "trace");
   r->file_number = decode_fixed64(h.data + 16);
   r->last_record_offset = 0;
   return MAYFLY_OK;
@@ -269,7 +271,7 @@ static int read_file_header(wal_reader *r, int kind) {
 int wal_reader_create(mf_env *env, mf_rfile *file, const char *name, int kind,
                       wal_reader **out) {
   *out = NULL;
-  if (kind != WAL_KIND_WAL && kind != WAL_KIND_MANIFEST)
+  if (!WAL_KIND_VALID(kind))
     return MF_ERR(MAYFLY_EINVAL, "%s: unknown log file kind %d", name, kind);
   wal_reader *r = calloc(1, sizeof *r);
   if (r) {

@@ -79,7 +79,7 @@ int wal_writer_create(mf_env *env, mf_wfile *file, int kind, uint64_t file_numbe
                       wal_writer **out, uint64_t *bytes_written) {
   *out = NULL;
   if (bytes_written) *bytes_written = 0;
-  if (kind != WAL_KIND_WAL && kind != WAL_KIND_MANIFEST)
+  if (!WAL_KIND_VALID(kind))
     return MF_ERR(MAYFLY_EINVAL, "log writer: unknown file kind %d for log file %llu", kind,
                   (unsigned long long)file_number);
   wal_writer *w = calloc(1, sizeof *w);
