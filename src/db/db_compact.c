@@ -304,6 +304,7 @@ void db_background_compaction(mayfly_db *db) {
   int rc = MAYFLY_OK;
   compaction *c = NULL;
   db_manual_compaction *m = db->manual;
+  int last_step = 0; /* the manual request is done once this compaction is installed */
   if (m && !m->done) {
     c = compaction_pick_range(db->vs, v, &db->opt, m->level, m->has_begin ? &m->begin : NULL,
                               m->has_end ? &m->end : NULL, &rc);
@@ -317,7 +318,7 @@ void db_background_compaction(mayfly_db *db) {
       for (int i = 0; i < c->num_inputs[0]; i++)
         if (ikey_compare(mf_buf_slice(&in[i]->largest), hi) > 0) hi = mf_buf_slice(&in[i]->largest);
       if (m->level == 0 || c->num_inputs[0] == v->num_files[m->level]) {
-        m->done = 1; /* level 0, or a whole level, goes in one step */
+        last_step = 1; /* level 0, or a whole level, goes in one step */
       } else {
         /* No user key spans two files of a level, so the next step can start at this step's
          * last user key: the file holding it is gone from the level. */
@@ -339,6 +340,9 @@ void db_background_compaction(mayfly_db *db) {
     return;
   }
   if (c) db_run_compaction(db, c);
+  /* Only now may mayfly_compact_range go on: its next level must see this step's result.
+   * (A closing database abandons the request and its memory: check it is still there.) */
+  if (last_step && db->manual == m) m->done = 1;
 }
 
 int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end) {

@@ -55,7 +55,7 @@ int block_builder_add(block_builder *b, mf_slice key, mf_slice value) {
   p = encode_varint32(p, (uint32_t)value.len);
   if ((rc = mf_buf_reserve(&b->buf, (size_t)(p - head) + non_shared + value.len))) return rc;
   mf_buf_append(&b->buf, head, (size_t)(p - head)); /* cannot fail after the reserve */
-  mf_buf_append(&b->buf, key.data + shared, non_shared);
+  if (non_shared) mf_buf_append(&b->buf, key.data + shared, non_shared); /* data may be NULL */
   mf_buf_append(&b->buf, value.data, value.len);
   /* Keep last_key equal to key: only the differing tail needs copying. */
   if ((rc = mf_buf_reserve(&b->last_key, key.len > b->last_key.len ? key.len - b->last_key.len : 0)))

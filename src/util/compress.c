@@ -68,6 +68,11 @@ static int decompress_lz4(mf_slice payload, uint32_t ulen, mf_buf *out) {
 }
 
 static int decompress_zstd(mf_slice payload, uint32_t ulen, mf_buf *out) {
+  /* zstd's ratio has no useful bound (a run of equal bytes shrinks ~30000:1), so bound the
+   * claim by the largest thing mayfly ever compresses: a value (blocks are smaller). */
+  if (ulen > MAYFLY_MAX_VALUE_SIZE)
+    return MF_ERR(MAYFLY_ECORRUPT, "zstd: claimed size %u exceeds the largest value (%u)", ulen,
+                  MAYFLY_MAX_VALUE_SIZE);
   /* ZSTD_compress records the content size in the frame header; it must agree with the
    * prefix before we trust either to size an allocation. */
   unsigned long long content = ZSTD_getFrameContentSize(payload.data, payload.len);

@@ -675,7 +675,7 @@ int version_get(version *v, table_cache *tc, mf_slice user_key, uint64_t snapsho
   mf_slice lookup;
   /* The lookup key sorts before every entry of user_key with seq <= snapshot_seq. */
   if (user_key.len + 8 <= sizeof stack_key) {
-    memcpy(stack_key, user_key.data, user_key.len);
+    if (user_key.len) memcpy(stack_key, user_key.data, user_key.len); /* NULL for "" */
     encode_fixed64(stack_key + user_key.len, ikey_pack(snapshot_seq, MF_TYPE_FOR_SEEK));
     lookup = mf_slice_make(stack_key, user_key.len + 8);
   } else {

@@ -68,7 +68,7 @@ static int add_record(wal_writer *w, mf_slice record) {
     int type = first ? (last ? WAL_FRAG_FULL : WAL_FRAG_FIRST)
                      : (last ? WAL_FRAG_LAST : WAL_FRAG_MIDDLE);
     rc = emit_fragment(w, type, p, len);
-    p += len;
+    if (len) p += len; /* p may be NULL for an empty record */
     left -= len;
     first = 0;
   } while (rc == MAYFLY_OK && left > 0);
