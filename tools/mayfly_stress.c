@@ -72,6 +72,7 @@
 #define VALUE_HEADER 16
 #define MAX_VALUE (64u << 10)
 #define KEY_LEN 11 /* "key" + 8 digits */
+#define HANG_SECONDS 120
 #define EXPECTED_MAGIC 0x3154535845464d4dull /* "MMFEXST1" */
 
 /* ---- the expected-state file ---------------------------------------------------------- */
@@ -732,6 +733,35 @@ static void op_compact(worker *w) {
   w->n_compact++;
 }
 
+/* Key-value separation options, changed at runtime when this build of the engine has them
+ * (checked once at startup, so the program also runs against engines without blob files). */
+typedef struct blob_option {
+  const char *name;
+  const char *values[6];
+} blob_option;
+static const blob_option g_blob_options[] = {
+    {"enable_blob_files", {"true", "true", "false", NULL}},
+    {"min_blob_size", {"0", "256", "512", "4KiB", "32KiB", NULL}},
+    {"blob_file_size", {"64KiB", "256KiB", "1MiB", "8MiB", NULL}},
+    {"blob_compression", {"none", "lz4", "zstd", NULL}},
+    {"blob_file_starting_level", {"0", "0", "1", "2", NULL}},
+    {"enable_blob_garbage_collection", {"true", "true", "false", NULL}},
+    {"blob_garbage_collection_age_cutoff", {"0", "0.25", "0.5", "1", NULL}},
+    {"blob_garbage_collection_force_threshold", {"0.1", "0.5", "1", NULL}},
+    {"blob_gc_policy", {"age", "age", "group", NULL}},
+};
+static int g_have_blob_options;
+
+static void probe_blob_options(void) {
+  mayfly_options *opt = NULL;
+  check_rc(mayfly_options_create(&opt), "options_create");
+  g_have_blob_options = 1;
+  for (size_t i = 0; i < sizeof g_blob_options / sizeof g_blob_options[0]; i++)
+    if (mayfly_options_set(opt, g_blob_options[i].name, g_blob_options[i].values[0]) != MAYFLY_OK)
+      g_have_blob_options = 0;
+  mayfly_options_destroy(opt);
+}
+
 /* Changes a runtime-mutable option. The L0 triggers are set as a consistent triple under a
  * lock; a concurrent change by another thread can still meet a triple half-changed, so
  * MAYFLY_EINVAL is accepted for them (the engine must refuse, not misbehave). */
@@ -744,7 +774,7 @@ static void op_set_option(worker *w) {
   static const char *const file_sizes[] = {"64KiB", "256KiB", "1MiB", "2MiB"};
   char v1[32], v2[32], v3[32];
   int rc = MAYFLY_OK;
-  switch (rng_uniform(&w->r, 6)) {
+  switch (rng_uniform(&w->r, g_have_blob_options ? 7 : 6)) {
   case 0:
     rc = mayfly_set_option(g_db, "write_buffer_size", buffer_sizes[rng_uniform(&w->r, 5)]);
     break;
@@ -761,6 +791,14 @@ static void op_set_option(worker *w) {
     snprintf(v1, sizeof v1, "%u", rng_uniform(&w->r, 21));
     rc = mayfly_set_option(g_db, "bloom_bits_per_key", v1);
     break;
+  case 6: {
+    uint32_t i = rng_uniform(&w->r, sizeof g_blob_options / sizeof g_blob_options[0]);
+    const char *const *values = g_blob_options[i].values;
+    int n = 0;
+    while (values[n]) n++;
+    rc = mayfly_set_option(g_db, g_blob_options[i].name, values[rng_uniform(&w->r, (uint32_t)n)]);
+    break;
+  }
   default: {
     uint32_t trigger = 1 + rng_uniform(&w->r, 8), slow = trigger + rng_uniform(&w->r, 16);
     uint32_t stop = slow + rng_uniform(&w->r, 16);
@@ -860,7 +898,6 @@ static void open_expected(void) {
   g_keys = (key_state *)((char *)map + sizeof(expected_header));
   if (fresh) {
     g_hdr->max_key = g_cfg.max_key;
-    store32((uint32_t *)&g_hdr->reserved, 0);
     __atomic_store_n(&g_hdr->magic, EXPECTED_MAGIC, __ATOMIC_RELEASE);
   } else if (g_hdr->magic != EXPECTED_MAGIC || g_hdr->max_key != g_cfg.max_key) {
     die(1, "%s is not an expected-state file for --max_key=%u", g_cfg.expected_path,
@@ -893,8 +930,22 @@ static void usage(void) {
   fprintf(stderr,
           "usage: mayfly_stress --db=DIR --expected=FILE [--threads=4] [--ops=N | --duration=S]\n"
           "       [--seed=S] [--max_key=10000] [--options=\"name=value;...\"] [--sync_pct=P]\n"
-          "       [--verify_only] [--no_verify] [--destroy]\n");
+          "       [--verify_only] [--no_verify] [--destroy] | --has_option=NAME\n");
   exit(1);
+}
+
+/* --has_option=NAME: does this engine know option NAME? (for scripts/crashtest.sh) */
+static int has_option(const char *name) {
+  mayfly_options *opt = NULL;
+  if (mayfly_options_create(&opt) != MAYFLY_OK) return 0;
+  /* Setting an option to its own default text is not possible without knowing it, so try
+   * a few values of the kinds options take; a known option accepts one of them. */
+  static const char *const probes[] = {"true", "0", "1", "1MiB", "none", "age", "0.5"};
+  int known = 0;
+  for (size_t i = 0; i < sizeof probes / sizeof probes[0] && !known; i++)
+    known = mayfly_options_set(opt, name, probes[i]) == MAYFLY_OK;
+  mayfly_options_destroy(opt);
+  return known;
 }
 
 static const char *flag_value(const char *arg, const char *name) {
@@ -920,6 +971,7 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--verify_only") == 0) g_cfg.verify_only = 1;
     else if (strcmp(a, "--no_verify") == 0) g_cfg.no_verify = 1;
     else if (strcmp(a, "--destroy") == 0) g_cfg.destroy = 1;
+    else if ((v = flag_value(a, "--has_option"))) exit(has_option(v) ? 0 : 3);
     else usage();
   }
   if (!g_cfg.db_path || !g_cfg.expected_path) usage();
@@ -941,6 +993,7 @@ int main(int argc, char **argv) {
   if (!g_stripes) die(1, "out of memory");
   for (uint32_t s = 0; s < g_num_stripes; s++) pthread_mutex_init(&g_stripes[s], NULL);
 
+  probe_blob_options();
   double t0 = now_seconds();
   open_db();
   printf("opened %s in %.3f s (seed %" PRIu64 ")\n", g_cfg.db_path, now_seconds() - t0, g_cfg.seed);
@@ -962,8 +1015,10 @@ int main(int argc, char **argv) {
     if (!workers[i].buf || !workers[i].scratch) die(1, "out of memory");
     if (pthread_create(&tids[i], NULL, worker_main, &workers[i]) != 0) die(1, "pthread_create");
   }
-  /* Progress once a second; the driver's logs show how far a killed run got. */
-  double start = now_seconds(), next_report = start + 1;
+  /* Progress once a second; the driver's logs show how far a killed run got. A run in
+   * which no thread finishes an operation for HANG_SECONDS is reported as a hang. */
+  double start = now_seconds(), next_report = start + 1, last_change = start;
+  uint64_t last_ops = 0;
   for (;;) {
     int done = 1;
     for (int i = 0; i < g_cfg.threads; i++) {
@@ -979,6 +1034,9 @@ int main(int argc, char **argv) {
       for (int i = 0; i < g_cfg.threads; i++) ops += __atomic_load_n(&workers[i].ops, __ATOMIC_RELAXED);
       printf("progress: %.0f s, %" PRIu64 " ops\n", now - start, ops);
       next_report += 1;
+      if (ops != last_ops) last_ops = ops, last_change = now;
+      else if (now - last_change > HANG_SECONDS)
+        die(1, "no operation finished in %d s: a hang (ops %" PRIu64 ")", HANG_SECONDS, ops);
     }
     usleep(10000);
   }

@@ -419,6 +419,7 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
   if (opt) db->opt = *opt;
   else options_init_defaults(&db->opt);
   db->env = db->opt.env ? db->opt.env : env_posix();
+  db->use_fsync = db->opt.use_fsync;
   db->dbname = strdup(path);
   int rc = db->dbname ? batch_init(&db->group) : MF_ERR(MAYFLY_ENOMEM, "out of memory");
   if (rc == MAYFLY_OK) rc = options_validate(&db->opt);
@@ -460,7 +461,7 @@ int db_close(mayfly_db *db) {
   if (unlogged) rc = db_flush_memtables(db);
   db_stop_background(db);
   if (db->wal_file) {
-    int src = db->env->sync(db->wal_file, db->opt.use_fsync);
+    int src = db->env->sync(db->wal_file, db->use_fsync);
     if (rc == MAYFLY_OK) rc = src;
   }
   db_info(db, "closed");

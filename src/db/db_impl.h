@@ -129,6 +129,7 @@ struct mayfly_db {
   pthread_mutex_t mu;
   pthread_cond_t bg_cv; /* background work finished, or state changed */
   struct mayfly_options opt; /* runtime-mutable fields change under mu */
+  int use_fsync;             /* open-time option, read without mu by jobs and writers */
   version_set *vs;
 
   memtable *mem;

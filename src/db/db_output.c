@@ -75,7 +75,7 @@ int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, versi
   uint64_t entries = t->builder ? table_builder_num_entries(t->builder) : 0;
   if (rc == MAYFLY_OK && entries > 0) rc = table_builder_finish(t->builder);
   uint64_t size = t->builder ? table_builder_file_size(t->builder) : 0;
-  if (rc == MAYFLY_OK && entries > 0) rc = db->env->sync(t->file, db->opt.use_fsync);
+  if (rc == MAYFLY_OK && entries > 0) rc = db->env->sync(t->file, db->use_fsync);
   if (t->builder) table_builder_destroy(t->builder);
   if (t->file) {
     int crc = db->env->close_writable(t->file);
@@ -140,7 +140,7 @@ static int blob_finish(db_output *o, int rc) {
   uint64_t count = blob_writer_count(b->writer);
   if (rc == MAYFLY_OK) rc = blob_writer_finish(b->writer);
   uint64_t size = blob_writer_file_size(b->writer);
-  if (rc == MAYFLY_OK) rc = db->env->sync(b->file, db->opt.use_fsync);
+  if (rc == MAYFLY_OK) rc = db->env->sync(b->file, db->use_fsync);
   int crc = db->env->close_writable(b->file);
   if (rc == MAYFLY_OK) rc = crc;
   db->bytes_written += size;

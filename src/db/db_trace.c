@@ -93,17 +93,20 @@ typedef struct batch_trace {
 static int trace_entry(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
   batch_trace *bt = arg;
   if (type == MF_TYPE_DELETE) {
-    trace_op(bt->t, TRACE_DELETE, seq, key, 0, 0);
+    trace_ops_add(bt->t, TRACE_DELETE, seq, key, 0, 0);
   } else {
     int to_blob = value.len >= bt->min_blob_size ? TRACE_OP_TO_BLOB : 0;
-    trace_op(bt->t, TRACE_PUT, seq, key, value.len, to_blob);
+    trace_ops_add(bt->t, TRACE_PUT, seq, key, value.len, to_blob);
   }
   return MAYFLY_OK;
 }
 
+/* The group's entries share one lock and one timestamp of the op file. */
 void db_trace_batch(mayfly_db *db, const struct mayfly_batch *group) {
   batch_trace bt = {db->trace, db->opt.enable_blob_files ? db->opt.min_blob_size : UINT64_MAX};
-  if (bt.t) batch_iterate(mf_buf_slice(&group->rep), trace_entry, &bt);
+  if (!trace_ops_begin(bt.t)) return;
+  batch_iterate(mf_buf_slice(&group->rep), trace_entry, &bt);
+  trace_ops_end(bt.t);
 }
 
 uint64_t db_trace_job_start(mayfly_db *db, const struct compaction *c) {

@@ -37,7 +37,7 @@ static int switch_memtable(mayfly_db *db) {
   if (db->wal_dirty && db->wal_file) {
     /* Sync the old WAL: a later MAYFLY_SYNC write syncs only the new one, and it must not
      * survive a crash that loses earlier writes (a crash loses a suffix, never a middle). */
-    rc = db->env->sync(db->wal_file, db->opt.use_fsync);
+    rc = db->env->sync(db->wal_file, db->use_fsync);
     if (rc) {
       memtable_unref(fresh);
       return rc;
@@ -127,7 +127,7 @@ static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned
     db->bytes_written += written;
     db->wal_dirty = 1;
     if (rc == MAYFLY_OK && (flags & MAYFLY_SYNC)) {
-      rc = db->env->sync(db->wal_file, db->opt.use_fsync);
+      rc = db->env->sync(db->wal_file, db->use_fsync);
       if (rc == MAYFLY_OK) db->wal_dirty = 0;
     }
     if (rc) return rc;
