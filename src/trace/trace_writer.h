@@ -2,7 +2,7 @@
  *
  * A trace_writer is one tracing session: it creates trace-NNNNNN.op and trace-NNNNNN.job in
  * the trace directory and appends records to them. Every trace_* call below is thread-safe
- * (one mutex per writer, a leaf lock: the writer never calls back into the database) and
+ * (one mutex per file, a leaf lock: the writer never calls back into the database) and
  * returns nothing: tracing must never fail a write or a compaction. The first I/O error stops
  * the session (later calls do nothing) and is kept for trace_writer_status.
  *
@@ -54,6 +54,14 @@ int trace_writer_gets(const trace_writer *t);
  * TRACE_OP_FOUND when a value was found). */
 void trace_op(trace_writer *t, int tag, uint64_t seq, mf_slice user_key, uint64_t value_size,
               int flags);
+
+/* Several ops under one lock and one timestamp (a write batch): when trace_ops_begin returns
+ * 1, call trace_ops_add for each op and then trace_ops_end; when it returns 0 (t is NULL,
+ * closed or failed) call neither. Nothing else may be called on t in between by this thread. */
+int trace_ops_begin(trace_writer *t);
+void trace_ops_add(trace_writer *t, int tag, uint64_t seq, mf_slice user_key,
+                   uint64_t value_size, int flags);
+void trace_ops_end(trace_writer *t);
 
 /* ---- job trace ---- */
 

@@ -112,6 +112,9 @@ static void assert_options_equal(const struct mayfly_options *a, const struct ma
                       &b->blob_garbage_collection_force_threshold, sizeof(double));
   assert_int_equal(a->blob_gc_policy, b->blob_gc_policy);
   assert_int_equal(a->blob_cache_size, b->blob_cache_size);
+  assert_string_equal(a->trace_dir, b->trace_dir);
+  assert_int_equal(a->trace_key_hash, b->trace_key_hash);
+  assert_int_equal(a->trace_gets, b->trace_gets);
 }
 
 static uint64_t test_seed(void) {
@@ -160,6 +163,9 @@ static void test_defaults(void **state) {
   assert_true(o.blob_garbage_collection_force_threshold == 1.0);
   assert_int_equal(o.blob_gc_policy, MF_BLOB_GC_AGE);
   assert_int_equal(o.blob_cache_size, 0);
+  assert_string_equal(o.trace_dir, "");
+  assert_int_equal(o.trace_key_hash, 0);
+  assert_int_equal(o.trace_gets, 0);
   assert_ptr_equal(o.env, env_posix());
   assert_int_equal(options_validate(&o), MAYFLY_OK);
 
@@ -197,7 +203,10 @@ static void test_defaults(void **state) {
                       "blob_garbage_collection_age_cutoff=0.25\n"
                       "blob_garbage_collection_force_threshold=1\n"
                       "blob_gc_policy=age\n"
-                      "blob_cache_size=0\n");
+                      "blob_cache_size=0\n"
+                      "trace_dir=\n"
+                      "trace_key_hash=false\n"
+                      "trace_gets=false\n");
   free(text);
 }
 
@@ -236,6 +245,9 @@ static void test_set_every_option(void **state) {
       {"blob_garbage_collection_force_threshold", "0.75", "0.75"},
       {"blob_gc_policy", "group", "group"},
       {"blob_cache_size", "1GiB", "1GiB"},
+      {"trace_dir", "/var/tmp/my traces=1", "/var/tmp/my traces=1"},
+      {"trace_key_hash", "yes", "true"},
+      {"trace_gets", "1", "true"},
   };
   struct mayfly_options o;
   options_init_defaults(&o);
@@ -255,6 +267,15 @@ static void test_set_every_option(void **state) {
   assert_true(o.max_bytes_for_level_multiplier == 2.5);
   assert_int_equal(options_set(&o, "compression", "lz4", 0), MAYFLY_OK);
   assert_int_equal(o.compression, MF_COMPRESSION_LZ4);
+  assert_string_equal(o.trace_dir, "/var/tmp/my traces=1");
+  /* A string may be emptied again, and may be as long as the field allows. */
+  assert_int_equal(options_set(&o, "trace_dir", "", 0), MAYFLY_OK);
+  assert_string_equal(o.trace_dir, "");
+  char longest[MF_OPTION_STRING_MAX];
+  memset(longest, 'd', sizeof longest - 1);
+  longest[sizeof longest - 1] = '\0';
+  assert_int_equal(options_set(&o, "trace_dir", longest, 0), MAYFLY_OK);
+  assert_string_equal(o.trace_dir, longest);
 
   /* Every bool spelling. */
   static const char *const truthy[] = {"true", "TRUE", "1", "yes", "on", "ON"};
@@ -380,6 +401,12 @@ static void test_bad_values(void **state) {
       {"compression", "0"},
       {"wal_recovery_mode", "point"},
       {"wal_recovery_mode", "absolutely"},
+      /* string */
+      {"trace_dir", "a;b"},
+      {"trace_dir", " /lead"},
+      {"trace_dir", "/trail "},
+      {"trace_dir", "new\nline"},
+      {"trace_dir", "tab\there"},
   };
   struct mayfly_options o;
   options_init_defaults(&o);
@@ -397,6 +424,15 @@ static void test_bad_values(void **state) {
       fail_msg("%s=\"%s\" was rejected but changed the options", cases[i].name, cases[i].value);
     free(after);
   }
+  /* A string one byte too long for the field. */
+  char too_long[MF_OPTION_STRING_MAX + 1];
+  memset(too_long, 'd', sizeof too_long - 1);
+  too_long[sizeof too_long - 1] = '\0';
+  assert_int_equal(options_set(&o, "trace_dir", too_long, 0), MAYFLY_EINVAL);
+  assert_non_null(strstr(mf_error_message(), "trace_dir"));
+  char *after_long = to_text(&o);
+  assert_string_equal(before, after_long);
+  free(after_long);
   free(before);
 
   /* The out-of-range message states the range. */
@@ -457,6 +493,9 @@ static void test_runtime_only(void **state) {
       {"target_file_size_base", "8MiB"},
       {"max_bytes_for_level_base", "64MiB"},
       {"max_bytes_for_level_multiplier", "8"},
+      {"trace_dir", "/traces"},
+      {"trace_key_hash", "true"},
+      {"trace_gets", "true"},
   };
   struct mayfly_options o;
   options_init_defaults(&o);
@@ -544,7 +583,8 @@ static void test_round_trip(void **state) {
                                         "level0_stop_writes_trigger=7;"
                                         "target_file_size_base=100000;"
                                         "max_bytes_for_level_base=1TiB;"
-                                        "max_bytes_for_level_multiplier=3.14159"),
+                                        "max_bytes_for_level_multiplier=3.14159;"
+                                        "trace_dir=/some/dir;trace_gets=on"),
                    MAYFLY_OK);
   options_init_defaults(&b);
   char *text = to_text(&a);
@@ -664,6 +704,7 @@ static void test_markdown_content(void **state) {
   assert_non_null(strstr(page, "| `compression` | enum | `none` | `none`, `lz4`, `zstd` | yes |"));
   assert_non_null(strstr(page, "| `max_open_files` | int | `1000` | [20, 1000000] | no |"));
   assert_non_null(strstr(page, "| `create_if_missing` | bool | `true` |"));
+  assert_non_null(strstr(page, "| `trace_dir` | string | empty | text, at most 1023 bytes"));
   assert_non_null(
       strstr(page, "| `max_bytes_for_level_multiplier` | double | `10` | [1.0001, 1000] | yes |"));
   /* One table row per option, each with six cells. */
