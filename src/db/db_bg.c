@@ -155,21 +155,22 @@ int db_log_and_apply(mayfly_db *db, version_edit *edit) {
   return rc;
 }
 
-void db_remove_table_file(mayfly_db *db, uint64_t number) {
-  char *name = filename_table(db->dbname, number);
+/* Removes a table or blob file that no version references (a failed job's output). */
+static void remove_file(mayfly_db *db, int type, uint64_t number) {
+  char *name = type == MF_FILE_TABLE ? filename_table(db->dbname, number)
+                                     : filename_blob(db->dbname, number);
   if (!name) return;
-  table_cache_evict(db->tcache, number);
+  if (type == MF_FILE_TABLE) table_cache_evict(db->tcache, number);
+  else blob_cache_evict(db->blob_cache, number);
   db->env->remove_file(db->env, name);
   free(name);
 }
 
-void db_remove_blob_file(mayfly_db *db, uint64_t number) {
-  char *name = filename_blob(db->dbname, number);
-  if (!name) return;
-  blob_cache_evict(db->blob_cache, number);
-  db->env->remove_file(db->env, name);
-  free(name);
+void db_remove_table_file(mayfly_db *db, uint64_t number) {
+  remove_file(db, MF_FILE_TABLE, number);
 }
+
+void db_remove_blob_file(mayfly_db *db, uint64_t number) { remove_file(db, MF_FILE_BLOB, number); }
 
 void db_record_seek(mayfly_db *db, file_meta *f, int level) {
   if (--f->allowed_seeks > 0 || db->seek_file) return;

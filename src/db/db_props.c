@@ -9,18 +9,6 @@
 #include "db/db_impl.h"
 #include "db/db_iter.h"
 
-static int appendf(mf_buf *b, const char *fmt, ...) MF_PRINTF(2, 3);
-static int appendf(mf_buf *b, const char *fmt, ...) {
-  char tmp[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return MAYFLY_EINVAL;
-  if ((size_t)n >= sizeof tmp) n = (int)sizeof tmp - 1;
-  return mf_buf_append(b, tmp, (size_t)n);
-}
-
 static double mib(uint64_t bytes) { return (double)bytes / 1048576.0; }
 
 /* RocksDB-style compaction statistics. Rows are kept by output level: "Rn(GiB)" reads from
@@ -30,7 +18,7 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
   version *v = version_set_current(db->vs);
   double scores[MF_NUM_LEVELS];
   compaction_scores(v, &db->opt, scores);
-  int rc = appendf(b, "%-5s %6s %10s %6s %10s %10s %10s %7s %7s %6s %8s %12s %12s\n", "Level",
+  int rc = mf_buf_appendf(b, "%-5s %6s %10s %6s %10s %10s %10s %7s %7s %6s %8s %12s %12s\n", "Level",
                    "Files", "Size(MiB)", "Score", "Rn(MiB)", "Rnp1(MiB)", "W(MiB)", "W-Amp",
                    "Comp", "Moves", "Secs", "KeyIn", "KeyDrop");
   db_level_stats sum = {0};
@@ -41,7 +29,7 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
     uint64_t size = version_level_bytes(v, level);
     if (v->num_files[level] == 0 && s.bytes_written == 0 && s.moves == 0) continue;
     double wamp = s.bytes_read ? (double)s.bytes_written / (double)s.bytes_read : 0.0;
-    rc = appendf(b, "L%-4d %6d %10.2f %6.2f %10.2f %10.2f %10.2f %7.2f %7" PRIu64 " %6" PRIu64
+    rc = mf_buf_appendf(b, "L%-4d %6d %10.2f %6.2f %10.2f %10.2f %10.2f %7.2f %7" PRIu64 " %6" PRIu64
                  " %8.1f %12" PRIu64 " %12" PRIu64 "\n", level, v->num_files[level], mib(size),
                  scores[level], mib(s.bytes_read), mib(s.bytes_read_next),
                  mib(s.bytes_written), wamp, s.count, s.moves, (double)s.micros / 1e6,
@@ -60,21 +48,21 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
   /* Whole database: everything flushes and compactions wrote, per byte flushed. */
   double db_wamp = db->flush_bytes ? (double)sum.bytes_written / (double)db->flush_bytes : 0.0;
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "%-5s %6" PRIu64 " %10.2f %6s %10.2f %10.2f %10.2f %7.2f %7" PRIu64
+    rc = mf_buf_appendf(b, "%-5s %6" PRIu64 " %10.2f %6s %10.2f %10.2f %10.2f %7.2f %7" PRIu64
                  " %6" PRIu64 " %8.1f %12" PRIu64 " %12" PRIu64 "\n", "Sum", total_files,
                  mib(total_size), "", mib(sum.bytes_read), mib(sum.bytes_read_next),
                  mib(sum.bytes_written), db_wamp, sum.count, sum.moves,
                  (double)sum.micros / 1e6, sum.keys_in, sum.keys_dropped);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "Flush: %" PRIu64 " memtables, %.2f MiB, %.1f s\n"
+    rc = mf_buf_appendf(b, "Flush: %" PRIu64 " memtables, %.2f MiB, %.1f s\n"
                  "Stall: %.3f s\nImmutable memtables: %d\n", db->flush_count,
                  mib(db->flush_bytes), (double)db->flush_micros / 1e6,
                  (double)db->stall_micros / 1e6, db->num_imm);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "Write amplification ((flush + compaction written) / flushed): %.2f\n",
+    rc = mf_buf_appendf(b, "Write amplification ((flush + compaction written) / flushed): %.2f\n",
                  db_wamp);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "Bytes written: %" PRIu64 "; user bytes written: %" PRIu64 "\n",
+    rc = mf_buf_appendf(b, "Bytes written: %" PRIu64 "; user bytes written: %" PRIu64 "\n",
                  (uint64_t)db->bytes_written + version_set_bytes_written(db->vs),
                  (uint64_t)db->user_bytes_written);
   return rc;
@@ -84,13 +72,13 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
 static int format_blob_stats(mayfly_db *db, mf_buf *b) {
   version *v = version_set_current(db->vs);
   uint64_t total = version_blob_total_bytes(v), garbage = version_blob_garbage_bytes(v);
-  int rc = appendf(b, "Blob files: %d\nTotal bytes: %" PRIu64 " (%.2f MiB)\n"
+  int rc = mf_buf_appendf(b, "Blob files: %d\nTotal bytes: %" PRIu64 " (%.2f MiB)\n"
                    "Live bytes: %" PRIu64 " (%.2f MiB)\nGarbage bytes: %" PRIu64
                    " (%.2f MiB, %.1f%%)\n", v->num_blobs, total, mib(total), total - garbage,
                    mib(total - garbage), garbage, mib(garbage),
                    total ? 100.0 * (double)garbage / (double)total : 0.0);
   if (rc == MAYFLY_OK)
-    rc = appendf(b, "Blob bytes written: %" PRIu64 "\nRelocated blobs: %" PRIu64 " (%" PRIu64
+    rc = mf_buf_appendf(b, "Blob bytes written: %" PRIu64 "\nRelocated blobs: %" PRIu64 " (%" PRIu64
                  " bytes)\nForced-GC compactions: %" PRIu64 "\nGroup GCs: %" PRIu64
                  "\nGC policy: %s, age cutoff %.2f, force threshold %.2f, GC %s\n",
                  db->blob_bytes_written, db->blob_relocated_count, db->blob_relocated_bytes,
@@ -101,7 +89,7 @@ static int format_blob_stats(mayfly_db *db, mf_buf *b) {
                  db->opt.enable_blob_garbage_collection ? "on" : "off");
   for (int i = 0; rc == MAYFLY_OK && i < v->num_blobs; i++) {
     const blob_meta *m = v->blobs[i];
-    rc = appendf(b, "  #%06" PRIu64 ": %" PRIu64 " blobs, %" PRIu64 " bytes, garbage %" PRIu64
+    rc = mf_buf_appendf(b, "  #%06" PRIu64 ": %" PRIu64 " blobs, %" PRIu64 " bytes, garbage %" PRIu64
                  " blobs %" PRIu64 " bytes, %d linked tables\n", m->number, m->total_count,
                  m->total_bytes, m->garbage_count, m->garbage_bytes, m->num_linked_ssts);
   }
@@ -159,9 +147,9 @@ MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
       strcmp(name, "mayfly.space-amplification") == 0) {
     uint64_t live = 0;
     rc = live_data_exact(db, &live);
-    if (rc == MAYFLY_OK && name[7] == 'l') rc = appendf(&b, "%" PRIu64, live);
+    if (rc == MAYFLY_OK && name[7] == 'l') rc = mf_buf_appendf(&b, "%" PRIu64, live);
     else if (rc == MAYFLY_OK)
-      rc = appendf(&b, "%.4f", live ? (double)disk_bytes(db) / (double)live : 0.0);
+      rc = mf_buf_appendf(&b, "%.4f", live ? (double)disk_bytes(db) / (double)live : 0.0);
     if (rc == MAYFLY_OK) rc = mf_buf_append(&b, "", 1);
     if (rc != MAYFLY_OK) {
       mf_buf_free(&b);
@@ -180,28 +168,28 @@ MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
              strncmp(name, "mayfly.num-files-at-level", 25) == 0) {
     if (level < 0 || level >= MF_NUM_LEVELS)
       rc = MF_ERR(MAYFLY_EINVAL, "property %s: levels are 0..%d", name, MF_NUM_LEVELS - 1);
-    else rc = appendf(&b, "%d", v->num_files[level]);
+    else rc = mf_buf_appendf(&b, "%d", v->num_files[level]);
   } else if (strcmp(name, "mayfly.bytes-written") == 0) {
-    rc = appendf(&b, "%" PRIu64, (uint64_t)db->bytes_written + version_set_bytes_written(db->vs));
+    rc = mf_buf_appendf(&b, "%" PRIu64, (uint64_t)db->bytes_written + version_set_bytes_written(db->vs));
   } else if (strcmp(name, "mayfly.user-bytes-written") == 0) {
-    rc = appendf(&b, "%" PRIu64, (uint64_t)db->user_bytes_written);
+    rc = mf_buf_appendf(&b, "%" PRIu64, (uint64_t)db->user_bytes_written);
   } else if (strcmp(name, "mayfly.total-sst-size") == 0) {
     uint64_t total = 0;
     for (int l = 0; l < MF_NUM_LEVELS; l++) total += version_level_bytes(v, l);
-    rc = appendf(&b, "%" PRIu64, total);
+    rc = mf_buf_appendf(&b, "%" PRIu64, total);
   } else if (strcmp(name, "mayfly.blob-stats") == 0) {
     rc = format_blob_stats(db, &b);
   } else if (strcmp(name, "mayfly.total-blob-size") == 0) {
-    rc = appendf(&b, "%" PRIu64, version_blob_total_bytes(v));
+    rc = mf_buf_appendf(&b, "%" PRIu64, version_blob_total_bytes(v));
   } else if (strcmp(name, "mayfly.blob-garbage-size") == 0) {
-    rc = appendf(&b, "%" PRIu64, version_blob_garbage_bytes(v));
+    rc = mf_buf_appendf(&b, "%" PRIu64, version_blob_garbage_bytes(v));
   } else if (strcmp(name, "mayfly.live-data-size") == 0) {
     /* Estimate: tables plus live blob bytes. Tables still hold hidden versions and the
      * garbage counts lag until compaction drops references, so this overstates; the exact
      * figure is mayfly.live-data-size-exact. */
     uint64_t total = version_blob_total_bytes(v) - version_blob_garbage_bytes(v);
     for (int l = 0; l < MF_NUM_LEVELS; l++) total += version_level_bytes(v, l);
-    rc = appendf(&b, "%" PRIu64, total);
+    rc = mf_buf_appendf(&b, "%" PRIu64, total);
   } else {
     rc = MF_ERR(MAYFLY_ENOTFOUND, "unknown property \"%s\"", name);
   }

@@ -1,5 +1,7 @@
 #include "util/slice.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "mayfly.h"
@@ -33,4 +35,19 @@ void mf_buf_free(mf_buf *b) {
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
+}
+
+int mf_buf_appendf(mf_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return MAYFLY_EINVAL;
+  int rc = mf_buf_reserve(b, (size_t)n + 1); /* +1: vsnprintf writes a NUL */
+  if (rc) return rc;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return MAYFLY_OK;
 }

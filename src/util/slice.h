@@ -47,6 +47,13 @@ int mf_buf_append(mf_buf *b, const void *data, size_t n);
 int mf_buf_set(mf_buf *b, const void *data, size_t n);
 static inline void mf_buf_clear(mf_buf *b) { b->len = 0; }
 void mf_buf_free(mf_buf *b);
+/* Appends printf-style text (no NUL). MAYFLY_OK, MAYFLY_ENOMEM, or MAYFLY_EINVAL for a bad
+ * format. */
+int mf_buf_appendf(mf_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 static inline mf_slice mf_buf_slice(const mf_buf *b) { return mf_slice_make(b->data, b->len); }
 
 #endif

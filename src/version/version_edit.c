@@ -358,58 +358,47 @@ static int append_key(mf_buf *out, mf_slice ikey) {
   return mf_buf_append(out, tmp, (size_t)n);
 }
 
-static int append_text(mf_buf *out, const char *fmt, ...) MF_PRINTF(2, 3);
-static int append_text(mf_buf *out, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return MAYFLY_OK;
-  return mf_buf_append(out, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 int version_edit_debug_string(const version_edit *e, mf_buf *out) {
   int rc = MAYFLY_OK;
-  if (e->has_log_number) rc = append_text(out, "log_number: %" PRIu64 "\n", e->log_number);
+  if (e->has_log_number) rc = mf_buf_appendf(out, "log_number: %" PRIu64 "\n", e->log_number);
   if (!rc && e->has_next_file_number)
-    rc = append_text(out, "next_file_number: %" PRIu64 "\n", e->next_file_number);
+    rc = mf_buf_appendf(out, "next_file_number: %" PRIu64 "\n", e->next_file_number);
   if (!rc && e->has_last_sequence)
-    rc = append_text(out, "last_sequence: %" PRIu64 "\n", e->last_sequence);
+    rc = mf_buf_appendf(out, "last_sequence: %" PRIu64 "\n", e->last_sequence);
   for (int i = 0; !rc && i < e->num_compact_pointers; i++) {
-    rc = append_text(out, "compact_pointer: L%d ", e->compact_pointers[i].level);
+    rc = mf_buf_appendf(out, "compact_pointer: L%d ", e->compact_pointers[i].level);
     if (!rc) rc = append_key(out, mf_buf_slice(&e->compact_pointers[i].ikey));
     if (!rc) rc = mf_buf_append(out, "\n", 1);
   }
   for (int i = 0; !rc && i < e->num_deleted_files; i++)
-    rc = append_text(out, "deleted_file: L%d #%" PRIu64 "\n",
+    rc = mf_buf_appendf(out, "deleted_file: L%d #%" PRIu64 "\n",
                      e->deleted_files[i].level, e->deleted_files[i].number);
   for (int i = 0; !rc && i < e->num_new_files; i++) {
     const file_meta *f = &e->new_files[i].meta;
-    rc = append_text(out, "new_file: L%d #%" PRIu64, e->new_files[i].level,
+    rc = mf_buf_appendf(out, "new_file: L%d #%" PRIu64, e->new_files[i].level,
                      f->number);
     if (!rc)
-      rc = append_text(out, " size %" PRIu64 " entries %" PRIu64, f->file_size, f->num_entries);
+      rc = mf_buf_appendf(out, " size %" PRIu64 " entries %" PRIu64, f->file_size, f->num_entries);
     if (!rc)
-      rc = append_text(out, " seq [%" PRIu64 ", %" PRIu64 "] ", f->smallest_seq,
+      rc = mf_buf_appendf(out, " seq [%" PRIu64 ", %" PRIu64 "] ", f->smallest_seq,
                        f->largest_seq);
     if (!rc) rc = append_key(out, mf_buf_slice(&f->smallest));
     if (!rc) rc = mf_buf_append(out, " .. ", 4);
     if (!rc) rc = append_key(out, mf_buf_slice(&f->largest));
     if (!rc && f->oldest_blob_file)
-      rc = append_text(out, " blobs #%" PRIu64 "..#%" PRIu64, f->oldest_blob_file,
+      rc = mf_buf_appendf(out, " blobs #%" PRIu64 "..#%" PRIu64, f->oldest_blob_file,
                        f->newest_blob_file);
     if (!rc) rc = mf_buf_append(out, "\n", 1);
   }
   for (int i = 0; !rc && i < e->num_blob_files; i++) {
     const version_edit_blob_file *bf = &e->blob_files[i];
-    rc = append_text(out, "blob_file: #%" PRIu64 " records %" PRIu64 " bytes %" PRIu64
+    rc = mf_buf_appendf(out, "blob_file: #%" PRIu64 " records %" PRIu64 " bytes %" PRIu64
                      " checksum 0x%08" PRIx32 "\n",
                      bf->number, bf->total_count, bf->total_bytes, bf->checksum);
   }
   for (int i = 0; !rc && i < e->num_blob_garbage; i++) {
     const version_edit_blob_garbage *g = &e->blob_garbage[i];
-    rc = append_text(out, "blob_garbage: #%" PRIu64 " records %" PRIu64 " bytes %" PRIu64 "\n",
+    rc = mf_buf_appendf(out, "blob_garbage: #%" PRIu64 " records %" PRIu64 " bytes %" PRIu64 "\n",
                      g->number, g->garbage_count, g->garbage_bytes);
   }
   return rc ? MF_ERR(MAYFLY_ENOMEM, "version edit: out of memory") : MAYFLY_OK;
