@@ -5,7 +5,6 @@
  * cell empty when a value is unknown or censored (pandas reads that as NaN); the TSV files
  * meant for gnuplot write "-" instead, and plots.gp declares it as the missing value. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,31 +41,15 @@ static void of_flush(out_file *o) {
   mf_buf_clear(&o->buf);
 }
 
-static void of_printf(out_file *o, const char *fmt, ...) MF_PRINTF(2, 3);
-static void of_printf(out_file *o, const char *fmt, ...) {
-  if (o->rc != MAYFLY_OK) return;
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof line) {
-    if (mf_buf_append(&o->buf, line, (size_t)n)) o->rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-  } else {
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-      o->rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-      return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    if (mf_buf_append(&o->buf, big, (size_t)n)) o->rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-    free(big);
-  }
+/* Records a formatting result and writes the buffer out once it passes 64 KiB. */
+static void of_note(out_file *o, int rc) {
+  if (rc != MAYFLY_OK && o->rc == MAYFLY_OK)
+    o->rc = MF_ERR(rc, "out of memory formatting a report");
   if (o->buf.len >= (64u << 10)) of_flush(o);
 }
+
+/* printf-style text appended to an out_file (o is evaluated twice: pass a plain pointer). */
+#define of_printf(o, ...) of_note((o), mf_buf_appendf(&(o)->buf, __VA_ARGS__))
 
 static int of_close(out_file *o) {
   of_flush(o);
@@ -179,18 +162,11 @@ static double mean_of(const uint64_t *v, size_t n) {
 
 /* ---- summary ---- */
 
-static void buf_printf(mf_buf *b, int *rc, const char *fmt, ...) MF_PRINTF(3, 4);
-static void buf_printf(mf_buf *b, int *rc, const char *fmt, ...) {
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
-  if (*rc == MAYFLY_OK && mf_buf_append(b, line, (size_t)n))
-    *rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-}
+/* Appends printf-style text to b unless *rc already holds an error. */
+#define buf_printf(b, rc, ...)                                        \
+  do {                                                                \
+    if (*(rc) == MAYFLY_OK) *(rc) = mf_buf_appendf((b), __VA_ARGS__); \
+  } while (0)
 
 /* Per-user-key mean and variance of the valid lifetime (us) of its put versions. */
 typedef struct key_stats {
@@ -319,7 +295,7 @@ int trace_report_summary(const trace_analysis *a, mf_buf *out) {
     buf_printf(out, &rc, "; a compaction dropped on average %.1f%% of the garbage present at "
                "its start", 100.0 * share_sum / (double)share_n);
   buf_printf(out, &rc, "\n");
-  return rc;
+  return rc ? MF_ERR(rc, "trace summary: out of memory") : MAYFLY_OK;
 }
 
 /* ---- the CSV/TSV files ---- */

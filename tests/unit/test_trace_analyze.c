@@ -242,7 +242,8 @@ static void test_known_answers(void **state) {
   char *versions = read_text(mem, "/story-out/versions.csv");
   /* key "a" is 61 in hex; a#1's row: every life event and its reason */
   char want[256];
-  snprintf(want, sizeof want, "\n61,1,put,1,100,0,%llu,3,%llu,4,%llu,hidden,3,4,%llu,0,0,0,1,303,2\n",
+  snprintf(want, sizeof want,
+           "\n61,1,put,1,100,0,%llu,3,%llu,4,%llu,hidden,3,4,%llu,0,0,0,1,303,2\n",
            (unsigned long long)(base + 10), (unsigned long long)(base + 50),
            (unsigned long long)(base + 101), (unsigned long long)(base + 111));
   if (!strstr(versions, want)) fail_msg("versions.csv lacks\n%s\nin\n%s", want, versions);
