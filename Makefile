@@ -20,7 +20,7 @@ build-asan: deps
 	@cmake --build build-asan -j $(JOBS)
 
 demo: build
-	./build/demo ./demo-db
+	bash scripts/demo.sh --build=build
 
 test-release: build
 	cd build && ctest --output-on-failure -j $(JOBS)

@@ -36,6 +36,16 @@ typedef struct bench_adapter {
   int (*get)(void *handle, const void *key, size_t klen, int *found, size_t *vlen, char *err,
              size_t err_len);
 
+  /* Deletes key (WAL on, no sync); deleting an absent key is not an error. */
+  int (*del)(void *handle, const void *key, size_t klen, char *err, size_t err_len);
+
+  /* Reads up to limit entries (0: no limit) with one iterator: forwards from the first key
+   * >= start, or backwards from the last key <= start when reverse is set (seekrandom,
+   * readreverse, YCSB E). start NULL: from the first (reverse: the last) key.
+   * *entries and *bytes (sum of key and value sizes) describe what was read. */
+  int (*scan)(void *handle, const void *start, size_t slen, int reverse, uint64_t limit,
+              uint64_t *entries, uint64_t *bytes, char *err, size_t err_len);
+
   /* Reads every entry in key order from the first key (db_bench's readseq).
    * *entries and *bytes (sum of key and value sizes) describe what was read. */
   int (*scan_all)(void *handle, uint64_t *entries, uint64_t *bytes, char *err, size_t err_len);
@@ -55,6 +65,10 @@ typedef struct bench_adapter {
 
   /* Removes the database's files in path (a missing database is not an error). */
   int (*destroy)(const char *path, char *err, size_t err_len);
+
+  /* Prints the engine's own statistics text (mayfly.stats and mayfly.blob-stats,
+   * rocksdb.stats) to stdout, for the "stats" pseudo-benchmark. May be NULL. */
+  void (*print_stats)(void *handle);
 } bench_adapter;
 
 /* Defined by adapter_mayfly.c (always built). */

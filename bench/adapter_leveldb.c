@@ -202,6 +202,60 @@ static int ldb_get(void *handle, const void *key, size_t klen, int *found, size_
   return 0;
 }
 
+static int ldb_del(void *handle, const void *key, size_t klen, char *err, size_t err_len)
+{
+  ldb_handle *h = handle;
+  char *e = NULL;
+  leveldb_delete(h->db, h->write_options, key, klen, &e);
+  return e == NULL ? 0 : fail_text(err, err_len, "delete", e);
+}
+
+static int ldb_scan(void *handle, const void *start, size_t slen, int reverse, uint64_t limit,
+                    uint64_t *entries, uint64_t *bytes, char *err, size_t err_len)
+{
+  ldb_handle *h = handle;
+  leveldb_iterator_t *it = leveldb_create_iterator(h->db, h->read_options);
+  uint64_t n = 0, total = 0;
+  if (start == NULL) {
+    if (reverse)
+      leveldb_iter_seek_to_last(it);
+    else
+      leveldb_iter_seek_to_first(it);
+  } else {
+    leveldb_iter_seek(it, start, slen);
+    if (reverse) {
+      /* seek lands on the first key >= start: step back unless it is start itself. */
+      if (!leveldb_iter_valid(it)) {
+        leveldb_iter_seek_to_last(it);
+      } else {
+        size_t klen = 0;
+        const char *k = leveldb_iter_key(it, &klen);
+        if (klen != slen || memcmp(k, start, slen) != 0)
+          leveldb_iter_prev(it);
+      }
+    }
+  }
+  while (leveldb_iter_valid(it) && (limit == 0 || n < limit)) {
+    size_t klen = 0, vlen = 0;
+    (void)leveldb_iter_key(it, &klen);
+    (void)leveldb_iter_value(it, &vlen);
+    n++;
+    total += klen + vlen;
+    if (reverse)
+      leveldb_iter_prev(it);
+    else
+      leveldb_iter_next(it);
+  }
+  char *e = NULL;
+  leveldb_iter_get_error(it, &e);
+  leveldb_iter_destroy(it);
+  if (e != NULL)
+    return fail_text(err, err_len, "iterate", e);
+  *entries = n;
+  *bytes = total;
+  return 0;
+}
+
 static int ldb_scan_all(void *handle, uint64_t *entries, uint64_t *bytes, char *err,
                         size_t err_len)
 {
@@ -251,6 +305,8 @@ const bench_adapter bench_adapter_leveldb = {
     .open = ldb_open,
     .put = ldb_put,
     .get = ldb_get,
+    .del = ldb_del,
+    .scan = ldb_scan,
     .scan_all = ldb_scan_all,
     .bytes_written = NULL,
     .close = ldb_close,

@@ -106,6 +106,62 @@ static int mf_scan_all(void *handle, uint64_t *entries, uint64_t *bytes, char *e
   return 0;
 }
 
+static int mf_del(void *handle, const void *key, size_t klen, char *err, size_t err_len)
+{
+  mayfly_db *db = handle;
+  int rc = mayfly_delete(db, key, klen, 0);
+  return rc == MAYFLY_OK ? 0 : fail(err, err_len, "delete", rc, db);
+}
+
+static int mf_scan(void *handle, const void *start, size_t slen, int reverse, uint64_t limit,
+                   uint64_t *entries, uint64_t *bytes, char *err, size_t err_len)
+{
+  mayfly_db *db = handle;
+  mayfly_iter *it = NULL;
+  uint64_t n = 0, total = 0;
+  int rc = mayfly_iter_create(db, NULL, &it);
+  if (rc != MAYFLY_OK)
+    return fail(err, err_len, "iter_create", rc, db);
+  if (start == NULL) {
+    if (reverse)
+      mayfly_iter_seek_to_last(it);
+    else
+      mayfly_iter_seek_to_first(it);
+  } else {
+    mayfly_iter_seek(it, start, slen);
+    if (reverse) {
+      /* seek lands on the first key >= start: step back unless it is start itself. */
+      if (!mayfly_iter_valid(it)) {
+        mayfly_iter_seek_to_last(it);
+      } else {
+        size_t klen = 0;
+        const void *k = mayfly_iter_key(it, &klen);
+        if (klen != slen || memcmp(k, start, slen) != 0)
+          mayfly_iter_prev(it);
+      }
+    }
+  }
+  while (mayfly_iter_valid(it) && (limit == 0 || n < limit)) {
+    size_t klen = 0, vlen = 0;
+    (void)mayfly_iter_key(it, &klen);
+    if (mayfly_iter_value(it, &vlen) == NULL)
+      break; /* the status below says why */
+    n++;
+    total += klen + vlen;
+    if (reverse)
+      mayfly_iter_prev(it);
+    else
+      mayfly_iter_next(it);
+  }
+  rc = mayfly_iter_status(it);
+  mayfly_iter_destroy(it);
+  if (rc != MAYFLY_OK)
+    return fail(err, err_len, "iterate", rc, db);
+  *entries = n;
+  *bytes = total;
+  return 0;
+}
+
 static int property_u64(mayfly_db *db, const char *name, uint64_t *out)
 {
   char *text = NULL;
@@ -153,6 +209,21 @@ static int mf_destroy(const char *path, char *err, size_t err_len)
   return fail(err, err_len, what, rc, NULL);
 }
 
+static void mf_print_stats(void *handle)
+{
+  static const char *const props[] = {"mayfly.stats", "mayfly.blob-stats",
+                                      "mayfly.space-amplification",
+                                      "mayfly.live-data-size-exact"};
+  for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
+    char *text = NULL;
+    if (mayfly_property(handle, props[i], &text) == MAYFLY_OK && text != NULL) {
+      printf("%s:\n%s%s", props[i], text,
+             text[0] != '\0' && text[strlen(text) - 1] == '\n' ? "" : "\n");
+      mayfly_free(text);
+    }
+  }
+}
+
 static void mf_version(char *buf, size_t len)
 {
   snprintf(buf, len, "mayfly %s", mayfly_version());
@@ -164,9 +235,12 @@ const bench_adapter bench_adapter_mayfly = {
     .open = mf_open,
     .put = mf_put,
     .get = mf_get,
+    .del = mf_del,
+    .scan = mf_scan,
     .scan_all = mf_scan_all,
     .bytes_written = mf_bytes_written,
     .wait_idle = mf_wait_idle,
     .close = mf_close,
     .destroy = mf_destroy,
+    .print_stats = mf_print_stats,
 };

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libzstd-dev liblz4-dev libxxhash-dev libcmocka-dev
-          libleveldb-dev librocksdb-dev)
+          libleveldb-dev gnuplot-nox librocksdb-dev)
 if [ "${MAYFLY_SANITIZE_DEPS:-0}" = 1 ]; then
   packages+=(clang libclang-rt-14-dev)
 fi
