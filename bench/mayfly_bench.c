@@ -114,6 +114,7 @@ struct flags {
   int value_size;
   const char *db;
   const char *options;         /* mayfly's options text */
+  const char *trace_dir;       /* mayfly's lifetime traces go here (mayfly only) */
   const char *leveldb_options; /* the leveldb adapter's options text */
   const char *rocksdb_options; /* the rocksdb adapter's options text (mayfly's names) */
   uint64_t seed;
@@ -167,6 +168,7 @@ static void usage(FILE *out)
           "  --max_open_files=N               table files kept open (1000)\n"
           "per engine, applied after the shared settings:\n"
           "  --options=\"name=value;...\"       mayfly options (after compression=none)\n"
+          "  --trace_dir=DIR                   mayfly: write lifetime traces to DIR (docs/tracing.md)\n"
           "  --leveldb_options=\"name=value;\"  leveldb options (write_buffer_size, block_size,\n"
           "                                   block_cache_size, max_open_files,\n"
           "                                   max_file_size, bloom_bits_per_key)\n"
@@ -286,6 +288,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
       f->db = value;
     } else if (IS("options")) {
       f->options = value;
+    } else if (IS("trace_dir")) {
+      f->trace_dir = value;
     } else if (IS("leveldb_options")) {
       f->leveldb_options = value;
     } else if (IS("rocksdb_options")) {
@@ -1102,6 +1106,8 @@ static int engine_options_text(const char *engine, const struct flags *f, char *
                    s->write_buffer_size, s->block_size, s->block_cache_size,
                    s->bloom_bits_per_key, file_size_name, s->table_file_size, s->max_open_files,
                    extra[0] != '\0' ? ";" : "", extra);
+  if (n >= 0 && (size_t)n < len && f->trace_dir && strcmp(engine, "mayfly") == 0)
+    n += snprintf(out + n, len - (size_t)n, ";trace_dir=%s", f->trace_dir);
   return n < 0 || (size_t)n >= len ? 1 : 0;
 }
 
