@@ -20,6 +20,7 @@
 #include "blob/blob_cache.h"
 #include "db/db_impl.h"
 #include "version/filename.h"
+#include "wal/wal_format.h"
 #include "wal/wal_reader.h"
 
 void db_info(mayfly_db *db, const char *fmt, ...) {
@@ -302,8 +303,11 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   return rc;
 }
 
-/* Is there anything in dir that looks like a database (so a missing CURRENT is damage, not a
- * new database)? */
+/* Without CURRENT, is there data in dir (so a missing CURRENT is damage, not a new database)?
+ * Tables, blob files and WALs holding records are data. A MANIFEST alone is not: creating a
+ * database writes its first MANIFEST (and an empty WAL) before CURRENT, so a creation that
+ * failed before CURRENT was in place leaves exactly those; starting over loses nothing, and
+ * the leftovers are deleted as obsolete. */
 static int has_db_files(mayfly_db *db) {
   char **names = NULL;
   size_t count = 0;
@@ -312,8 +316,17 @@ static int has_db_files(mayfly_db *db) {
   for (size_t i = 0; i < count && !found; i++) {
     int type;
     uint64_t number;
-    if (filename_parse(names[i], &type, &number))
-      found = type == MF_FILE_MANIFEST || type == MF_FILE_TABLE;
+    if (!filename_parse(names[i], &type, &number)) continue;
+    if (type == MF_FILE_TABLE || type == MF_FILE_BLOB) {
+      found = 1;
+    } else if (type == MF_FILE_WAL) {
+      char *path = filename_wal(db->dbname, number);
+      uint64_t size = 0;
+      /* A WAL holding only its file header record has no writes in it. */
+      found = !path || db->env->file_size(db->env, path, &size) != MAYFLY_OK ||
+              size > WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_SIZE;
+      free(path);
+    }
   }
   env_free_names(names, count);
   return found;
@@ -325,7 +338,7 @@ static int recover(mayfly_db *db) {
   if (rc == MAYFLY_ENOTFOUND) {
     if (has_db_files(db))
       return MF_ERR(MAYFLY_ECORRUPT, "%s: CURRENT is missing but the directory holds "
-                    "MANIFEST or table files", db->dbname);
+                    "tables, blob files or WAL records", db->dbname);
     if (!db->opt.create_if_missing)
       return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
                     db->dbname);
