@@ -118,6 +118,18 @@ int table_read_block(mf_env *env, mf_rfile *file, const char *fname, uint64_t of
   return MAYFLY_OK;
 }
 
+/* Asks for every cache line of [p, p + n) at once. A block read through a mapping is usually
+ * not in any CPU cache (it was never copied), and its checksum reads all of it: with the loads
+ * issued up front the misses overlap, instead of each waiting its turn behind the hash. */
+static void prefetch_range(const char *p, size_t n) {
+#if defined(__GNUC__)
+  for (size_t at = 0; at < n; at += 64) __builtin_prefetch(p + at);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 int table_map_block(const char *image, uint64_t file_size, const char *fname, uint64_t offset,
                     uint64_t size, mf_slice *contents, char **owned) {
   *contents = mf_slice_make("", 0);
@@ -129,6 +141,7 @@ int table_map_block(const char *image, uint64_t file_size, const char *fname, ui
                   "file size %llu)", fname, (unsigned long long)offset,
                   (unsigned long long)size + BLOCK_TRAILER_SIZE, (unsigned long long)file_size);
   const char *raw = image + offset;
+  prefetch_range(raw, (size_t)size + BLOCK_TRAILER_SIZE);
   mf_buf plain = MF_BUF_INIT;
   if ((rc = check_and_decompress(raw, fname, offset, size, &plain))) return rc;
   if (plain.data) {

@@ -1,7 +1,7 @@
 /* Block builder and reader: round trips of many keys at restart intervals 1, 2 and 16,
  * forward and backward iteration, seeks that hit, miss and run off either end, an empty
  * block, a malformed restart array (ECORRUPT from block_create) and malformed entries
- * (iterator invalid with ECORRUPT). Randomized: prints its seed; set MAYFLY_TEST_SEED to
+ * (iterator invalid with ECORRUPT), blocks over borrowed memory. Randomized: prints its seed; set MAYFLY_TEST_SEED to
  * replay. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,6 +250,54 @@ static void test_corrupt_restart_array(void **state) {
   expect_create_corrupt(d, len);
 }
 
+/* Blocks over borrowed memory (what a mapped table uses): the same entries through
+ * block_create_borrowed and block_iter_create_borrowed, the same checks of the restart array,
+ * and the memory left to its owner (freed here once, after everything that read it: a block
+ * that freed it too would be an ASan double free). */
+static void test_borrowed(void **state) {
+  (void)state;
+  block_builder bb;
+  block_builder_init(&bb, 16);
+  for (int i = 0; i < NKEYS; i++) assert_int_equal(block_builder_add(&bb, key_at(i), value_at(i)), MAYFLY_OK);
+  mf_slice s;
+  assert_int_equal(block_builder_finish(&bb, &s), MAYFLY_OK);
+  char *contents = malloc(s.len);
+  memcpy(contents, s.data, s.len);
+  size_t len = s.len;
+  block_builder_free(&bb);
+
+  block *b;
+  assert_int_equal(block_create_borrowed(contents, len, "test", 0, &b), MAYFLY_OK);
+  assert_int_equal(block_size(b), len);
+  mf_iter *it = block_iter_create(b, bytewise_compare);
+  int i = 0;
+  for (iter_seek_to_first(it); iter_valid(it); iter_next(it)) assert_at(it, i++);
+  assert_int_equal(i, NKEYS);
+  iter_destroy(it);
+  block_destroy(b);
+
+  assert_int_equal(block_iter_create_borrowed(contents, len, "test", 0, bytewise_compare, &it),
+                   MAYFLY_OK);
+  i = NKEYS - 1;
+  for (iter_seek_to_last(it); iter_valid(it); iter_prev(it)) assert_at(it, i--);
+  assert_int_equal(i, -1);
+  iter_seek(it, key_at(NKEYS / 2));
+  assert_at(it, NKEYS / 2);
+  assert_int_equal(iter_status(it), MAYFLY_OK);
+  iter_destroy(it);
+
+  /* A damaged restart count: both refuse, neither frees. */
+  encode_fixed32(contents + len - 4, 100000);
+  b = (block *)1;
+  assert_int_equal(block_create_borrowed(contents, len, "test", 0, &b), MAYFLY_ECORRUPT);
+  assert_null(b);
+  it = (mf_iter *)1;
+  assert_int_equal(block_iter_create_borrowed(contents, len, "test", 0, bytewise_compare, &it),
+                   MAYFLY_ECORRUPT);
+  assert_null(it);
+  free(contents);
+}
+
 /* Damaged entries behind a valid restart array: the iterator must stop with ECORRUPT,
  * stay invalid, and never read outside the block (ASan). */
 static void test_corrupt_entries(void **state) {
@@ -307,6 +355,7 @@ int main(void) {
       cmocka_unit_test(test_round_trip_interval_16), cmocka_unit_test(test_internal_keys),
       cmocka_unit_test(test_empty_block),            cmocka_unit_test(test_corrupt_restart_array),
       cmocka_unit_test(test_corrupt_entries),
+      cmocka_unit_test(test_borrowed),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   free_data();
