@@ -33,13 +33,12 @@
 
 #define DBNAME "/db"
 #define KLEN 11 /* "key%08d" */
+#include "test_db_util.h"
 
 static mf_env *g_env;
 static mayfly_db *g_db; /* the open handle, for the teardown after a failure */
 
 /* ---- keys and values ---- */
-
-static size_t key_of(int i, char *buf) { return (size_t)snprintf(buf, 32, "key%08d", i); }
 
 static uint64_t mix64(uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
@@ -50,7 +49,7 @@ static uint64_t mix64(uint64_t z) {
 
 /* The value of key i at version ver: an 18-byte header naming both, then bytes that are
  * incompressible (compressible = 0) or a short repeating pattern (compressible = 1). */
-static void value_of(int i, int ver, size_t len, int compressible, char *buf) {
+static void blob_value_of(int i, int ver, size_t len, int compressible, char *buf) {
   char head[40];
   int n = snprintf(head, sizeof head, "%08d:%08d:", i, ver);
   memcpy(buf, head, len < (size_t)n ? len : (size_t)n);
@@ -68,20 +67,13 @@ static void put_val(mayfly_db *db, int i, int ver, size_t len, int compressible)
   char k[32], *v = malloc(len ? len : 1);
   assert_non_null(v);
   size_t klen = key_of(i, k);
-  value_of(i, ver, len, compressible, v);
+  blob_value_of(i, ver, len, compressible, v);
   int rc = mayfly_put(db, k, klen, v, len, 0);
   free(v);
   if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
 }
 
-static void del_key(mayfly_db *db, int i) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  int rc = mayfly_delete(db, k, klen, 0);
-  if (rc != MAYFLY_OK) fail_msg("delete key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-}
-
-/* Fails unless key i reads back as exactly value_of(i, ver, len, compressible). */
+/* Fails unless key i reads back as exactly blob_value_of(i, ver, len, compressible). */
 static void expect_val(mayfly_db *db, const mayfly_snapshot *snap, int i, int ver, size_t len,
                        int compressible) {
   char k[32];
@@ -92,7 +84,7 @@ static void expect_val(mayfly_db *db, const mayfly_snapshot *snap, int i, int ve
   if (rc != MAYFLY_OK) fail_msg("get key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
   char *want = malloc(len ? len : 1);
   assert_non_null(want);
-  value_of(i, ver, len, compressible, want);
+  blob_value_of(i, ver, len, compressible, want);
   int same = vlen == len && memcmp(v, want, len) == 0;
   free(want);
   mayfly_free(v);
@@ -115,10 +107,8 @@ static void expect_absent(mayfly_db *db, int i) {
  * (the level-0 trigger is far away and the memtable never fills), blob values from 100
  * bytes, GC off (tests turn it on where they study it). */
 static struct mayfly_options base_opts(void) {
-  if (!g_env) assert_int_equal(env_mem_create(&g_env), MAYFLY_OK);
-  struct mayfly_options o;
-  options_init_defaults(&o);
-  options_set_env(&o, g_env);
+  if (!g_env) g_env = new_mem_env();
+  struct mayfly_options o = opts_for(g_env);
   o.write_buffer_size = 32u << 20;
   o.level0_file_num_compaction_trigger = 16;
   o.level0_slowdown_writes_trigger = 32;
@@ -130,11 +120,8 @@ static struct mayfly_options base_opts(void) {
 }
 
 static mayfly_db *open_db(const struct mayfly_options *o) {
-  mayfly_db *db = NULL;
-  int rc = mayfly_open(DBNAME, o, &db);
-  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
-  g_db = db;
-  return db;
+  g_db = open_ok(o);
+  return g_db;
 }
 
 static void close_db(mayfly_db *db) {
@@ -151,35 +138,11 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void ok(mayfly_db *db, int rc, const char *what) {
-  if (rc != MAYFLY_OK) fail_msg("%s: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(db));
-}
-
-static void flush(mayfly_db *db) { ok(db, mayfly_flush(db), "flush"); }
-
-static void compact_all(mayfly_db *db) {
-  ok(db, mayfly_compact_range(db, NULL, 0, NULL, 0), "compact_range");
-  ok(db, mayfly_wait_idle(db), "wait_idle");
-}
-
-static void set_opt(mayfly_db *db, const char *name, const char *value) {
-  int rc = mayfly_set_option(db, name, value);
-  if (rc != MAYFLY_OK)
-    fail_msg("set_option %s=%s: %s (%s)", name, value, mayfly_strerror(rc), mayfly_errmsg(db));
-}
-
 static char *prop(mayfly_db *db, const char *name) {
   char *v = NULL;
   int rc = mayfly_property(db, name, &v);
   if (rc != MAYFLY_OK) fail_msg("property %s: %s (%s)", name, mayfly_strerror(rc), mayfly_errmsg(db));
   return v;
-}
-
-static uint64_t prop_u64(mayfly_db *db, const char *name) {
-  char *v = prop(db, name);
-  uint64_t x = strtoull(v, NULL, 10);
-  mayfly_free(v);
-  return x;
 }
 
 static double prop_double(mayfly_db *db, const char *name) {
@@ -262,7 +225,7 @@ static char *blob_path(uint64_t number) {
 static uint64_t record_bytes(size_t vlen) { return BLOB_RECORD_HEADER_SIZE + KLEN + vlen; }
 
 /* Scans forward and backward and seeks, checking every key and value against the model:
- * ver[i] < 0 means absent, else value_of(i, ver[i], len[i], comp). */
+ * ver[i] < 0 means absent, else blob_value_of(i, ver[i], len[i], comp). */
 static void check_scans(mayfly_db *db, int n, const int *ver, const size_t *len, int comp) {
   mayfly_iter *it = NULL;
   ok(db, mayfly_iter_create(db, NULL, &it), "iter_create");
@@ -286,7 +249,7 @@ static void check_scans(mayfly_db *db, int n, const int *ver, const size_t *len,
         break;
       }
       const void *v = mayfly_iter_value(it, &vlen);
-      value_of(i, ver[i], len[i], comp, want);
+      blob_value_of(i, ver[i], len[i], comp, want);
       if (!v || vlen != len[i] || memcmp(v, want, vlen) != 0)
         snprintf(problem, sizeof problem, "pass %d: key %d has a wrong value (%zu bytes)", pass,
                  i, vlen);
@@ -319,7 +282,7 @@ static void check_scans(mayfly_db *db, int n, const int *ver, const size_t *len,
         break;
       }
       const void *v = mayfly_iter_value(it, &vlen);
-      value_of(j, ver[j], len[j], comp, want);
+      blob_value_of(j, ver[j], len[j], comp, want);
       if (!v || vlen != len[j] || memcmp(v, want, vlen) != 0)
         snprintf(problem, sizeof problem, "seek %d: key %d has a wrong value", i, j);
     }
@@ -355,7 +318,7 @@ static void check_zigzag(mayfly_db *db, int n, const int *ver, const size_t *len
     }
     for (int twice = 0; twice < 1 + (step % 3 == 0) && !problem[0]; twice++) {
       const void *v = mayfly_iter_value(it, &vlen);
-      value_of(pos, ver[pos], len[pos], comp, want);
+      blob_value_of(pos, ver[pos], len[pos], comp, want);
       if (!v || vlen != len[pos] || memcmp(v, want, vlen) != 0)
         snprintf(problem, sizeof problem, "step %d: key %d has a wrong value", step, pos);
     }
@@ -688,7 +651,7 @@ static void test_garbage_accounting(void **state) {
   expect_blobs_match_disk(db);
 
   /* Delete keys 40..99: 10 more references of f2 and all 50 left of f1 go. */
-  for (int i = 40; i < N; i++) del_key(db, i);
+  for (int i = 40; i < N; i++) del_key(db, i, 0);
   flush(db);
   compact_all(db);
   n = blob_lines(db, l, 8);
@@ -706,7 +669,7 @@ static void test_garbage_accounting(void **state) {
   for (int i = 40; i < N; i++) expect_absent(db, i);
 
   /* Everything deleted: no blob file is left anywhere. */
-  for (int i = 0; i < 40; i++) del_key(db, i);
+  for (int i = 0; i < 40; i++) del_key(db, i, 0);
   flush(db);
   compact_all(db);
   assert_int_equal(blob_lines(db, l, 8), 0);
@@ -904,7 +867,7 @@ static void test_reopen_after_gc(void **state) {
     }
     if (round == 3)
       for (int i = 0; i < N; i += 11) {
-        del_key(db, i);
+        del_key(db, i, 0);
         ver[i] = -1;
       }
     flush(db);

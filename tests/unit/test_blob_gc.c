@@ -258,13 +258,12 @@ static void test_meter(void **state) {
 
 #define DBNAME "/db"
 #define KLEN 11
+#include "test_db_util.h"
 
 static mf_env *g_env;
 static mayfly_db *g_db;
 
-static size_t key_of(int i, char *buf) { return (size_t)snprintf(buf, 32, "key%08d", i); }
-
-static void value_of(int i, int ver, size_t len, char *buf) {
+static void blob_value_of(int i, int ver, size_t len, char *buf) {
   char head[40];
   int n = snprintf(head, sizeof head, "%08d:%08d:", i, ver);
   memcpy(buf, head, (size_t)n);
@@ -281,7 +280,7 @@ static void put_val(mayfly_db *db, int i, int ver, size_t len) {
   char k[32], v[4096];
   assert_true(len <= sizeof v && len >= 18);
   size_t klen = key_of(i, k);
-  value_of(i, ver, len, v);
+  blob_value_of(i, ver, len, v);
   int rc = mayfly_put(db, k, klen, v, len, 0);
   if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
 }
@@ -293,17 +292,15 @@ static void expect_val(mayfly_db *db, const mayfly_snapshot *snap, int i, int ve
   size_t vlen = 0;
   int rc = mayfly_get(db, snap, k, klen, &v, &vlen);
   if (rc != MAYFLY_OK) fail_msg("get key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  value_of(i, ver, len, want);
+  blob_value_of(i, ver, len, want);
   int same = vlen == len && memcmp(v, want, len) == 0;
   mayfly_free(v);
   if (!same) fail_msg("key %d: not version %d (%zu bytes)", i, ver, vlen);
 }
 
 static struct mayfly_options base_opts(void) {
-  if (!g_env) assert_int_equal(env_mem_create(&g_env), MAYFLY_OK);
-  struct mayfly_options o;
-  options_init_defaults(&o);
-  options_set_env(&o, g_env);
+  if (!g_env) g_env = new_mem_env();
+  struct mayfly_options o = opts_for(g_env);
   o.write_buffer_size = 32u << 20;
   o.level0_file_num_compaction_trigger = 16;
   o.level0_slowdown_writes_trigger = 32;
@@ -314,11 +311,8 @@ static struct mayfly_options base_opts(void) {
 }
 
 static mayfly_db *open_db(const struct mayfly_options *o) {
-  mayfly_db *db = NULL;
-  int rc = mayfly_open(DBNAME, o, &db);
-  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
-  g_db = db;
-  return db;
+  g_db = open_ok(o);
+  return g_db;
 }
 
 static void close_db(mayfly_db *db) {
@@ -335,22 +329,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void ok(mayfly_db *db, int rc, const char *what) {
-  if (rc != MAYFLY_OK) fail_msg("%s: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(db));
-}
-
-static void flush(mayfly_db *db) { ok(db, mayfly_flush(db), "flush"); }
-
-static void compact_all(mayfly_db *db) {
-  ok(db, mayfly_compact_range(db, NULL, 0, NULL, 0), "compact_range");
-  ok(db, mayfly_wait_idle(db), "wait_idle");
-}
-
-static void set_opt(mayfly_db *db, const char *name, const char *value) {
-  int rc = mayfly_set_option(db, name, value);
-  if (rc != MAYFLY_OK) fail_msg("set_option %s=%s: %s", name, value, mayfly_strerror(rc));
-}
-
 /* The text of mayfly.blob-stats (free with mayfly_free). */
 static char *blob_stats(mayfly_db *db) {
   char **v = calloc(1, sizeof *v);
@@ -360,14 +338,6 @@ static char *blob_stats(mayfly_db *db) {
   free(v);
   ok(db, rc, "blob-stats");
   return text;
-}
-
-static uint64_t prop_u64(mayfly_db *db, const char *name) {
-  char *v = NULL;
-  ok(db, mayfly_property(db, name, &v), name);
-  uint64_t x = strtoull(v, NULL, 10);
-  mayfly_free(v);
-  return x;
 }
 
 /* A counter line of mayfly.blob-stats, e.g. "Forced-GC compactions: ". */
@@ -596,7 +566,7 @@ static int iter_matches(mayfly_iter *it, int ver, int *status) {
   for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it); mayfly_iter_next(it)) {
     size_t vlen;
     const void *v = mayfly_iter_value(it, &vlen);
-    value_of(good, ver, SV, want);
+    blob_value_of(good, ver, SV, want);
     if (!v || vlen != SV || memcmp(v, want, SV) != 0) break;
     good++;
   }

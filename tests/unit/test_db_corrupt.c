@@ -31,29 +31,9 @@
 #define DBNAME "/db"
 #define WAL_BLOCK 32768
 #define FRAGMENT_HEADER 7
+#include "test_db_util.h"
 
-/* ---- keys and values (as in test_db_recovery.c) ---- */
-
-static size_t key_of(int i, char *buf) {
-  return (size_t)snprintf(buf, 32, "key%08d", i);
-}
-
-static void value_of(int i, int ver, size_t len, char *buf) {
-  char head[32];
-  snprintf(head, sizeof head, "%08d:%08d:", i, ver);
-  memcpy(buf, head, 18);
-  for (size_t j = 18; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 13 + j) % 26);
-}
-
-static void put_ver(mayfly_db *db, int i, int ver, size_t vlen) {
-  char k[32], *v = malloc(vlen);
-  assert_non_null(v);
-  size_t klen = key_of(i, k);
-  value_of(i, ver, vlen, v);
-  int rc = mayfly_put(db, k, klen, v, vlen, 0);
-  if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  free(v);
-}
+/* ---- reads (keys, values and the common helpers are in test_db_util.h) ---- */
 
 /* Reads key i expecting version ver with vlen bytes. Returns MAYFLY_OK (right value),
  * MAYFLY_ENOTFOUND or MAYFLY_ECORRUPT; wrong data or another code fails the test. */
@@ -75,26 +55,6 @@ static int read_key(mayfly_db *db, int i, int ver, size_t vlen) {
 }
 
 /* ---- env and file helpers ---- */
-
-static mf_env *new_mem_env(void) {
-  mf_env *env = NULL;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
-  return env;
-}
-
-static struct mayfly_options opts_for(mf_env *env) {
-  struct mayfly_options o;
-  options_init_defaults(&o);
-  options_set_env(&o, env);
-  return o;
-}
-
-static mayfly_db *open_ok(const struct mayfly_options *o) {
-  mayfly_db *db = NULL;
-  int rc = mayfly_open(DBNAME, o, &db);
-  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
-  return db;
-}
 
 /* Opening must fail with code, and mayfly_errmsg(NULL) must contain needle. */
 static void open_fails(const struct mayfly_options *o, int code, const char *needle) {
@@ -180,7 +140,7 @@ static mf_env *build_wal_db(char *wal_name) {
   mf_env *env = new_mem_env();
   struct mayfly_options o = opts_for(env);
   mayfly_db *db = open_ok(&o);
-  for (int i = 0; i < WAL_RECORDS; i++) put_ver(db, i, 1, WAL_VLEN);
+  for (int i = 0; i < WAL_RECORDS; i++) put_ver(db, i, 1, WAL_VLEN, 0);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   char names[8][64];
   assert_int_equal(list_files(env, ".sst", 0, names, 8), 0);
@@ -234,7 +194,7 @@ static void wal_corrupt_middle(size_t at, unsigned char mask) {
   expect_keys(db, 0, 50, 1);
   expect_keys(db, 50, WAL_RECORDS, 0);
   /* The database goes on: new writes, reopen, and the dropped records stay dropped. */
-  put_ver(db, 1000, 1, WAL_VLEN);
+  put_ver(db, 1000, 1, WAL_VLEN, 0);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   o.wal_recovery_mode = MF_WAL_ABSOLUTE; /* the damage is behind us now */
   db = open_ok(&o);
@@ -346,7 +306,7 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   enum { N = 1500 };
   gate_set(1, 0);
   mayfly_db *db = open_ok(&o);
-  for (int i = 0; i < N; i++) put_ver(db, i, 1, WAL_VLEN); /* ~3 memtables */
+  for (int i = 0; i < N; i++) put_ver(db, i, 1, WAL_VLEN, 0); /* ~3 memtables */
   gate_set(0, 1); /* the stuck flush fails: nothing reaches a table */
   mayfly_close(db);
   gate_set(0, 0);
@@ -397,7 +357,7 @@ static mf_env *build_meta_db(void) {
   struct mayfly_options o = opts_for(env);
   mayfly_db *db = open_ok(&o);
   for (int round = 0; round < 3; round++) {
-    for (int i = round * 100; i < (round + 1) * 100; i++) put_ver(db, i, 1, 80);
+    for (int i = round * 100; i < (round + 1) * 100; i++) put_ver(db, i, 1, 80, 0);
     if (round < 2) assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   }
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
@@ -511,7 +471,7 @@ static mf_env *build_sst_db(char *sst_name) {
   mf_env *env = new_mem_env();
   struct mayfly_options o = opts_for(env);
   mayfly_db *db = open_ok(&o);
-  for (int i = 0; i < SST_KEYS; i++) put_ver(db, i, 1, SST_VLEN);
+  for (int i = 0; i < SST_KEYS; i++) put_ver(db, i, 1, SST_VLEN, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   char names[8][64];

@@ -36,87 +36,15 @@
 #include "util/slice.h"
 
 #define DBNAME "/db"
+#include "test_db_util.h"
 
-/* ---- keys, values, checks (as in test_db_recovery.c) ---- */
-
-static size_t key_of(int i, char *buf) {
-  return (size_t)snprintf(buf, 32, "key%08d", i);
-}
-
-static void value_of(int i, int ver, size_t len, char *buf) {
-  char head[32];
-  snprintf(head, sizeof head, "%08d:%08d:", i, ver);
-  memcpy(buf, head, 18);
-  for (size_t j = 18; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 13 + j) % 26);
-}
-
-static int parse_value(int i, const void *data, size_t len) {
-  char buf[32];
-  if (len < 18) fail_msg("key %d: value of %zu bytes is too short", i, len);
-  memcpy(buf, data, 18);
-  buf[18] = '\0';
-  int ki = -1, ver = -1;
-  if (sscanf(buf, "%08d:%08d:", &ki, &ver) != 2 || ki != i)
-    fail_msg("key %d: value header '%s' belongs elsewhere", i, buf);
-  char *expect = malloc(len);
-  assert_non_null(expect);
-  value_of(i, ver, len, expect);
-  if (memcmp(expect, data, len) != 0) fail_msg("key %d: value of version %d is damaged", i, ver);
-  free(expect);
-  return ver;
-}
-
-/* Like parse_value, but returns -2 for a damaged or foreign value instead of failing. */
-static int value_version(int i, const void *data, size_t len) {
-  char buf[32];
-  if (len < 18) return -2;
-  memcpy(buf, data, 18);
-  buf[18] = '\0';
-  int ki = -1, ver = -1;
-  if (sscanf(buf, "%08d:%08d:", &ki, &ver) != 2 || ki != i) return -2;
-  char *expect = malloc(len);
-  if (!expect) return -2;
-  value_of(i, ver, len, expect);
-  int ok = memcmp(expect, data, len) == 0;
-  free(expect);
-  return ok ? ver : -2;
-}
-
-static void put_ver(mayfly_db *db, int i, int ver, size_t vlen, unsigned flags) {
-  char k[32], *v = malloc(vlen);
-  assert_non_null(v);
-  size_t klen = key_of(i, k);
-  value_of(i, ver, vlen, v);
-  int rc = mayfly_put(db, k, klen, v, vlen, flags);
-  if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  free(v);
-}
-
-static void del_key(mayfly_db *db, int i, unsigned flags) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  int rc = mayfly_delete(db, k, klen, flags);
-  if (rc != MAYFLY_OK) fail_msg("delete key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-}
-
-static int get_ver(mayfly_db *db, int i) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  void *v = NULL;
-  size_t vlen = 0;
-  int rc = mayfly_get(db, NULL, k, klen, &v, &vlen);
-  if (rc == MAYFLY_ENOTFOUND) return -1;
-  if (rc != MAYFLY_OK) fail_msg("get key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  int ver = parse_value(i, v, vlen);
-  mayfly_free(v);
-  return ver;
-}
+/* ---- checks ---- */
 
 /* Reads the versions of keys [0, n) into out (-1 absent), and checks that a scan agrees. */
 static void read_state(mayfly_db *db, int *out, int n) {
   int present = 0;
   for (int i = 0; i < n; i++) {
-    out[i] = get_ver(db, i);
+    out[i] = get_ver(db, NULL, i);
     if (out[i] >= 0) present++;
   }
   mayfly_iter *it = NULL;
@@ -289,12 +217,9 @@ static mf_env *crash_env_create(void) {
  * (its background thread must not outlive the env it runs on). */
 static mayfly_db *g_db;
 
-static mayfly_db *open_ok(const struct mayfly_options *o) {
-  mayfly_db *db = NULL;
-  int rc = mayfly_open(DBNAME, o, &db);
-  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
-  g_db = db;
-  return db;
+static mayfly_db *open_current(const struct mayfly_options *o) {
+  g_db = open_ok(o);
+  return g_db;
 }
 
 static void close_current(mayfly_db *db) {
@@ -328,7 +253,7 @@ static mayfly_db *crash_and_reopen(mayfly_db *db, const struct mayfly_options *o
   if (db) mayfly_close(db); /* fails: nothing it writes now reaches the "disk" */
   g_db = NULL;
   atomic_store(&g_frozen, 0);
-  return open_ok(o);
+  return open_current(o);
 }
 
 static struct mayfly_options crash_opts(uint64_t write_buffer_size) {
@@ -364,7 +289,7 @@ static void test_sync_writes_survive_crash(void **state) {
   struct mayfly_options o = crash_opts(64 * 1024);
   enum { N = 3000 };
   static int expect[N], got[N];
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int i = 0; i < N; i++) {
     put_ver(db, i, 1, 150, MAYFLY_SYNC);
     expect[i] = 1;
@@ -386,7 +311,7 @@ static void test_sync_writes_survive_crash_after_idle(void **state) {
   struct mayfly_options o = crash_opts(64 * 1024);
   enum { N = 3000 };
   static int got[N];
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int i = 0; i < N; i++) put_ver(db, i, 2, 150, MAYFLY_SYNC);
   assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
   db = crash_and_reopen(db, &o);
@@ -403,7 +328,7 @@ static void test_clean_close_then_crash(void **state) {
   struct mayfly_options o = crash_opts(64 * 1024);
   enum { N = 2500 };
   static int got[N];
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int i = 0; i < N; i++) put_ver(db, i, 3, 120, 0);
   g_db = NULL;
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
@@ -421,18 +346,18 @@ static void test_flush_is_durable(void **state) {
   crash_env_create();
   struct mayfly_options o = crash_opts(64 << 20);
   enum { N = 2000 };
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int i = 0; i < N; i++) put_ver(db, i, 6, 100, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   db = crash_and_reopen(db, &o);
   for (int i = 0; i < N; i++)
-    if (get_ver(db, i) != 6) fail_msg("key %d: flushed write lost in a crash", i);
+    if (get_ver(db, NULL, i) != 6) fail_msg("key %d: flushed write lost in a crash", i);
   for (int i = 0; i < N; i += 2) put_ver(db, i, 7, 100, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
   db = crash_and_reopen(db, &o);
   for (int i = 0; i < N; i++)
-    if (get_ver(db, i) != (i % 2 ? 6 : 7)) fail_msg("key %d: lost after compaction and a crash", i);
+    if (get_ver(db, NULL, i) != (i % 2 ? 6 : 7)) fail_msg("key %d: lost after compaction and a crash", i);
   close_current(db);
 }
 
@@ -441,14 +366,14 @@ static void test_sync_in_first_wal(void **state) {
   (void)state;
   crash_env_create();
   struct mayfly_options o = crash_opts(64 << 20);
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int i = 0; i < 100; i++) put_ver(db, i, 4, 60, i == 99 ? MAYFLY_SYNC : 0);
   db = crash_and_reopen(db, &o);
-  for (int i = 0; i < 100; i++) assert_int_equal(get_ver(db, i), 4);
+  for (int i = 0; i < 100; i++) assert_int_equal(get_ver(db, NULL, i), 4);
   /* and again on the handle made by recovery */
   for (int i = 0; i < 100; i++) put_ver(db, i, 5, 60, i == 99 ? MAYFLY_SYNC : 0);
   db = crash_and_reopen(db, &o);
-  for (int i = 0; i < 100; i++) assert_int_equal(get_ver(db, i), 5);
+  for (int i = 0; i < 100; i++) assert_int_equal(get_ver(db, NULL, i), 5);
   close_current(db);
 }
 
@@ -477,15 +402,15 @@ static void test_sync_covers_earlier_wals(void **state) {
   o.max_write_buffer_number = 8;
   enum { N = 1200 };
   hold_tables(1);
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int i = 0; i < N; i++) put_ver(db, i, 1, 150, 0);
   assert_true(count_wals() >= 2);
   put_ver(db, N, 1, 150, MAYFLY_SYNC);
   db = crash_and_reopen(db, &o);
-  if (get_ver(db, N) != 1) fail_msg("the acknowledged MAYFLY_SYNC write is lost");
+  if (get_ver(db, NULL, N) != 1) fail_msg("the acknowledged MAYFLY_SYNC write is lost");
   int lost = 0, first_lost = -1;
   for (int i = 0; i < N; i++) {
-    if (get_ver(db, i) != 1) {
+    if (get_ver(db, NULL, i) != 1) {
       if (first_lost < 0) first_lost = i;
       lost++;
     }
@@ -519,7 +444,7 @@ static void run_prefix_rounds(uint64_t write_buffer_size, int rounds, int ops_pe
   static op ops[MAX_OPS];
   assert_true(num_keys <= MAX_KEYS && ops_per_round <= MAX_OPS);
   for (int k = 0; k < num_keys; k++) base[k] = -1;
-  mayfly_db *db = open_ok(&o);
+  mayfly_db *db = open_current(&o);
   for (int r = 0; r < rounds; r++) {
     int last_sync = -1;
     for (int j = 0; j < ops_per_round; j++) {

@@ -30,71 +30,9 @@
 #include "util/slice.h"
 
 #define DBNAME "/db"
+#include "test_db_util.h"
 
-/* ---- keys, values, checks ---- */
-
-static size_t key_of(int i, char *buf) {
-  return (size_t)snprintf(buf, 32, "key%08d", i);
-}
-
-/* A value of len bytes (len >= 18) identifying key i and version ver. */
-static void value_of(int i, int ver, size_t len, char *buf) {
-  char head[32];
-  snprintf(head, sizeof head, "%08d:%08d:", i, ver);
-  memcpy(buf, head, 18);
-  for (size_t j = 18; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 13 + j) % 26);
-}
-
-/* Parses and checks a value read for key i; returns its version, or fails the test. */
-static int parse_value(int i, const void *data, size_t len) {
-  char buf[32];
-  if (len < 18) fail_msg("key %d: value of %zu bytes is too short", i, len);
-  memcpy(buf, data, 18);
-  buf[18] = '\0';
-  int ki = -1, ver = -1;
-  if (sscanf(buf, "%08d:%08d:", &ki, &ver) != 2 || ki != i)
-    fail_msg("key %d: value header '%s' belongs elsewhere", i, buf);
-  char *expect = malloc(len);
-  assert_non_null(expect);
-  value_of(i, ver, len, expect);
-  if (memcmp(expect, data, len) != 0) fail_msg("key %d: value of version %d is damaged", i, ver);
-  free(expect);
-  return ver;
-}
-
-static void put_ver(mayfly_db *db, int i, int ver, size_t vlen, unsigned flags) {
-  char k[32], *v = malloc(vlen);
-  assert_non_null(v);
-  size_t klen = key_of(i, k);
-  value_of(i, ver, vlen, v);
-  int rc = mayfly_put(db, k, klen, v, vlen, flags);
-  if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  free(v);
-}
-
-static void del_key(mayfly_db *db, int i, unsigned flags) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  int rc = mayfly_delete(db, k, klen, flags);
-  if (rc != MAYFLY_OK) fail_msg("delete key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-}
-
-/* The version of key i (at snap), or -1 when absent. Any error fails the test. */
-static int get_ver(mayfly_db *db, const mayfly_snapshot *snap, int i) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  void *v = NULL;
-  size_t vlen = 0;
-  int rc = mayfly_get(db, snap, k, klen, &v, &vlen);
-  if (rc == MAYFLY_ENOTFOUND) {
-    assert_null(v);
-    return -1;
-  }
-  if (rc != MAYFLY_OK) fail_msg("get key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  int ver = parse_value(i, v, vlen);
-  mayfly_free(v);
-  return ver;
-}
+/* ---- checks ---- */
 
 /* expect[i] is the version key i must have (-1: absent), for i < n. Checks with gets and
  * with one forward scan (which must show exactly the present keys, in order). */
@@ -129,46 +67,14 @@ static void check_all(mayfly_db *db, const mayfly_snapshot *snap, const int *exp
   assert_int_equal(seen, present);
 }
 
-/* ---- opening ---- */
 
-static struct mayfly_options opts_for(mf_env *env) {
-  struct mayfly_options o;
-  options_init_defaults(&o);
-  options_set_env(&o, env);
-  return o;
-}
-
-static mayfly_db *open_ok(const struct mayfly_options *o) {
-  mayfly_db *db = NULL;
-  int rc = mayfly_open(DBNAME, o, &db);
-  if (rc != MAYFLY_OK) fail_msg("open: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
-  assert_non_null(db);
+/* Closes db, opens it again with o and checks everything against expect[0..n). */
+static mayfly_db *reopen_check(mayfly_db *db, const struct mayfly_options *o, const int *expect,
+                               int n) {
+  close_ok(db);
+  db = open_ok(o);
+  check_all(db, NULL, expect, n);
   return db;
-}
-
-static void close_ok(mayfly_db *db) {
-  int rc = mayfly_close(db);
-  if (rc != MAYFLY_OK) fail_msg("close: %s (%s)", mayfly_strerror(rc), mayfly_errmsg(NULL));
-}
-
-static int count_files(mf_env *env, const char *suffix) {
-  char **names = NULL;
-  size_t count = 0;
-  assert_int_equal(env->list_dir(env, DBNAME, &names, &count), MAYFLY_OK);
-  int n = 0;
-  size_t sl = strlen(suffix);
-  for (size_t i = 0; i < count; i++) {
-    size_t l = strlen(names[i]);
-    if (l >= sl && strcmp(names[i] + l - sl, suffix) == 0) n++;
-  }
-  env_free_names(names, count);
-  return n;
-}
-
-static mf_env *new_mem_env(void) {
-  mf_env *env = NULL;
-  assert_int_equal(env_mem_create(&env), MAYFLY_OK);
-  return env;
 }
 
 /* ---- tests ---- */
@@ -216,9 +122,7 @@ static void test_recover_from_tables_only(void **state) {
   }
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_true(count_files(env, ".sst") >= 1);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   close_ok(db);
   env->destroy(env);
 }
@@ -244,14 +148,10 @@ static void test_recover_mixed(void **state) {
     del_key(db, i, 0);
     expect[i] = -1;
   }
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   /* Once more, with a flush of the recovered state and a reopen. */
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   close_ok(db);
   env->destroy(env);
 }
@@ -282,9 +182,7 @@ static void test_recover_many_memtables(void **state) {
   close_ok(db); /* immediately: memtables may still be waiting for their flush */
   db = open_ok(&o);
   check_all(db, NULL, expect, N);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   close_ok(db);
   env->destroy(env);
 }
@@ -533,14 +431,10 @@ static void test_deletes_survive(void **state) {
   db = open_ok(&o);
   check_all(db, NULL, expect, N);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
   check_all(db, NULL, expect, N);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   close_ok(db);
   env->destroy(env);
 }
@@ -564,18 +458,14 @@ static void test_no_wal_writes(void **state) {
     assert_int_equal(get_ver(db, NULL, i), -1);
   }
   check_all(db, NULL, expect, N);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   /* NO_WAL after a flush, then close again. */
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   for (int i = 0; i < N; i += 3) {
     put_ver(db, i, 2, 50, MAYFLY_NO_WAL);
     expect[i] = 2;
   }
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   close_ok(db);
   env->destroy(env);
 }
@@ -594,9 +484,7 @@ static void test_big_and_empty_values(void **state) {
     expect[i] = 1;
   }
   check_all(db, NULL, expect, N);
-  close_ok(db);
-  db = open_ok(&o);
-  check_all(db, NULL, expect, N);
+  db = reopen_check(db, &o, expect, N);
   assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
   check_all(db, NULL, expect, N);
   /* the empty value: written, reopened, compacted, then deleted */

@@ -27,63 +27,7 @@
 #include "mayfly.h"
 
 #define DBNAME "/db"
-
-static size_t key_of(int i, char *buf) {
-  return (size_t)snprintf(buf, 32, "key%08d", i);
-}
-
-static void value_of(int i, int ver, size_t len, char *buf) {
-  char head[32];
-  snprintf(head, sizeof head, "%08d:%08d:", i, ver);
-  memcpy(buf, head, 18);
-  for (size_t j = 18; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 13 + j) % 26);
-}
-
-static int value_version(int i, const void *data, size_t len) {
-  char buf[32];
-  if (len < 18) return -2;
-  memcpy(buf, data, 18);
-  buf[18] = '\0';
-  int ki = -1, ver = -1;
-  if (sscanf(buf, "%08d:%08d:", &ki, &ver) != 2 || ki != i) return -2;
-  char *expect = malloc(len);
-  if (!expect) return -2;
-  value_of(i, ver, len, expect);
-  int ok = memcmp(expect, data, len) == 0;
-  free(expect);
-  return ok ? ver : -2;
-}
-
-static void put_ver(mayfly_db *db, int i, int ver, size_t vlen) {
-  char k[32], *v = malloc(vlen);
-  assert_non_null(v);
-  size_t klen = key_of(i, k);
-  value_of(i, ver, vlen, v);
-  int rc = mayfly_put(db, k, klen, v, vlen, 0);
-  if (rc != MAYFLY_OK) fail_msg("put key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  free(v);
-}
-
-static void del_key(mayfly_db *db, int i) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  int rc = mayfly_delete(db, k, klen, 0);
-  if (rc != MAYFLY_OK) fail_msg("delete key %d: %s", i, mayfly_strerror(rc));
-}
-
-static int get_ver(mayfly_db *db, const mayfly_snapshot *snap, int i) {
-  char k[32];
-  size_t klen = key_of(i, k);
-  void *v = NULL;
-  size_t vlen = 0;
-  int rc = mayfly_get(db, snap, k, klen, &v, &vlen);
-  if (rc == MAYFLY_ENOTFOUND) return -1;
-  if (rc != MAYFLY_OK) fail_msg("get key %d: %s (%s)", i, mayfly_strerror(rc), mayfly_errmsg(db));
-  int ver = value_version(i, v, vlen);
-  mayfly_free(v);
-  if (ver == -2) fail_msg("key %d: damaged value", i);
-  return ver;
-}
+#include "test_db_util.h"
 
 /* Checks an iterator against expect[0..n) in both directions. It must be positioned
  * nowhere in particular; it is left at an arbitrary place. */
@@ -149,15 +93,11 @@ static void check_snapshot(mayfly_db *db, const mayfly_snapshot *snap, const int
 static mf_env *g_env;
 
 static mayfly_db *open_small(void) {
-  assert_int_equal(env_mem_create(&g_env), MAYFLY_OK);
-  struct mayfly_options o;
-  options_init_defaults(&o);
-  options_set_env(&o, g_env);
+  g_env = new_mem_env();
+  struct mayfly_options o = opts_for(g_env);
   o.write_buffer_size = 64 * 1024;
   o.level0_file_num_compaction_trigger = 2;
-  mayfly_db *db = NULL;
-  assert_int_equal(mayfly_open(DBNAME, &o, &db), MAYFLY_OK);
-  return db;
+  return open_ok(&o);
 }
 
 static void close_small(mayfly_db *db) {
@@ -220,7 +160,7 @@ static void test_snapshot_survives_overwrite_flush_merge(void **state) {
   static int v1[N], v2[N], v3[N];
   mayfly_db *db = open_small();
   for (int i = 0; i < N; i++) {
-    put_ver(db, i, 1, 100);
+    put_ver(db, i, 1, 100, 0);
     v1[i] = 1;
   }
   const mayfly_snapshot *s1 = NULL, *s2 = NULL;
@@ -229,10 +169,10 @@ static void test_snapshot_survives_overwrite_flush_merge(void **state) {
   assert_int_equal(mayfly_iter_create(db, NULL, &it1), MAYFLY_OK);
   for (int i = 0; i < N; i++) {
     if (i % 3 == 0) {
-      del_key(db, i);
+      del_key(db, i, 0);
       v2[i] = -1;
     } else {
-      put_ver(db, i, 2, 120);
+      put_ver(db, i, 2, 120, 0);
       v2[i] = 2;
     }
   }
@@ -244,10 +184,10 @@ static void test_snapshot_survives_overwrite_flush_merge(void **state) {
       continue;
     }
     if (i % 7 == 0) {
-      del_key(db, i);
+      del_key(db, i, 0);
       v3[i] = -1;
     } else {
-      put_ver(db, i, 3, 90);
+      put_ver(db, i, 3, 90, 0);
       v3[i] = 3;
     }
   }
@@ -263,7 +203,7 @@ static void test_snapshot_survives_overwrite_flush_merge(void **state) {
   check_iter(it1, v1, N, "iterator created before the changes");
   mayfly_iter_destroy(it1);
   /* An iterator on a snapshot, created after more merges. */
-  for (int i = 0; i < N; i += 2) put_ver(db, i, 4, 50);
+  for (int i = 0; i < N; i += 2) put_ver(db, i, 4, 50, 0);
   assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
   check_snapshot(db, s1, v1, N, "s1 after compact_range");
   mayfly_snapshot_release(db, s1);
@@ -290,10 +230,10 @@ static void test_many_snapshots_random(void **state) {
     for (int j = 0; j < 500; j++) {
       int i = rand() % N;
       if (rand() % 6 == 0) {
-        del_key(db, i);
+        del_key(db, i, 0);
         cur[i] = -1;
       } else {
-        put_ver(db, i, ++ver, 20 + (size_t)(rand() % 200));
+        put_ver(db, i, ++ver, 20 + (size_t)(rand() % 200), 0);
         cur[i] = ver;
       }
     }
@@ -304,7 +244,7 @@ static void test_many_snapshots_random(void **state) {
   }
   for (int round = 0; round < SNAPS; round++) {
     /* more churn and merges, then check every live snapshot and release one */
-    for (int j = 0; j < 300; j++) put_ver(db, rand() % N, ++ver, 150);
+    for (int j = 0; j < 300; j++) put_ver(db, rand() % N, ++ver, 150, 0);
     assert_int_equal(mayfly_flush(db), MAYFLY_OK);
     assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
     for (int sidx = 0; sidx < SNAPS; sidx++) {
@@ -327,12 +267,12 @@ static void test_release_lets_merges_drop(void **state) {
   (void)state;
   enum { N = 1000 };
   mayfly_db *db = open_small();
-  for (int i = 0; i < N; i++) put_ver(db, i, 1, 100);
+  for (int i = 0; i < N; i++) put_ver(db, i, 1, 100, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
   const mayfly_snapshot *snap = NULL;
   assert_int_equal(mayfly_snapshot_create(db, &snap), MAYFLY_OK);
-  for (int i = 0; i < N; i++) put_ver(db, i, 2, 100);
+  for (int i = 0; i < N; i++) put_ver(db, i, 2, 100, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
   assert_true(num_files(db, 0) < 2);
@@ -342,7 +282,7 @@ static void test_release_lets_merges_drop(void **state) {
   mayfly_snapshot_release(db, snap);
   /* A third version of every key, merged with the other two. Had the snapshot still been
    * there, only version 2 could go (version 1 was visible to it); released, both go. */
-  for (int i = 0; i < N; i++) put_ver(db, i, 3, 100);
+  for (int i = 0; i < N; i++) put_ver(db, i, 3, 100, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
   assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
@@ -363,11 +303,11 @@ static void test_release_lets_merges_drop(void **state) {
 static void test_snapshot_sees_deleted_key(void **state) {
   (void)state;
   mayfly_db *db = open_small();
-  for (int i = 0; i < 200; i++) put_ver(db, i, 1, 60);
+  for (int i = 0; i < 200; i++) put_ver(db, i, 1, 60, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   const mayfly_snapshot *snap = NULL;
   assert_int_equal(mayfly_snapshot_create(db, &snap), MAYFLY_OK);
-  for (int i = 0; i < 200; i++) del_key(db, i);
+  for (int i = 0; i < 200; i++) del_key(db, i, 0);
   assert_int_equal(mayfly_flush(db), MAYFLY_OK);
   assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
   static int ones[200], gone[200];
