@@ -61,7 +61,7 @@ int block_builder_add(block_builder *b, mf_slice key, mf_slice value) {
   if ((rc = mf_buf_reserve(&b->last_key, key.len > b->last_key.len ? key.len - b->last_key.len : 0)))
     return rc;
   b->last_key.len = shared;
-  mf_buf_append(&b->last_key, key.data + shared, non_shared);
+  if (non_shared) mf_buf_append(&b->last_key, key.data + shared, non_shared);
   b->counter++;
   b->num_entries++;
   return MAYFLY_OK;
