@@ -88,6 +88,7 @@ const char *decode_varint32_multibyte(const char *p, const char *limit, uint32_t
 }
 
 int get_varint32(mf_slice *in, uint32_t *v) {
+  if (in->len == 0) return 0; /* also keeps NULL + 0 out of the arithmetic below */
   const char *q = decode_varint32(in->data, in->data + in->len, v);
   if (!q) return 0;
   in->len -= (size_t)(q - in->data);
@@ -96,6 +97,7 @@ int get_varint32(mf_slice *in, uint32_t *v) {
 }
 
 int get_varint64(mf_slice *in, uint64_t *v) {
+  if (in->len == 0) return 0;
   const char *q = decode_varint64(in->data, in->data + in->len, v);
   if (!q) return 0;
   in->len -= (size_t)(q - in->data);
