@@ -26,10 +26,14 @@ static int insert_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice 
   return rc ? MF_ERR(rc, "out of memory inserting into the memtable") : MAYFLY_OK;
 }
 
+size_t db_memtable_filter_bytes(const mayfly_db *db) {
+  return (size_t)((double)db->opt.write_buffer_size * db->opt.memtable_bloom_size_ratio);
+}
+
 /* Switches to a new memtable and WAL. REQUIRES: mu held, caller is the leader writer. */
 static int switch_memtable(mayfly_db *db) {
   memtable *fresh = NULL;
-  int rc = memtable_create(&fresh);
+  int rc = memtable_create(db_memtable_filter_bytes(db), &fresh);
   if (rc) return MF_ERR(rc, "out of memory creating a memtable");
   uint64_t number = version_set_new_file_number(db->vs);
   /* The leader owns the WAL, and the mutex only guards the pointers we swap, so creating

@@ -117,6 +117,11 @@ static const struct option_desc option_table[] = {
                 "Memtable size at which it is made immutable and scheduled for flush."),
     INT_OPTION(max_write_buffer_number, "2", 2, 64, RUNTIME,
                "Memtables (the active one plus those waiting to flush) before writes stop."),
+    DOUBLE_OPTION(memtable_bloom_size_ratio, "0.02", 0, 0.25, RUNTIME,
+                  "Size of a bloom filter over each new memtable's user keys, as a fraction of "
+                  "write_buffer_size; point lookups of keys it rules out skip the memtable. 0 "
+                  "turns it off. (RocksDB: memtable_prefix_bloom_size_ratio with "
+                  "memtable_whole_key_filtering.)"),
     SIZE_OPTION(block_size, "4KiB", 256, 4 * MIB, RUNTIME,
                 "Target uncompressed size of a table data block."),
     INT_OPTION(block_restart_interval, "16", 1, 1024, RUNTIME,

@@ -37,6 +37,7 @@ struct mayfly_options {
   /* runtime-mutable */
   uint64_t write_buffer_size;
   int max_write_buffer_number;
+  double memtable_bloom_size_ratio;
   uint64_t block_size;
   int block_restart_interval;
   int bloom_bits_per_key;

@@ -11,8 +11,20 @@
  * comparison decodes the one-byte length prefix inline (util/coding.h) and compares with the
  * inline ikey_compare, so what remains per step is the miss itself and one memcmp.
  *
- * Publication: memtable_add writes the whole entry into the arena before skiplist_insert
- * links it with a release store, so a reader that finds the entry sees all of its bytes.
+ * Most lookups of a big database miss the memtable, and a miss costs the same chain of
+ * misses as a hit. An optional filter over the user keys (a blocked bloom filter: every key
+ * sets and tests bits within one 64-byte block, so a test is one cache miss) lets a lookup of
+ * a key the memtable has never seen skip the skiplist. It never says no for a key that was
+ * added, so it changes no answer.
+ *
+ * Publication: memtable_add writes the whole entry into the arena, and sets the key's filter
+ * bits, before skiplist_insert links it with a release store, so a reader that finds the entry
+ * sees all of its bytes. A reader that did not see the entry may miss its filter bits too,
+ * which is the same outcome as reading just before the add. Readers that must see an add
+ * (a get at a sequence number the add carries) learn that number from the db under its mutex,
+ * after the writer released it, so they see the bits as well. The filter words are written
+ * by the one writer with plain relaxed load/store pairs (no locked read-modify-write: writers
+ * are serialized) and read relaxed.
  * The counters are bumped after the insert, so they may briefly lag what readers can see;
  * they are statistics, not synchronization. */
 #include "mem/memtable.h"
@@ -23,6 +35,7 @@
 #include "mayfly.h"
 #include "mem/skiplist.h"
 #include "util/arena.h"
+#include "util/checksum.h"
 #include "util/coding.h"
 #include "util/error.h"
 
@@ -30,10 +43,18 @@
  * reproducible. */
 #define MEMTABLE_SKIPLIST_SEED UINT64_C(0x6d6179666c79)
 
+/* The filter: blocks of 8 words (64 bytes, one cache line); each key sets FILTER_PROBES bits
+ * of the block its hash picks. 6 probes suit the 15-30 bits per key the default ratio gives
+ * for ~100-byte entries. */
+#define FILTER_BLOCK_WORDS 8
+#define FILTER_PROBES 6
+
 struct memtable {
   atomic_int refs;
   mf_arena *arena;
   skiplist *list;
+  _Atomic uint64_t *filter; /* filter_blocks * FILTER_BLOCK_WORDS words, or NULL: no filter */
+  uint64_t filter_blocks;
   atomic_uint_least64_t num_entries;
   atomic_uint_least64_t num_deletes;
 };
@@ -59,17 +80,63 @@ static int entry_compare(void *ctx, const char *a, const char *b) {
   return ikey_compare(entry_ikey(a), entry_ikey(b));
 }
 
-int memtable_create(memtable **out) {
+/* The filter block of a key's hash, and the first bit and stride of its probes there. */
+static _Atomic uint64_t *filter_block(const memtable *m, uint64_t h) {
+  return m->filter + FILTER_BLOCK_WORDS * (((h >> 32) * m->filter_blocks) >> 32);
+}
+
+static void filter_add(memtable *m, mf_slice user_key) {
+  uint64_t h = mf_hash64(user_key.data, user_key.len);
+  _Atomic uint64_t *block = filter_block(m, h);
+  uint32_t bit = (uint32_t)h, delta = (bit >> 17) | (bit << 15);
+  for (int i = 0; i < FILTER_PROBES; i++, bit += delta) {
+    _Atomic uint64_t *w = &block[(bit & 511) >> 6];
+    uint64_t mask = UINT64_C(1) << (bit & 63);
+    uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+    if (!(old & mask)) atomic_store_explicit(w, old | mask, memory_order_relaxed);
+  }
+}
+
+/* 0: user_key was never added. */
+static int filter_may_contain(const memtable *m, mf_slice user_key) {
+  uint64_t h = mf_hash64(user_key.data, user_key.len);
+  _Atomic uint64_t *block = filter_block(m, h);
+  uint32_t bit = (uint32_t)h, delta = (bit >> 17) | (bit << 15);
+  for (int i = 0; i < FILTER_PROBES; i++, bit += delta) {
+    uint64_t word = atomic_load_explicit(&block[(bit & 511) >> 6], memory_order_relaxed);
+    if (!(word & (UINT64_C(1) << (bit & 63)))) return 0;
+  }
+  return 1;
+}
+
+int memtable_create(size_t filter_bytes, memtable **out) {
   memtable *m = malloc(sizeof *m);
   if (!m) return MF_ERR(MAYFLY_ENOMEM, "memtable: out of memory");
+  m->filter = NULL;
+  m->filter_blocks = 0;
+  size_t block_bytes = FILTER_BLOCK_WORDS * sizeof(uint64_t);
+  if (filter_bytes >= block_bytes) {
+    m->filter_blocks = filter_bytes / block_bytes;
+    if (m->filter_blocks > UINT32_MAX) m->filter_blocks = UINT32_MAX; /* filter_block's range */
+    m->filter = aligned_alloc(block_bytes, m->filter_blocks * block_bytes);
+    if (!m->filter) {
+      free(m);
+      return MF_ERR(MAYFLY_ENOMEM, "memtable: out of memory for a %zu byte filter",
+                    filter_bytes);
+    }
+    for (uint64_t i = 0; i < m->filter_blocks * FILTER_BLOCK_WORDS; i++)
+      atomic_init(&m->filter[i], 0);
+  }
   int rc = arena_create(&m->arena);
   if (rc) {
+    free((void *)m->filter);
     free(m);
     return MF_ERR(MAYFLY_ENOMEM, "memtable: out of memory creating arena");
   }
   rc = skiplist_create(m->arena, entry_compare, NULL, MEMTABLE_SKIPLIST_SEED, &m->list);
   if (rc) {
     arena_destroy(m->arena);
+    free((void *)m->filter);
     free(m);
     return rc;
   }
@@ -87,6 +154,7 @@ void memtable_unref(memtable *m) {
   /* acq_rel: every holder's reads happen-before the free by the last one. */
   if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
     arena_destroy(m->arena);
+    free((void *)m->filter);
     free(m);
   }
 }
@@ -118,6 +186,7 @@ int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slic
   p += 8;
   p = encode_varint32(p, (uint32_t)value.len);
   if (value.len) memcpy(p, value.data, value.len);
+  if (m->filter) filter_add(m, user_key);
 
   int rc = skiplist_insert(m->list, entry);
   if (rc) return rc; /* the node and entry bytes are wasted, which is harmless */
@@ -150,6 +219,7 @@ static int make_probe(mf_slice key, const char *suffix, size_t suffix_len, char 
 int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *type,
                  uint64_t *found_seq, mf_buf *value) {
   if (snapshot_seq > MF_MAX_SEQ) snapshot_seq = MF_MAX_SEQ;
+  if (m->filter && !filter_may_contain(m, user_key)) return MAYFLY_ENOTFOUND;
   /* ikey(user_key, snapshot_seq, MF_TYPE_FOR_SEEK) sorts before every version of user_key at
    * or below snapshot_seq and after every newer one. */
   char trailer[8];
@@ -179,7 +249,9 @@ int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *typ
   return MAYFLY_OK;
 }
 
-size_t memtable_memory_usage(const memtable *m) { return arena_memory_usage(m->arena); }
+size_t memtable_memory_usage(const memtable *m) {
+  return arena_memory_usage(m->arena) + m->filter_blocks * FILTER_BLOCK_WORDS * sizeof(uint64_t);
+}
 
 uint64_t memtable_num_entries(const memtable *m) {
   return atomic_load_explicit((atomic_uint_least64_t *)&m->num_entries, memory_order_relaxed);

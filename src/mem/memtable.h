@@ -28,9 +28,12 @@
 
 typedef struct memtable memtable;
 
-/* Creates an empty memtable with one reference (the caller's).
+/* Creates an empty memtable with one reference (the caller's). filter_bytes > 0 gives it a
+ * bloom filter over the user keys of about that many bytes (rounded down to 64-byte blocks;
+ * under 64 bytes: none), which lets memtable_get answer for most absent keys without a
+ * skiplist search; the filter counts in memtable_memory_usage.
  * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
-int memtable_create(memtable **out);
+int memtable_create(size_t filter_bytes, memtable **out);
 void memtable_ref(memtable *m);
 /* Drops a reference; the last one frees the memtable (every slice into it dies).
  * Thread-safe. NULL is a no-op. */
@@ -58,7 +61,7 @@ int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *typ
  * (iter_destroy). NULL on ENOMEM. */
 mf_iter *memtable_iter_create(memtable *m);
 
-/* Approximate bytes used (the arena's). Thread-safe. */
+/* Approximate bytes used (the arena's and the filter's). Thread-safe. */
 size_t memtable_memory_usage(const memtable *m);
 /* Entries added, and how many of them were deletes. Thread-safe. */
 uint64_t memtable_num_entries(const memtable *m);

@@ -17,10 +17,22 @@
  * memory); or, read in place, in the mapping, which the table keeps until table_close. So a
  * block never outlives its mapping as long as the table outlives its iterators, which
  * table_close requires and the table cache guarantees (lookups and iterators pin the table).
- * Nothing is mutated after table_open, so concurrent readers need no lock here; the cache
- * does its own locking. */
+ * Checksums of blocks read in place: a block's checksum is verified the first time a reader
+ * uses it, and the table then remembers that the block at that offset passed (a small table of
+ * verified offsets, one slot per data block, direct-mapped by a hash of the offset: a slot
+ * holds offset + 1 of the last block verified there, so two blocks sharing a slot only cost
+ * re-verification, never a skipped check). Later reads of the block trust the bytes, the same
+ * guarantee as a block-cache hit: a bit flipped on disk after the first read, and then read
+ * back into the page cache, is not seen until the table is reopened (mayfly check reads every
+ * block afresh). check_index makes sure no two data blocks start at the same offset, so an
+ * offset names one block.
+ *
+ * Apart from that table of verified offsets (atomic words, written with relaxed stores: a
+ * reader that misses another's store just verifies again), nothing is mutated after
+ * table_open, so concurrent readers need no lock here; the cache does its own locking. */
 #include "table/table.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +61,8 @@ struct table {
   size_t filter_len;
   char *filter_buf; /* the filter when it was read with pread (owned), else NULL */
   uint64_t data_end; /* first byte after the data blocks */
+  _Atomic uint64_t *verified; /* mapped tables: offset + 1 of verified blocks, or 0; or NULL */
+  uint64_t verified_mask;     /* slots - 1 (a power of two) */
 };
 
 int table_key_compare(mf_slice a, mf_slice b) {
@@ -63,8 +77,11 @@ static int handle_within(const block_handle *h, uint64_t limit) {
 }
 
 /* Every index entry: an internal key, keys increasing, a handle of a block inside the data
- * area. Checked once at open so lookups can trust the index. */
-static int check_index(table *t, uint64_t index_offset) {
+ * area, each block after the one before (never overlapping). Checked once at open so lookups
+ * can trust the index. *blocks gets the number of entries. */
+static int check_index(table *t, uint64_t index_offset, uint64_t *blocks) {
+  *blocks = 0;
+  uint64_t next_free = 0; /* the first byte after the previous block's trailer */
   mf_iter *it = block_iter_create(t->index, table_key_compare);
   if (!it) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory", t->fname);
   mf_buf prev = MF_BUF_INIT;
@@ -77,7 +94,8 @@ static int check_index(table *t, uint64_t index_offset) {
                   t->fname, (unsigned long long)index_offset);
       break;
     }
-    if (!block_handle_decode(&value, &h) || value.len != 0 || !handle_within(&h, t->data_end)) {
+    if (!block_handle_decode(&value, &h) || value.len != 0 || !handle_within(&h, t->data_end) ||
+        h.offset < next_free) {
       rc = MF_ERR(MAYFLY_ECORRUPT, "%s: index block at offset %llu has a bad block handle",
                   t->fname, (unsigned long long)index_offset);
       break;
@@ -87,6 +105,8 @@ static int check_index(table *t, uint64_t index_offset) {
       break;
     }
     first = 0;
+    next_free = h.offset + h.size + BLOCK_TRAILER_SIZE;
+    ++*blocks;
   }
   if (!rc) rc = iter_status(it);
   iter_destroy(it);
@@ -150,8 +170,17 @@ static int open_parts(table *t) {
   else if (!rc) /* in the mapping, which lives as long as the table and its name */
     rc = block_create_borrowed(contents.data, contents.len, t->fname, footer.index.offset,
                                &t->index);
-  if (!rc) rc = check_index(t, footer.index.offset);
+  uint64_t blocks = 0;
+  if (!rc) rc = check_index(t, footer.index.offset, &blocks);
   if (rc) return rc;
+  if (t->image && blocks) { /* a failed allocation only means verifying every read */
+    uint64_t slots = 1;
+    while (slots < blocks) slots <<= 1;
+    if ((t->verified = malloc(slots * sizeof *t->verified))) {
+      for (uint64_t i = 0; i < slots; i++) atomic_init(&t->verified[i], 0);
+      t->verified_mask = slots - 1;
+    }
+  }
 
   if (footer.filter.size) {
     rc = read_block(t, footer.filter.offset, footer.filter.size, &contents, &t->filter_buf);
@@ -190,6 +219,7 @@ void table_close(table *t) {
   if (!t) return;
   block_destroy(t->index); /* may point into the mapping: first */
   free(t->filter_buf);
+  free((void *)t->verified);
   if (t->mapping) t->env->unmap(t->env, t->mapping);
   t->env->close_readable(t->file);
   free(t->fname);
@@ -227,13 +257,25 @@ static int read_in_place(const table *t, const block_handle *h) {
          (unsigned char)t->image[h->offset + h->size] == MF_COMPRESSION_NONE;
 }
 
+static _Atomic uint64_t *verified_slot(const table *t, uint64_t offset) {
+  uint64_t h = offset * UINT64_C(0x9e3779b97f4a7c15); /* Fibonacci hashing: high bits mix */
+  return &t->verified[(h >> 32) & t->verified_mask];
+}
+
 /* An iterator over the uncompressed data block h, right in the mapping. */
 static mf_iter *open_in_place(table *t, const block_handle *h) {
   mf_slice contents;
   char *owned = NULL;
   mf_iter *it = NULL;
+  _Atomic uint64_t *slot = t->verified ? verified_slot(t, h->offset) : NULL;
+  if (slot && atomic_load_explicit(slot, memory_order_relaxed) == h->offset + 1) {
+    int rc = block_iter_create_borrowed(t->image + h->offset, (size_t)h->size, t->fname,
+                                        h->offset, table_key_compare, &it);
+    return rc ? iter_new_empty(rc) : it;
+  }
   int rc = table_map_block(t->image, t->file_size, t->fname, h->offset, h->size, &contents,
                            &owned);
+  if (!rc && !owned && slot) atomic_store_explicit(slot, h->offset + 1, memory_order_relaxed);
   if (!rc && owned) { /* only a compressed block is copied, and read_in_place saw none */
     free(owned);
     rc = MF_ERR(MAYFLY_ECORRUPT, "%s: block at offset %llu changed type", t->fname,

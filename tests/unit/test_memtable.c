@@ -53,7 +53,7 @@ static void expect_missing(memtable *m, mf_slice key, uint64_t snap) {
 static void test_versions_and_snapshots(void **state) {
   (void)state;
   memtable *m;
-  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, &m), MAYFLY_OK);
   expect_missing(m, S("a"), MF_MAX_SEQ);
 
   assert_int_equal(memtable_add(m, 10, MF_TYPE_VALUE, S("k"), S("v10")), MAYFLY_OK);
@@ -110,7 +110,7 @@ static void test_versions_and_snapshots(void **state) {
 static void test_empty_key_and_large(void **state) {
   (void)state;
   memtable *m;
-  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, &m), MAYFLY_OK);
   size_t before = memtable_memory_usage(m);
 
   assert_int_equal(memtable_add(m, 1, MF_TYPE_VALUE, S(""), S("empty-key")), MAYFLY_OK);
@@ -177,7 +177,7 @@ static void test_empty_key_and_large(void **state) {
 static void test_iterator_order_and_seek(void **state) {
   (void)state;
   memtable *m;
-  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, &m), MAYFLY_OK);
   /* Added out of order; expected order: user key asc, seq desc. */
   assert_int_equal(memtable_add(m, 5, MF_TYPE_VALUE, S("b"), S("b5")), MAYFLY_OK);
   assert_int_equal(memtable_add(m, 9, MF_TYPE_DELETE, S("b"), S("")), MAYFLY_OK);
@@ -264,12 +264,16 @@ static int ref_cmp(const void *x, const void *y) {
   return (a->seq < b->seq) - (a->seq > b->seq); /* seq descending */
 }
 
+/* Filter sizes the randomized tests run with (the state of each): none, one 64-byte block
+ * (every key in one block: mostly "maybe"), and a roomy one (mostly "no" for absent keys).
+ * A filter must never turn a present key into a miss. */
+static size_t filter_none = 0, filter_tiny = 64, filter_roomy = 64 * 1024;
+
 static void test_random_model(void **state) {
-  (void)state;
   mf_random rnd;
   mf_random_seed(&rnd, seed);
   memtable *m;
-  assert_int_equal(memtable_create(&m), MAYFLY_OK);
+  assert_int_equal(memtable_create(*(size_t *)*state, &m), MAYFLY_OK);
   enum { N = 3000 };
   ref_entry *ref = calloc(N, sizeof *ref);
   assert_non_null(ref);
@@ -404,9 +408,8 @@ static void *conc_reader(void *arg) {
 }
 
 static void test_concurrent_get(void **state) {
-  (void)state;
   conc_state st;
-  assert_int_equal(memtable_create(&st.mem), MAYFLY_OK);
+  assert_int_equal(memtable_create(*(size_t *)*state, &st.mem), MAYFLY_OK);
   atomic_init(&st.published, 0);
   atomic_init(&st.failures, 0);
   pthread_t writer, readers[CONC_READERS];
@@ -420,6 +423,37 @@ static void test_concurrent_get(void **state) {
   memtable_unref(st.mem);
 }
 
+/* The filter's bytes count as memtable memory (so write_buffer_size bounds both), and a
+ * request under one block makes no filter. */
+static void test_filter_memory(void **state) {
+  (void)state;
+  memtable *plain, *small, *filtered;
+  assert_int_equal(memtable_create(0, &plain), MAYFLY_OK);
+  assert_int_equal(memtable_create(63, &small), MAYFLY_OK);
+  assert_int_equal(memtable_create(1 << 20, &filtered), MAYFLY_OK);
+  assert_true(memtable_memory_usage(small) == memtable_memory_usage(plain));
+  assert_true(memtable_memory_usage(filtered) == memtable_memory_usage(plain) + (1 << 20));
+  /* Keys added to a filtered memtable are all found; absent ones are all misses. */
+  char key[16];
+  for (int i = 0; i < 20000; i += 2) {
+    int n = snprintf(key, sizeof key, "key%06d", i);
+    assert_int_equal(memtable_add(filtered, (uint64_t)i + 1, MF_TYPE_VALUE,
+                                  mf_slice_make(key, (size_t)n), S("v")),
+                     MAYFLY_OK);
+  }
+  for (int i = 0; i < 20000; i++) {
+    int n = snprintf(key, sizeof key, "key%06d", i);
+    if (i % 2 == 0)
+      expect_get(filtered, mf_slice_make(key, (size_t)n), MF_MAX_SEQ, MF_TYPE_VALUE,
+                 (uint64_t)i + 1, "v");
+    else
+      expect_missing(filtered, mf_slice_make(key, (size_t)n), MF_MAX_SEQ);
+  }
+  memtable_unref(plain);
+  memtable_unref(small);
+  memtable_unref(filtered);
+}
+
 int main(void) {
   const char *env = getenv("MAYFLY_TEST_SEED");
   seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
@@ -428,8 +462,12 @@ int main(void) {
       cmocka_unit_test(test_versions_and_snapshots),
       cmocka_unit_test(test_empty_key_and_large),
       cmocka_unit_test(test_iterator_order_and_seek),
-      cmocka_unit_test(test_random_model),
-      cmocka_unit_test(test_concurrent_get),
+      cmocka_unit_test_prestate(test_random_model, &filter_none),
+      cmocka_unit_test_prestate(test_random_model, &filter_tiny),
+      cmocka_unit_test_prestate(test_random_model, &filter_roomy),
+      cmocka_unit_test_prestate(test_concurrent_get, &filter_none),
+      cmocka_unit_test_prestate(test_concurrent_get, &filter_roomy),
+      cmocka_unit_test(test_filter_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

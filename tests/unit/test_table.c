@@ -31,6 +31,7 @@
 #include "table/table.h"
 #include "table/table_builder.h"
 #include "table/two_level_iter.h"
+#include "util/checksum.h"
 #include "util/coding.h"
 #include "util/error.h"
 #include "util/ikey.h"
@@ -773,6 +774,59 @@ static void test_posix_mmap(void **state) {
   cache_destroy(cache);
 }
 
+/* An index whose block handles overlap (the second entry names the first block again) is
+ * refused at open: a block's offset must name one block, since mapped tables remember which
+ * offsets were verified. The index itself is well formed and correctly checksummed. */
+static void test_overlapping_index_handles(void **state) {
+  (void)state;
+  mf_env *env = new_env();
+  dataset d = make_dataset(5000);
+  table_options o = default_options(MF_COMPRESSION_NONE);
+  uint64_t size = build(env, "good.sst", &o, &d);
+  mf_buf file = MF_BUF_INIT;
+  assert_int_equal(env_read_file(env, "good.sst", &file), MAYFLY_OK);
+  table_footer f;
+  assert_int_equal(table_footer_decode(file.data + size - TABLE_FOOTER_SIZE, "good.sst", &f),
+                   MAYFLY_OK);
+  mf_iter *it;
+  assert_int_equal(block_iter_create_borrowed(file.data + f.index.offset, f.index.size, "good",
+                                              f.index.offset, table_key_compare, &it),
+                   MAYFLY_OK);
+  block_builder ib;
+  block_builder_init(&ib, 1);
+  mf_buf first_handle = MF_BUF_INIT;
+  int n = 0;
+  for (iter_seek_to_first(it); iter_valid(it); iter_next(it), n++) {
+    if (n == 0) mf_buf_set(&first_handle, iter_value(it).data, iter_value(it).len);
+    mf_slice v = n == 1 ? mf_buf_slice(&first_handle) : iter_value(it);
+    assert_int_equal(block_builder_add(&ib, iter_key(it), v), MAYFLY_OK);
+  }
+  assert_true(n >= 2);
+  iter_destroy(it);
+  mf_slice index;
+  assert_int_equal(block_builder_finish(&ib, &index), MAYFLY_OK);
+  /* The file up to the old index, then the new index with its trailer, then a footer. */
+  mf_buf bad = MF_BUF_INIT;
+  mf_buf_append(&bad, file.data, f.index.offset);
+  mf_buf_append(&bad, index.data, index.len);
+  char trailer[BLOCK_TRAILER_SIZE] = {MF_COMPRESSION_NONE};
+  encode_fixed32(trailer + 1, mf_checksum_seeded(MF_COMPRESSION_NONE, index.data, index.len));
+  mf_buf_append(&bad, trailer, sizeof trailer);
+  f.index.size = index.len;
+  char footer[TABLE_FOOTER_SIZE];
+  table_footer_encode(&f, footer);
+  mf_buf_append(&bad, footer, sizeof footer);
+  write_file(env, "bad.sst", bad.data, bad.len);
+  expect_open_corrupt(env, "bad.sst");
+  assert_non_null(strstr(mf_error_message(), "bad block handle"));
+  block_builder_free(&ib);
+  mf_buf_free(&first_handle);
+  mf_buf_free(&bad);
+  mf_buf_free(&file);
+  free_dataset(&d);
+  env->destroy(env);
+}
+
 /* A table test run in one mode, named after it. */
 #define IN_MODE(fn, mode) {#fn "/" #mode, fn, use_##mode, NULL, NULL}
 #define IN_ALL_MODES(fn) IN_MODE(fn, pread), IN_MODE(fn, mapped), IN_MODE(fn, refused)
@@ -788,6 +842,7 @@ int main(void) {
       IN_ALL_MODES(test_damaged_footer_and_index),
       IN_MODE(test_approximate_offset, pread),
       IN_MODE(test_approximate_offset, mapped),
+      IN_ALL_MODES(test_overlapping_index_handles),
       cmocka_unit_test(test_two_level_iter),
       cmocka_unit_test(test_posix_mmap),
   };
