@@ -1,4 +1,5 @@
-/* Background work: flushing immutable memtables and running compactions.
+/* Background work: flushing immutable memtables, running compactions and deleting files that
+ * readers of old versions kept alive until they let go.
  *
  * max_background_jobs worker threads share the work. A worker takes a flush when one is
  * waiting and none is running (memtables are flushed in order, one at a time), else a
@@ -105,6 +106,9 @@ static void *bg_main(void *arg) {
       db->compaction_running = 1;
       db_background_compaction(db);
       db->compaction_running = 0;
+    } else if (db->purge_pending) {
+      db->purge_pending = 0;
+      db_remove_obsolete_files(db);
     } else {
       pthread_cond_wait(&db->bg_cv, &db->mu);
       continue;
@@ -143,7 +147,7 @@ void db_schedule_work(mayfly_db *db) { pthread_cond_broadcast(&db->bg_cv); }
 int db_is_idle(mayfly_db *db) {
   if (db->flush_running || db->compaction_running || db->manifest_busy) return 0;
   if (db->bg_error) return 1;
-  return db->num_imm == 0 && !db_compaction_needed(db);
+  return db->num_imm == 0 && !db->purge_pending && !db_compaction_needed(db);
 }
 
 int db_log_and_apply(mayfly_db *db, version_edit *edit) {

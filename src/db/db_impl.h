@@ -152,6 +152,7 @@ struct mayfly_db {
   mf_thread *bg_threads[MF_MAX_BG_THREADS];
   int num_bg_threads;
   int shutting_down;
+  int purge_pending; /* a reader freed an old version: its files may be obsolete now */
   _Atomic int stop_jobs; /* shutting_down, readable without mu by running jobs */
   int flush_running;      /* one flush at a time: memtables are flushed in order */
   int compaction_running; /* one compaction at a time */

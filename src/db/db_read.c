@@ -40,7 +40,12 @@ static void view_unpin(mayfly_db *db, read_view *rv, file_meta *seek_file, int s
   for (int i = 0; i < rv->num_imm; i++) memtable_unref(rv->imm[i]);
   pthread_mutex_lock(&db->mu);
   if (seek_file) db_record_seek(db, seek_file, seek_level);
-  version_unref(rv->v);
+  /* The last reader of a replaced version may hold the last pin on files a compaction made
+   * obsolete: a worker deletes them now rather than at the next flush or compaction. */
+  if (version_unref(rv->v) && !db->shutting_down) {
+    db->purge_pending = 1;
+    pthread_cond_broadcast(&db->bg_cv); /* others wait on bg_cv too: wake a worker surely */
+  }
   pthread_mutex_unlock(&db->mu);
 }
 

@@ -143,9 +143,11 @@ static void version_free(version *v) {
 
 void version_ref(version *v) { v->refs++; }
 
-void version_unref(version *v) {
+int version_unref(version *v) {
   assert(v->refs > 0);
-  if (--v->refs == 0) version_free(v);
+  if (--v->refs > 0) return 0;
+  version_free(v);
+  return 1;
 }
 
 uint64_t version_level_bytes(const version *v, int level) {

@@ -70,8 +70,8 @@ typedef struct version {
 /* REQUIRES: db mutex held. */
 void version_ref(version *v);
 /* REQUIRES: db mutex held. Frees v when the last reference goes, releasing its file_metas
- * (a file_meta is freed with its last version). */
-void version_unref(version *v);
+ * (a file_meta is freed with its last version). Returns 1 when it freed v, else 0. */
+int version_unref(version *v);
 
 /* Finds the newest entry of user_key with seq <= snapshot_seq in v's files: L0 files newest
  * first (every file whose key range holds user_key), then for each level >= 1 the one file

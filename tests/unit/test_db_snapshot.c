@@ -323,6 +323,38 @@ static void test_snapshot_sees_deleted_key(void **state) {
   close_small(db);
 }
 
+/* Tables that a compaction replaced stay on disk while an iterator reads the old version,
+ * and are deleted soon after the iterator goes (not at the next flush or compaction). */
+static void test_iterator_release_deletes_replaced_tables(void **state) {
+  (void)state;
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  assert_int_equal(mayfly_options_set(&o, "enable_blob_files", "false"), MAYFLY_OK);
+  mayfly_db *db = open_ok(&o);
+  for (int round = 0; round < 3; round++) {
+    for (int i = round; i < 300; i += 3) put_ver(db, i, round, 50, 0);
+    flush(db);
+  }
+  ok(db, mayfly_wait_idle(db), "wait_idle");
+  int before = count_files(env, ".sst");
+  assert_true(before >= 2);
+  mayfly_iter *it = NULL;
+  ok(db, mayfly_iter_create(db, NULL, &it), "iter_create");
+  compact_all(db);
+  /* The iterator's version still holds the replaced tables. */
+  assert_int_equal(count_files(env, ".sst"), before + 1);
+  int n = 0;
+  for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it); mayfly_iter_next(it)) n++;
+  ok(db, mayfly_iter_status(it), "iterator scan");
+  assert_int_equal(n, 300);
+  mayfly_iter_destroy(it);
+  ok(db, mayfly_wait_idle(db), "wait_idle");
+  assert_int_equal(count_files(env, ".sst"), 1);
+  for (int i = 0; i < 300; i++) assert_int_equal(get_ver(db, NULL, i), i % 3);
+  close_ok(db);
+  env->destroy(env);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const struct CMUnitTest tests[] = {
@@ -330,6 +362,7 @@ int main(void) {
       cmocka_unit_test(test_many_snapshots_random),
       cmocka_unit_test(test_release_lets_merges_drop),
       cmocka_unit_test(test_snapshot_sees_deleted_key),
+      cmocka_unit_test(test_iterator_release_deletes_replaced_tables),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
