@@ -15,6 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How a benchmark run opens its database, from mayfly_bench's flags (db_bench's names). */
+typedef struct bench_open_settings {
+  int create_if_missing;   /* 0 under --use_existing_db: a missing database is an error */
+  int sync;                /* --sync: every write is synchronous */
+  int disable_wal;         /* --disable_wal: writes skip the WAL; only when can_disable_wal */
+  const char *compression; /* --compression_type: one of the adapter's compressions */
+} bench_open_settings;
+
 typedef struct bench_adapter {
   /* Short engine name, as given to --engine ("mayfly", "leveldb"). Static storage. */
   const char *name;
@@ -22,12 +30,20 @@ typedef struct bench_adapter {
   /* Writes the engine's library version ("mayfly 0.1.0", "leveldb 1.23") into buf. */
   void (*version)(char *buf, size_t len);
 
-  /* Opens (creating if missing) the database in directory path. options is the engine's
-   * "name=value;name=value" text (may be empty, never NULL); the adapter owns its
-   * defaults (no compression, WAL on, no sync). *handle belongs to the adapter until close. */
-  int (*open)(const char *path, const char *options, void **handle, char *err, size_t err_len);
+  /* The --compression_type values the engine takes, comma-separated ("none,snappy"), and
+   * whether it can write without its WAL. mayfly_bench refuses (or, with --engine=all,
+   * skips the engine with a message) any other combination before opening anything. */
+  const char *compressions;
+  int can_disable_wal;
 
-  /* Writes key -> value (WAL on, no sync). */
+  /* Opens the database in directory path, creating it when settings->create_if_missing.
+   * options is the engine's "name=value;name=value" text (may be empty, never NULL), applied
+   * after settings (so it may override the compression); the adapter owns its defaults (WAL
+   * on, no sync). *handle belongs to the adapter until close. */
+  int (*open)(const char *path, const char *options, const bench_open_settings *settings,
+              void **handle, char *err, size_t err_len);
+
+  /* Writes key -> value (with the sync and WAL settings of open). */
   int (*put)(void *handle, const void *key, size_t klen, const void *val, size_t vlen, char *err,
              size_t err_len);
 
@@ -36,7 +52,7 @@ typedef struct bench_adapter {
   int (*get)(void *handle, const void *key, size_t klen, int *found, size_t *vlen, char *err,
              size_t err_len);
 
-  /* Deletes key (WAL on, no sync); deleting an absent key is not an error. */
+  /* Deletes key (settings as put); deleting an absent key is not an error. */
   int (*del)(void *handle, const void *key, size_t klen, char *err, size_t err_len);
 
   /* Reads up to limit entries (0: no limit) with one iterator: forwards from the first key
@@ -59,6 +75,15 @@ typedef struct bench_adapter {
    * memtable may stay in memory). May be NULL: mayfly_bench then waits until the size of
    * the database directory stops changing for a second. */
   int (*wait_idle)(void *handle, char *err, size_t err_len);
+
+  /* Compacts the whole key range into the last level and returns when done (db_bench's
+   * "compact": mayfly_compact_range, leveldb_compact_range, rocksdb_compact_range). */
+  int (*compact)(void *handle, char *err, size_t err_len);
+
+  /* The time writes have been stalled or slowed down by the engine since open, in
+   * microseconds. Returns 0, or nonzero (no message) when the engine cannot tell. May be
+   * NULL when it never can (LevelDB). */
+  int (*stall_micros)(void *handle, uint64_t *micros);
 
   /* Closes the database and frees the handle (which is invalid afterwards). */
   int (*close)(void *handle, char *err, size_t err_len);

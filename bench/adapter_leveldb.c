@@ -11,8 +11,14 @@
  * sizes for every engine) in front of --leveldb_options, so in the bench every one of these
  * is set explicitly; the defaults above only apply to other callers.
  *
+ * The open settings: create_if_missing, sync (leveldb_writeoptions_set_sync) and compression
+ * none or snappy (the only ones LevelDB's C API has). LevelDB cannot write without its log,
+ * so can_disable_wal is 0 and open refuses disable_wal.
+ *
  * LevelDB does not report the bytes it writes, so bytes_written is NULL; mayfly_bench
- * measures every engine's write traffic from /proc/self/io instead. */
+ * measures every engine's write traffic from /proc/self/io instead. Nor does it count stall
+ * time (stall_micros is NULL: "n/a") or say when background work is done (wait_idle is NULL:
+ * mayfly_bench watches the directory's size). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,17 +152,26 @@ static void handle_free(ldb_handle *h)
   free(h);
 }
 
-static int ldb_open(const char *path, const char *options, void **handle, char *err,
-                    size_t err_len)
+static int ldb_open(const char *path, const char *options, const bench_open_settings *settings,
+                    void **handle, char *err, size_t err_len)
 {
+  int snappy = strcmp(settings->compression, "snappy") == 0;
+  if (settings->disable_wal || (!snappy && strcmp(settings->compression, "none") != 0)) {
+    snprintf(err, err_len, "leveldb: %s is not supported (LevelDB has %s)",
+             settings->disable_wal ? "disable_wal" : settings->compression,
+             settings->disable_wal ? "no way to write without its log"
+                                   : "only none and snappy compression");
+    return 1;
+  }
   ldb_handle *h = calloc(1, sizeof *h);
   if (h == NULL) {
     snprintf(err, err_len, "leveldb: out of memory");
     return 1;
   }
   h->options = leveldb_options_create();
-  leveldb_options_set_create_if_missing(h->options, 1);
-  leveldb_options_set_compression(h->options, leveldb_no_compression);
+  leveldb_options_set_create_if_missing(h->options, (unsigned char)settings->create_if_missing);
+  leveldb_options_set_compression(h->options,
+                                  snappy ? leveldb_snappy_compression : leveldb_no_compression);
   leveldb_options_set_write_buffer_size(h->options, 4u << 20);
   if (apply_options(h, options, err, err_len) != 0) {
     handle_free(h);
@@ -164,7 +179,7 @@ static int ldb_open(const char *path, const char *options, void **handle, char *
   }
   h->read_options = leveldb_readoptions_create();
   h->write_options = leveldb_writeoptions_create();
-  leveldb_writeoptions_set_sync(h->write_options, 0);
+  leveldb_writeoptions_set_sync(h->write_options, (unsigned char)settings->sync);
 
   char *ldb_err = NULL;
   h->db = leveldb_open(h->options, path, &ldb_err);
@@ -279,6 +294,13 @@ static int ldb_scan_all(void *handle, uint64_t *entries, uint64_t *bytes, char *
   return 0;
 }
 
+static int ldb_compact(void *handle, char *err, size_t err_len)
+{
+  ldb_handle *h = handle;
+  leveldb_compact_range(h->db, NULL, 0, NULL, 0);
+  return 0;
+}
+
 static int ldb_close(void *handle, char *err, size_t err_len)
 {
   handle_free(handle);
@@ -301,6 +323,8 @@ static void ldb_version(char *buf, size_t len)
 
 const bench_adapter bench_adapter_leveldb = {
     .name = "leveldb",
+    .compressions = "none,snappy",
+    .can_disable_wal = 0,
     .version = ldb_version,
     .open = ldb_open,
     .put = ldb_put,
@@ -309,6 +333,8 @@ const bench_adapter bench_adapter_leveldb = {
     .scan = ldb_scan,
     .scan_all = ldb_scan_all,
     .bytes_written = NULL,
+    .compact = ldb_compact,
+    .stall_micros = NULL,
     .close = ldb_close,
     .destroy = ldb_destroy,
 };

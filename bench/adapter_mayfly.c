@@ -1,7 +1,12 @@
 /* mayfly behind the bench adapter interface, through the public API only (include/mayfly.h).
  *
- * Defaults applied before the caller's --options text: compression=none (the comparison
- * runs every engine uncompressed). Writes go through the WAL without sync (flags 0). */
+ * Applied before the caller's options text, in this order: compression=none (the comparison
+ * runs every engine uncompressed unless --compression_type says otherwise), the open
+ * settings' compression and create_if_missing. Writes take the flags of the open settings:
+ * 0 (WAL, no sync), MAYFLY_SYNC (--sync) or MAYFLY_NO_WAL (--disable_wal).
+ *
+ * Stall time: mayfly has no property for it alone, so it is read from the "Stall: S s" line of
+ * mayfly.stats (milliseconds resolution). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +27,14 @@ static int fail(char *err, size_t err_len, const char *what, int rc, const mayfl
   return 1;
 }
 
-static int mf_open(const char *path, const char *options, void **handle, char *err, size_t err_len)
+/* The open database and the write flags every put and delete uses. */
+typedef struct mf_handle {
+  mayfly_db *db;
+  unsigned write_flags;
+} mf_handle;
+
+static int mf_open(const char *path, const char *options, const bench_open_settings *settings,
+                   void **handle, char *err, size_t err_len)
 {
   mayfly_options *opt = NULL;
   mayfly_db *db = NULL;
@@ -34,6 +46,14 @@ static int mf_open(const char *path, const char *options, void **handle, char *e
     mayfly_options_destroy(opt);
     return fail(err, err_len, "options_parse(bench defaults \"compression=none\")", rc, NULL);
   }
+  rc = mayfly_options_set(opt, "compression", settings->compression);
+  if (rc == MAYFLY_OK)
+    rc = mayfly_options_set(opt, "create_if_missing",
+                            settings->create_if_missing ? "true" : "false");
+  if (rc != MAYFLY_OK) {
+    mayfly_options_destroy(opt);
+    return fail(err, err_len, "options_set(compression, create_if_missing)", rc, NULL);
+  }
   if (options[0] != '\0') {
     rc = mayfly_options_parse(opt, options);
     if (rc != MAYFLY_OK) {
@@ -43,29 +63,39 @@ static int mf_open(const char *path, const char *options, void **handle, char *e
       return fail(err, err_len, what, rc, NULL);
     }
   }
+  mf_handle *h = calloc(1, sizeof *h);
+  if (h == NULL) {
+    mayfly_options_destroy(opt);
+    return fail(err, err_len, "open", MAYFLY_ENOMEM, NULL);
+  }
   rc = mayfly_open(path, opt, &db);
   mayfly_options_destroy(opt);
   if (rc != MAYFLY_OK) {
+    free(h);
     char what[512];
-    snprintf(what, sizeof what, "open(%s)", path);
+    snprintf(what, sizeof what, "open(%s)%s", path,
+             settings->create_if_missing ? "" : " (--use_existing_db: it must exist)");
     return fail(err, err_len, what, rc, NULL);
   }
-  *handle = db;
+  h->db = db;
+  h->write_flags = settings->sync ? MAYFLY_SYNC : settings->disable_wal ? MAYFLY_NO_WAL : 0;
+  *handle = h;
   return 0;
 }
 
 static int mf_put(void *handle, const void *key, size_t klen, const void *val, size_t vlen,
                   char *err, size_t err_len)
 {
-  mayfly_db *db = handle;
-  int rc = mayfly_put(db, key, klen, val, vlen, 0);
+  mf_handle *h = handle;
+  mayfly_db *db = h->db;
+  int rc = mayfly_put(db, key, klen, val, vlen, h->write_flags);
   return rc == MAYFLY_OK ? 0 : fail(err, err_len, "put", rc, db);
 }
 
 static int mf_get(void *handle, const void *key, size_t klen, int *found, size_t *vlen, char *err,
                   size_t err_len)
 {
-  mayfly_db *db = handle;
+  mayfly_db *db = ((mf_handle *)handle)->db;
   void *val = NULL;
   int rc = mayfly_get(db, NULL, key, klen, &val, vlen);
   if (rc == MAYFLY_ENOTFOUND) {
@@ -83,7 +113,7 @@ static int mf_get(void *handle, const void *key, size_t klen, int *found, size_t
 static int mf_scan_all(void *handle, uint64_t *entries, uint64_t *bytes, char *err,
                        size_t err_len)
 {
-  mayfly_db *db = handle;
+  mayfly_db *db = ((mf_handle *)handle)->db;
   mayfly_iter *it = NULL;
   uint64_t n = 0, total = 0;
   int rc = mayfly_iter_create(db, NULL, &it);
@@ -108,15 +138,16 @@ static int mf_scan_all(void *handle, uint64_t *entries, uint64_t *bytes, char *e
 
 static int mf_del(void *handle, const void *key, size_t klen, char *err, size_t err_len)
 {
-  mayfly_db *db = handle;
-  int rc = mayfly_delete(db, key, klen, 0);
+  mf_handle *h = handle;
+  mayfly_db *db = h->db;
+  int rc = mayfly_delete(db, key, klen, h->write_flags);
   return rc == MAYFLY_OK ? 0 : fail(err, err_len, "delete", rc, db);
 }
 
 static int mf_scan(void *handle, const void *start, size_t slen, int reverse, uint64_t limit,
                    uint64_t *entries, uint64_t *bytes, char *err, size_t err_len)
 {
-  mayfly_db *db = handle;
+  mayfly_db *db = ((mf_handle *)handle)->db;
   mayfly_iter *it = NULL;
   uint64_t n = 0, total = 0;
   int rc = mayfly_iter_create(db, NULL, &it);
@@ -179,7 +210,7 @@ static int property_u64(mayfly_db *db, const char *name, uint64_t *out)
 
 static int mf_bytes_written(void *handle, uint64_t *engine_bytes, uint64_t *user_bytes)
 {
-  mayfly_db *db = handle;
+  mayfly_db *db = ((mf_handle *)handle)->db;
   if (property_u64(db, "mayfly.bytes-written", engine_bytes) != 0)
     return 1;
   return property_u64(db, "mayfly.user-bytes-written", user_bytes);
@@ -187,14 +218,40 @@ static int mf_bytes_written(void *handle, uint64_t *engine_bytes, uint64_t *user
 
 static int mf_wait_idle(void *handle, char *err, size_t err_len)
 {
-  mayfly_db *db = handle;
+  mayfly_db *db = ((mf_handle *)handle)->db;
   int rc = mayfly_wait_idle(db);
   return rc == MAYFLY_OK ? 0 : fail(err, err_len, "wait_idle", rc, db);
 }
 
+/* The "Stall: S s" line of mayfly.stats, in microseconds. */
+static int mf_stall_micros(void *handle, uint64_t *micros)
+{
+  char *text = NULL;
+  if (mayfly_property(((mf_handle *)handle)->db, "mayfly.stats", &text) != MAYFLY_OK ||
+      text == NULL)
+    return 1;
+  const char *line = strstr(text, "\nStall: ");
+  double seconds = 0;
+  int ok = line != NULL && sscanf(line, "\nStall: %lf s", &seconds) == 1 && seconds >= 0;
+  mayfly_free(text);
+  if (!ok)
+    return 1;
+  *micros = (uint64_t)(seconds * 1e6 + 0.5);
+  return 0;
+}
+
+static int mf_compact(void *handle, char *err, size_t err_len)
+{
+  mayfly_db *db = ((mf_handle *)handle)->db;
+  int rc = mayfly_compact_range(db, NULL, 0, NULL, 0);
+  return rc == MAYFLY_OK ? 0 : fail(err, err_len, "compact_range", rc, db);
+}
+
 static int mf_close(void *handle, char *err, size_t err_len)
 {
-  int rc = mayfly_close(handle);
+  mf_handle *h = handle;
+  int rc = mayfly_close(h->db);
+  free(h);
   /* The handle is gone even when close reports a failure, so no errmsg is available. */
   return rc == MAYFLY_OK ? 0 : fail(err, err_len, "close", rc, NULL);
 }
@@ -216,7 +273,8 @@ static void mf_print_stats(void *handle)
                                       "mayfly.live-data-size-exact"};
   for (size_t i = 0; i < sizeof props / sizeof props[0]; i++) {
     char *text = NULL;
-    if (mayfly_property(handle, props[i], &text) == MAYFLY_OK && text != NULL) {
+    if (mayfly_property(((mf_handle *)handle)->db, props[i], &text) == MAYFLY_OK &&
+        text != NULL) {
       printf("%s:\n%s%s", props[i], text,
              text[0] != '\0' && text[strlen(text) - 1] == '\n' ? "" : "\n");
       mayfly_free(text);
@@ -231,6 +289,8 @@ static void mf_version(char *buf, size_t len)
 
 const bench_adapter bench_adapter_mayfly = {
     .name = "mayfly",
+    .compressions = "none,lz4,zstd",
+    .can_disable_wal = 1,
     .version = mf_version,
     .open = mf_open,
     .put = mf_put,
@@ -240,6 +300,8 @@ const bench_adapter bench_adapter_mayfly = {
     .scan_all = mf_scan_all,
     .bytes_written = mf_bytes_written,
     .wait_idle = mf_wait_idle,
+    .compact = mf_compact,
+    .stall_micros = mf_stall_micros,
     .close = mf_close,
     .destroy = mf_destroy,
     .print_stats = mf_print_stats,

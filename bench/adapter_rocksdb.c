@@ -18,9 +18,13 @@
  *   blob_garbage_collection_age_cutoff 0.25, blob_garbage_collection_force_threshold 1.
  * mayfly's blob_gc_policy has no RocksDB counterpart (RocksDB has policy age only), so it is
  * refused like any unknown name. Pass enable_blob_files=false for plain leveled RocksDB.
- * Fixed, whatever the options say: leveled compaction, no compression, create_if_missing,
- * WAL on, no sync. Any other option name is refused, so a typo cannot silently benchmark
- * the wrong setting.
+ * Fixed, whatever the options say: leveled compaction. From the open settings: compression
+ * (none, snappy, lz4, zstd; RocksDB refuses at open one its library was built without),
+ * create_if_missing, sync and disableWAL in the write options. Any other option name is
+ * refused, so a typo cannot silently benchmark the wrong setting.
+ *
+ * Stall time: the "Cumulative stall: H:M:S" line of rocksdb.stats (the DB-wide write stall
+ * and slowdown time since open), as the C API has no statistics ticker access.
  *
  * RocksDB counts its own write traffic ("rocksdb.stats"), but mayfly_bench measures every
  * engine the same way, from /proc/self/io, so bytes_written is NULL. wait_idle polls
@@ -353,10 +357,33 @@ static void build_options(rdb_handle *h, const struct rdb_settings *s)
   rocksdb_options_set_block_based_table_factory(o, h->table_options);
 }
 
-static int rdb_open(const char *path, const char *options, void **handle, char *err,
-                    size_t err_len)
+static int rdb_compression(const char *name, int *type)
+{
+  static const struct {
+    const char *name;
+    int type;
+  } types[] = {{"none", rocksdb_no_compression},
+               {"snappy", rocksdb_snappy_compression},
+               {"lz4", rocksdb_lz4_compression},
+               {"zstd", rocksdb_zstd_compression}};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    if (strcmp(name, types[i].name) == 0) {
+      *type = types[i].type;
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int rdb_open(const char *path, const char *options, const bench_open_settings *settings,
+                    void **handle, char *err, size_t err_len)
 {
   struct rdb_settings s = k_mayfly_defaults;
+  int compression = rocksdb_no_compression;
+  if (rdb_compression(settings->compression, &compression) != 0) {
+    snprintf(err, err_len, "rocksdb: unknown compression \"%s\"", settings->compression);
+    return 1;
+  }
   if (parse_settings(options, &s, err, err_len) != 0)
     return 1;
   rdb_handle *h = calloc(1, sizeof *h);
@@ -365,9 +392,12 @@ static int rdb_open(const char *path, const char *options, void **handle, char *
     return 1;
   }
   build_options(h, &s);
+  rocksdb_options_set_compression(h->options, compression);
+  rocksdb_options_set_create_if_missing(h->options, (unsigned char)settings->create_if_missing);
   h->read_options = rocksdb_readoptions_create();
   h->write_options = rocksdb_writeoptions_create();
-  rocksdb_writeoptions_set_sync(h->write_options, 0);
+  rocksdb_writeoptions_set_sync(h->write_options, (unsigned char)settings->sync);
+  rocksdb_writeoptions_disable_WAL(h->write_options, settings->disable_wal);
 
   char *rdb_err = NULL;
   h->db = rocksdb_open(h->options, path, &rdb_err);
@@ -517,6 +547,32 @@ static int rdb_wait_idle(void *handle, char *err, size_t err_len)
   }
 }
 
+static int rdb_compact(void *handle, char *err, size_t err_len)
+{
+  rdb_handle *h = handle;
+  rocksdb_compact_range(h->db, NULL, 0, NULL, 0);
+  return 0;
+}
+
+/* "Cumulative stall: 00:00:1.234 H:M:S, 0.5 percent" in the DB Stats of rocksdb.stats. */
+static int rdb_stall_micros(void *handle, uint64_t *micros)
+{
+  rdb_handle *h = handle;
+  char *text = rocksdb_property_value(h->db, "rocksdb.stats");
+  if (text == NULL)
+    return 1;
+  const char *line = strstr(text, "Cumulative stall: ");
+  unsigned long hours = 0, minutes = 0;
+  double seconds = 0;
+  int ok = line != NULL &&
+           sscanf(line, "Cumulative stall: %lu:%lu:%lf", &hours, &minutes, &seconds) == 3;
+  rocksdb_free(text);
+  if (!ok)
+    return 1;
+  *micros = (uint64_t)(((double)hours * 3600.0 + (double)minutes * 60.0 + seconds) * 1e6 + 0.5);
+  return 0;
+}
+
 static int rdb_close(void *handle, char *err, size_t err_len)
 {
   handle_free(handle);
@@ -554,6 +610,8 @@ static void rdb_version(char *buf, size_t len)
 
 const bench_adapter bench_adapter_rocksdb = {
     .name = "rocksdb",
+    .compressions = "none,snappy,lz4,zstd",
+    .can_disable_wal = 1,
     .version = rdb_version,
     .open = rdb_open,
     .put = rdb_put,
@@ -563,6 +621,8 @@ const bench_adapter bench_adapter_rocksdb = {
     .scan_all = rdb_scan_all,
     .bytes_written = NULL,
     .wait_idle = rdb_wait_idle,
+    .compact = rdb_compact,
+    .stall_micros = rdb_stall_micros,
     .close = rdb_close,
     .destroy = rdb_destroy,
     .print_stats = rdb_print_stats,

@@ -9,6 +9,7 @@
 #include "gen.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 uint64_t gen_rng_next(uint64_t *state)
 {
@@ -107,6 +108,136 @@ uint32_t gen_pareto_size(uint64_t *state, uint32_t mean, uint32_t max)
   if (v > (double)max)
     return max;
   return (uint32_t)(v + 0.5);
+}
+
+/* ---- mixgraph ---------------------------------------------------------------------------- */
+
+double gen_rng_open_double(uint64_t *state)
+{
+  return 1.0 - gen_rng_double(state);
+}
+
+double gen_gpareto_inverse(double u, double theta, double k, double sigma)
+{
+  if (k == 0.0)
+    return theta - sigma * log(u);
+  return theta + sigma * (pow(u, -k) - 1.0) / k;
+}
+
+/* Rounds x up and clamps it to [lo, hi]; NaN (0 * inf) counts as lo. */
+static double ceil_clamped(double x, double lo, double hi)
+{
+  if (!(x > lo))
+    return lo;
+  if (x > hi)
+    return hi;
+  return ceil(x);
+}
+
+int64_t gen_gpareto(uint64_t *state, double theta, double k, double sigma)
+{
+  double x = gen_gpareto_inverse(gen_rng_open_double(state), theta, k, sigma);
+  if (isnan(x))
+    return 0;
+  return (int64_t)ceil_clamped(x, (double)(INT64_MIN / 2), (double)(INT64_MAX / 2));
+}
+
+uint64_t gen_power_seed(uint64_t *state, double a, double b)
+{
+  double x = pow(gen_rng_open_double(state) / a, 1.0 / b);
+  return (uint64_t)ceil_clamped(x, 1.0, 4611686018427387904.0 /* 2^62 */);
+}
+
+uint64_t gen_scatter(uint64_t seed, uint64_t n)
+{
+  uint64_t state = seed;
+  return n == 0 ? 0 : gen_rng_next(&state) % n;
+}
+
+static double two_term_exp(double x, double a, double b, double c, double d)
+{
+  double p = a * exp(b * x) + c * exp(d * x);
+  return p < 1e-16 ? 0.0 : p; /* db_bench's cut-off: a range this cold is never drawn */
+}
+
+int gen_keyrange_init(gen_keyrange *g, uint64_t n, uint64_t count, double a, double b, double c,
+                      double d)
+{
+  *g = (gen_keyrange){0};
+  if (n == 0)
+    return 1;
+  if (count < 1)
+    count = 1;
+  if (count > n)
+    count = n;
+  g->cumulative = malloc(count * sizeof *g->cumulative);
+  g->x = malloc(count * sizeof *g->x);
+  if (g->cumulative == NULL || g->x == NULL) {
+    gen_keyrange_free(g);
+    return 1;
+  }
+  g->count = count;
+  g->range_size = n / count;
+  /* Fisher-Yates over x = 1..count, from a stream that depends on count only: the hot
+   * ranges land at the same places in every run, but not all at the start of the space. */
+  for (uint64_t i = 0; i < count; i++)
+    g->x[i] = i + 1;
+  uint64_t shuffle = 0x6b657972616e6765ull ^ count;
+  for (uint64_t i = count - 1; i > 0; i--) {
+    uint64_t j = gen_rng_uniform(&shuffle, i + 1);
+    uint64_t t = g->x[i];
+    g->x[i] = g->x[j];
+    g->x[j] = t;
+  }
+  double total = 0;
+  for (uint64_t i = 0; i < count; i++) {
+    total += two_term_exp((double)g->x[i], a, b, c, d);
+    g->cumulative[i] = total;
+  }
+  if (!(total > 0) || !isfinite(total)) {
+    gen_keyrange_free(g);
+    return 1;
+  }
+  for (uint64_t i = 0; i < count; i++)
+    g->cumulative[i] /= total;
+  g->cumulative[count - 1] = 1.0; /* no slot past the end through rounding */
+  return 0;
+}
+
+void gen_keyrange_free(gen_keyrange *g)
+{
+  free(g->cumulative);
+  free(g->x);
+  *g = (gen_keyrange){0};
+}
+
+double gen_keyrange_probability(const gen_keyrange *g, uint64_t slot)
+{
+  return slot == 0 ? g->cumulative[0] : g->cumulative[slot] - g->cumulative[slot - 1];
+}
+
+uint64_t gen_keyrange_slot(const gen_keyrange *g, uint64_t *state)
+{
+  /* The first slot whose cumulative probability exceeds u: a binary search. */
+  double u = gen_rng_double(state);
+  uint64_t lo = 0, hi = g->count - 1;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (u < g->cumulative[mid])
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return lo;
+}
+
+uint64_t gen_keyrange_key(const gen_keyrange *g, double key_a, double key_b, uint64_t *state)
+{
+  uint64_t slot = gen_keyrange_slot(g, state);
+  uint64_t offset = key_a != 0.0 && key_b != 0.0
+                        ? gen_scatter(gen_power_seed(state, key_a, key_b), g->range_size)
+                        : gen_rng_uniform(state, g->range_size);
+  return slot * g->range_size + offset;
 }
 
 /* ---- histogram ------------------------------------------------------------------------- */
