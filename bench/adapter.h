@@ -80,6 +80,11 @@ typedef struct bench_adapter {
    * "compact": mayfly_compact_range, leveldb_compact_range, rocksdb_compact_range). */
   int (*compact)(void *handle, char *err, size_t err_len);
 
+  /* Writes every memtable to the engine's files and returns when that is done (db_bench's
+   * "flush": mayfly_flush, rocksdb_flush with wait). May be NULL when the engine cannot
+   * (LevelDB's C API has no flush): the benchmark then does nothing for that engine. */
+  int (*flush)(void *handle, char *err, size_t err_len);
+
   /* The time writes have been stalled or slowed down by the engine since open, in
    * microseconds. Returns 0, or nonzero (no message) when the engine cannot tell. May be
    * NULL when it never can (LevelDB). */

@@ -223,21 +223,16 @@ static int mf_wait_idle(void *handle, char *err, size_t err_len)
   return rc == MAYFLY_OK ? 0 : fail(err, err_len, "wait_idle", rc, db);
 }
 
-/* The "Stall: S s" line of mayfly.stats, in microseconds. */
+static int mf_flush(void *handle, char *err, size_t err_len)
+{
+  mayfly_db *db = ((mf_handle *)handle)->db;
+  int rc = mayfly_flush(db);
+  return rc == MAYFLY_OK ? 0 : fail(err, err_len, "flush", rc, db);
+}
+
 static int mf_stall_micros(void *handle, uint64_t *micros)
 {
-  char *text = NULL;
-  if (mayfly_property(((mf_handle *)handle)->db, "mayfly.stats", &text) != MAYFLY_OK ||
-      text == NULL)
-    return 1;
-  const char *line = strstr(text, "\nStall: ");
-  double seconds = 0;
-  int ok = line != NULL && sscanf(line, "\nStall: %lf s", &seconds) == 1 && seconds >= 0;
-  mayfly_free(text);
-  if (!ok)
-    return 1;
-  *micros = (uint64_t)(seconds * 1e6 + 0.5);
-  return 0;
+  return property_u64(((mf_handle *)handle)->db, "mayfly.stall-micros", micros);
 }
 
 static int mf_compact(void *handle, char *err, size_t err_len)
@@ -302,6 +297,7 @@ const bench_adapter bench_adapter_mayfly = {
     .wait_idle = mf_wait_idle,
     .compact = mf_compact,
     .stall_micros = mf_stall_micros,
+    .flush = mf_flush,
     .close = mf_close,
     .destroy = mf_destroy,
     .print_stats = mf_print_stats,

@@ -554,6 +554,22 @@ static int rdb_compact(void *handle, char *err, size_t err_len)
   return 0;
 }
 
+static int rdb_flush(void *handle, char *err, size_t err_len)
+{
+  rdb_handle *h = handle;
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  char *rdb_err = NULL;
+  rocksdb_flush(h->db, fo, &rdb_err);
+  rocksdb_flushoptions_destroy(fo);
+  if (rdb_err != NULL) {
+    snprintf(err, err_len, "flush: %s", rdb_err);
+    rocksdb_free(rdb_err);
+    return 1;
+  }
+  return 0;
+}
+
 /* "Cumulative stall: 00:00:1.234 H:M:S, 0.5 percent" in the DB Stats of rocksdb.stats. */
 static int rdb_stall_micros(void *handle, uint64_t *micros)
 {
@@ -622,6 +638,7 @@ const bench_adapter bench_adapter_rocksdb = {
     .bytes_written = NULL,
     .wait_idle = rdb_wait_idle,
     .compact = rdb_compact,
+    .flush = rdb_flush,
     .stall_micros = rdb_stall_micros,
     .close = rdb_close,
     .destroy = rdb_destroy,

@@ -27,7 +27,7 @@ void flags_usage(FILE *out, const char *engines)
           "                                   overwritezipf, deleterandom, seekrandom,\n"
           "                                   readreverse, readwhilewriting, ycsba..ycsbf,\n"
           "                                   mixgraph, compact (full manual compaction),\n"
-          "                                   stats, waitidle\n"
+          "                                   flush, stats, waitidle\n"
           "  --num=N                          keys / operations per benchmark (1000000)\n"
           "  --reads=N                        operations of readrandom, seekrandom, mixgraph,\n"
           "                                   readwhilewriting (its readers), ycsba..f (num)\n"

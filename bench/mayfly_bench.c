@@ -26,6 +26,8 @@
  *   mixgraph    reads operations of Facebook's FAST'20 model (db_bench's mixgraph; see the
  *               mixgraph section below for its laws and where it differs from db_bench)
  *   compact     one full manual compaction of the whole key range (one thread); timed
+ *   flush       writes the memtables to files and waits for it (one thread); timed. LevelDB's
+ *               C API has no flush: nothing is done for it
  *   stats       (pseudo) prints the engine's own statistics (mayfly.stats and
  *               mayfly.blob-stats, rocksdb.stats); not timed
  *   waitidle    (pseudo) waits until background work is done; timed, no amplification
@@ -602,6 +604,11 @@ static int op_compact(struct worker *w, int64_t i)
 {
   return w->r->a->compact(w->r->db, w->err, sizeof w->err);
 }
+static int op_flush(struct worker *w, int64_t i)
+{
+  struct run *r = w->r;
+  return r->a->flush != NULL ? r->a->flush(r->db, w->err, sizeof w->err) : 0;
+}
 static int op_waitidle(struct worker *w, int64_t i)
 {
   struct run *r = w->r;
@@ -633,6 +640,7 @@ static const struct benchmark k_benchmarks[] = {
     {"ycsbf", op_ycsbf, COUNT_READS, 0},
     {"mixgraph", op_mixgraph, COUNT_READS, 0},
     {"compact", op_compact, COUNT_ONE, B_SINGLE},
+    {"flush", op_flush, COUNT_ONE, B_SINGLE},
     {"waitidle", op_waitidle, COUNT_ONE, B_NO_AMP | B_SINGLE},
     {"stats", NULL, COUNT_ONE, B_PSEUDO},
 };

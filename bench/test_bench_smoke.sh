@@ -8,7 +8,7 @@ set -u
 bench=$1 engine=$2 dir=$3
 benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,readreverse,seekrandom
 benchmarks=$benchmarks,deleterandom,readwhilewriting,ycsba,ycsbb,ycsbc,ycsbd,ycsbe,ycsbf
-benchmarks=$benchmarks,mixgraph,overwritezipf,compact,waitidle,stats
+benchmarks=$benchmarks,mixgraph,overwritezipf,flush,compact,waitidle,stats
 rm -rf "$dir"
 mkdir -p "$dir" || exit 1
 out=$dir/out.txt err=$dir/err.txt

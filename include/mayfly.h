@@ -121,7 +121,8 @@ MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *va
  *   "mayfly.total-sst-size", "mayfly.total-blob-size", "mayfly.blob-garbage-size",
  *   "mayfly.live-data-size"        (estimate; exact after mayfly_wait_idle + full GC)
  *   "mayfly.bytes-written"         every byte the engine wrote to files since open
- *   "mayfly.user-bytes-written"    key+value bytes accepted from callers since open */
+ *   "mayfly.user-bytes-written"    key+value bytes accepted from callers since open
+ *   "mayfly.stall-micros"          time writes were delayed or stopped since open, in µs */
 MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value);
 
 #ifdef __cplusplus

@@ -4,6 +4,9 @@
 #
 #   load     fillrandom: N puts of uniform random keys (16 B) x 1 KiB values, empty database
 #   update   overwritezipf (--writes=3N): 3N puts of scrambled zipfian(0.99) keys (YCSB's generator)
+#   flush    the memtables are written out (db_bench's flush; LevelDB has none), so that the
+#            space figure does not depend on how full the last memtable and its WAL happen to
+#            be when the update ends (up to one memtable, 6% of the live data at N = 1M)
 #
 # WAL on, no sync, no compression (values and tables). Every engine gets the same memtable,
 # table file and level sizes, scaled from N so that the tree has the same shape at any N:
@@ -17,9 +20,9 @@
 # age settings; RocksDB leveled without blob files; LevelDB. One mayfly_bench process per row
 # (the same binary), one after the other.
 #
-# Write amp = bytes the process passed to write() during load + update, each followed by
-# letting background work settle / key+value bytes put. Space amp = on-disk bytes of the
-# database directory after the update has settled / (distinct keys x (16 + value size)).
+# Write amp = bytes the process passed to write() during load + update + flush, each followed
+# by letting background work settle / key+value bytes put. Space amp = on-disk bytes of the
+# database directory after the flush has settled / (distinct keys x (16 + value size)).
 #
 # Usage: scripts/bench-w1.sh [--num=N] [--value_size=B] [--min_blob_size=B] [--rows=LIST]
 #                            [--write_buffer_size=B] [--db=DIR] [--out=DIR]
@@ -126,7 +129,7 @@ for row in "${all_rows[@]}"; do
     *) eopt=() ;;
   esac
   log="$out/$label.log"
-  cmd=("$bench" --engine="$engine" --benchmarks=fillrandom,overwritezipf,stats --num="$num"
+  cmd=("$bench" --engine="$engine" --benchmarks=fillrandom,overwritezipf,flush,stats --num="$num"
        --writes=$(( 3 * num )) --value_size="$value_size" --zipf_theta=0.99
        --db="$db/$label" --write_buffer_size="$wbs" --max_file_size="$wbs" --block_size=4KiB
        --cache_size=32MiB --bloom_bits=10 --max_open_files=1000 "${eopt[@]}")

@@ -173,6 +173,8 @@ MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
     rc = mf_buf_appendf(&b, "%" PRIu64, (uint64_t)db->bytes_written + version_set_bytes_written(db->vs));
   } else if (strcmp(name, "mayfly.user-bytes-written") == 0) {
     rc = mf_buf_appendf(&b, "%" PRIu64, (uint64_t)db->user_bytes_written);
+  } else if (strcmp(name, "mayfly.stall-micros") == 0) {
+    rc = mf_buf_appendf(&b, "%" PRIu64, db->stall_micros);
   } else if (strcmp(name, "mayfly.total-sst-size") == 0) {
     uint64_t total = 0;
     for (int l = 0; l < MF_NUM_LEVELS; l++) total += version_level_bytes(v, l);

@@ -1425,6 +1425,9 @@ static void test_write_stall(void **state) {
   double stall = stall_seconds(db);
   printf("write stall: %.3f s\n", stall);
   assert_true(stall > 0.0);
+  /* The property holds the same count in microseconds (stats prints it to the ms). */
+  double micros = (double)prop_u64(db, "mayfly.stall-micros");
+  assert_true(micros >= stall * 1e6 - 1000 && micros <= stall * 1e6 + 1000);
   check_all(db, NULL, expect, N, "after stalls");
   close_db(db);
 }
