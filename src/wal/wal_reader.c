@@ -13,9 +13,14 @@
  * durable, and recovery must simply stop there. Damage *before* acknowledged data is
  * corruption. The reader cannot see acknowledgements, but it can see whether anything valid
  * follows the damage: when it meets a bad fragment (checksum mismatch, unknown type, a length
- * that crosses the block or the end of the file) it scans every byte offset after it to the
- * end of the file for a fragment whose checksum validates (scan_for_valid_fragment). None
- * found: torn tail, clean end, the ignored bytes are counted in dropped_bytes. One found:
+ * that crosses the block or the end of the file) it looks for a fragment whose checksum
+ * validates anywhere after it (scan_for_valid_fragment): at every byte offset of the rest of
+ * the damaged block, whose fragment boundaries the damage may have hidden, and at the start
+ * of every later block, where the writer always begins a fragment (a record never leaves a
+ * block without one at offset 0, since a block's tail too short for a header is padding and
+ * the next fragment starts the next block). So the scan costs one block's worth of checks
+ * plus one check per later block, never a check at every offset of a long file. None found:
+ * torn tail, clean end, the ignored bytes are counted in dropped_bytes. One found:
  * MAYFLY_ECORRUPT at the bad fragment's offset. Zero bytes never validate (type 0 is unknown),
  * so a zero-filled tail is a torn tail without special handling. The scan is only paid on the
  * damaged path and stops at the first valid fragment, which is usually the next block start.
@@ -83,28 +88,29 @@ static int fragment_valid_at(const char *block, size_t n, size_t q) {
   return decode_fixed32(block + q) == mf_checksum_seeded(type, payload, len);
 }
 
-/* Looks for any valid fragment starting after the bad one at block offset bad_pos of the
- * current block, to the end of the file. Clobbers r->block (the caller is done with it: the
- * log ends or fails either way). *file_end gets the file size when nothing is found. */
+/* Looks for a valid fragment after the bad one at block offset bad_pos of the current block:
+ * at every later offset of this block, then at offset 0 of each later block, to the end of
+ * the file. Clobbers r->block (the caller is done with it: the log ends or fails either way).
+ * *file_end gets the file size when nothing is found. */
 static int scan_for_valid_fragment(wal_reader *r, size_t bad_pos, int *found,
                                    uint64_t *file_end) {
-  size_t q = bad_pos + 1;
   *found = 0;
-  for (;;) {
-    for (; q + WAL_FRAGMENT_HEADER_SIZE <= r->block_len; q++) {
-      if (fragment_valid_at(r->block, r->block_len, q)) {
-        *found = 1;
-        return MAYFLY_OK;
-      }
-    }
-    if (r->block_len < WAL_BLOCK_SIZE) {
-      *file_end = r->block_start + r->block_len;
+  for (size_t q = bad_pos + 1; q + WAL_FRAGMENT_HEADER_SIZE <= r->block_len; q++) {
+    if (fragment_valid_at(r->block, r->block_len, q)) {
+      *found = 1;
       return MAYFLY_OK;
     }
+  }
+  while (r->block_len == WAL_BLOCK_SIZE) {
     int rc = load_block(r, r->block_start + WAL_BLOCK_SIZE);
     if (rc != MAYFLY_OK) return rc;
-    q = 0;
+    if (fragment_valid_at(r->block, r->block_len, 0)) {
+      *found = 1;
+      return MAYFLY_OK;
+    }
   }
+  *file_end = r->block_start + r->block_len;
+  return MAYFLY_OK;
 }
 
 static int fail(wal_reader *r, int code, uint64_t offset) {
