@@ -92,23 +92,26 @@ static int open_reader(blob_cache *bc, const char *fname, uint64_t file_number,
 }
 
 /* Finds or opens reader file_number; on MAYFLY_OK *out pins it. */
-static int find_reader(blob_cache *bc, const char *fname, uint64_t file_number,
-                       uint64_t file_size, mf_cache_handle **out) {
+static int find_reader(blob_cache *bc, uint64_t file_number, uint64_t file_size,
+                       mf_cache_handle **out) {
   char key_buf[8];
   encode_fixed64(key_buf, file_number);
   mf_slice key = mf_slice_make(key_buf, sizeof key_buf);
   *out = cache_lookup(bc->readers, key);
   if (*out) return MAYFLY_OK;
 
+  char *fname = filename_blob(bc->dbname, file_number);
+  if (!fname)
+    return MF_ERR(MAYFLY_ENOMEM, "%s: out of memory naming blob file %06llu", bc->dbname,
+                  (unsigned long long)file_number);
   blob_reader *r = NULL;
   int rc = open_reader(bc, fname, file_number, file_size, &r);
-  if (rc != MAYFLY_OK) return rc;
-  *out = cache_insert(bc->readers, key, r, 1, delete_reader);
-  if (!*out) {
+  if (rc == MAYFLY_OK && !(*out = cache_insert(bc->readers, key, r, 1, delete_reader))) {
     blob_reader_close(r);
-    return MF_ERR(MAYFLY_ENOMEM, "%s: out of memory caching the open blob file", fname);
+    rc = MF_ERR(MAYFLY_ENOMEM, "%s: out of memory caching the open blob file", fname);
   }
-  return MAYFLY_OK;
+  free(fname);
+  return rc;
 }
 
 /* Copies value into the value cache. Failing to cache is not an error: the read succeeded. */
@@ -131,7 +134,7 @@ static void cache_value_copy(blob_cache *bc, mf_slice key, mf_slice user_key,
 }
 
 int blob_cache_get(blob_cache *bc, mf_slice user_key, const blob_index *bi, uint64_t file_size,
-                   mf_buf *value) {
+                   int fill_cache, mf_buf *value) {
   char vkey_buf[VALUE_KEY_SIZE];
   encode_fixed64(vkey_buf, bc->value_cache_id);
   encode_fixed64(vkey_buf + 8, bi->file_number);
@@ -151,18 +154,14 @@ int blob_cache_get(blob_cache *bc, mf_slice user_key, const blob_index *bi, uint
     }
   }
 
-  char *fname = filename_blob(bc->dbname, bi->file_number);
-  if (!fname)
-    return MF_ERR(MAYFLY_ENOMEM, "%s: out of memory naming blob file %06llu", bc->dbname,
-                  (unsigned long long)bi->file_number);
   mf_cache_handle *h = NULL;
-  int rc = find_reader(bc, fname, bi->file_number, file_size, &h);
+  int rc = find_reader(bc, bi->file_number, file_size, &h);
   if (rc == MAYFLY_OK) {
     rc = blob_reader_get(cache_value(h), user_key, bi, value);
     cache_release(bc->readers, h);
   }
-  free(fname);
-  if (rc == MAYFLY_OK && bc->value_cache) cache_value_copy(bc, vkey, user_key, bi, value);
+  if (rc == MAYFLY_OK && bc->value_cache && fill_cache)
+    cache_value_copy(bc, vkey, user_key, bi, value);
   return rc;
 }
 

@@ -44,11 +44,13 @@ void blob_cache_destroy(blob_cache *bc);
 
 /* Sets *value (mf_buf_set semantics; the caller owns value) to the value bi points to for
  * user_key: from the value cache, or read and checked through the file's reader (then
- * inserted into the value cache). file_size is the blob file's size, or 0 to ask the env.
+ * inserted into the value cache when fill_cache is set; garbage collection reads each live
+ * blob once to move it, and caching those would only evict what readers use). file_size is
+ * the blob file's size, or 0 to ask the env.
  * Errors name the file: MAYFLY_ECORRUPT (bad record or index, or the file is missing:
  * "blob file NNNNNN.blob referenced but missing"), MAYFLY_EIO, MAYFLY_ENOMEM. */
 int blob_cache_get(blob_cache *bc, mf_slice user_key, const blob_index *bi, uint64_t file_size,
-                   mf_buf *value);
+                   int fill_cache, mf_buf *value);
 
 /* Drops file_number's reader (call when the file is deleted). It closes now, or when the last
  * get using it finishes. */

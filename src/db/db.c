@@ -229,7 +229,7 @@ static int flush_recovered(mayfly_db *db, replay_state *st, version_edit *edit) 
   }
   memtable_unref(st->mem);
   st->mem = NULL;
-  rc = memtable_create(0, &st->mem); /* replay only: never read, no filter */
+  rc = memtable_create(db_memtable_arena_block(db), 0, &st->mem); /* replay: no filter */
   return rc ? MF_ERR(rc, "out of memory") : MAYFLY_OK;
 }
 
@@ -291,7 +291,7 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   qsort(wals, nwals, sizeof *wals, cmp_u64);
 
   replay_state st = {db, NULL, version_set_last_sequence(db->vs)};
-  rc = memtable_create(0, &st.mem);
+  rc = memtable_create(db_memtable_arena_block(db), 0, &st.mem);
   int stop = 0;
   for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++)
     rc = replay_wal(db, wals[i], &st, edit, &stop);
@@ -448,7 +448,8 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
                            db->blob_value_cache ? db->blob_value_cache : db->block_cache,
                            &db->blob_cache);
   if (rc == MAYFLY_OK) rc = version_set_create(db->env, db->dbname, &db->opt, db->tcache, &db->vs);
-  if (rc == MAYFLY_OK) rc = memtable_create(db_memtable_filter_bytes(db), &db->mem);
+  if (rc == MAYFLY_OK)
+    rc = memtable_create(db_memtable_arena_block(db), db_memtable_filter_bytes(db), &db->mem);
   if (rc == MAYFLY_OK) rc = db_trace_open(db); /* before recovery: its flushes are traced */
   if (rc == MAYFLY_OK) rc = recover(db);
   if (rc == MAYFLY_OK) rc = db_start_background(db);

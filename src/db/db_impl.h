@@ -202,6 +202,8 @@ void db_pending_remove(mayfly_db *db, uint64_t number); /* REQUIRES: mu held */
 /* The filter size of a new memtable (memtable_bloom_size_ratio). REQUIRES: mu held or no
  * other thread. */
 size_t db_memtable_filter_bytes(const mayfly_db *db);
+/* The arena block size of a new memtable. REQUIRES: as db_memtable_filter_bytes. */
+size_t db_memtable_arena_block(const mayfly_db *db);
 int db_write(mayfly_db *db, const struct mayfly_batch *batch, unsigned flags);
 /* Forces the memtable to become immutable and waits until every immutable memtable is
  * flushed. */

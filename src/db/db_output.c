@@ -246,7 +246,7 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
       return rc ? rc : table_add(o, ikey, value, bi.file_number);
     }
     /* Relocate: the old copy becomes garbage (inflow without outflow). */
-    rc = blob_cache_get(o->db->blob_cache, user_key, &bi, 0, &o->value_buf);
+    rc = blob_cache_get(o->db->blob_cache, user_key, &bi, 0, 0, &o->value_buf);
     if (rc) return rc;
     o->relocated_count++;
     o->relocated_bytes += blob_record_bytes(user_key.len, bi.size);

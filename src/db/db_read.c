@@ -77,7 +77,7 @@ int db_resolve_blob(mayfly_db *db, mf_slice user_key, mf_buf *value) {
   blob_index bi;
   int rc = blob_index_decode(mf_buf_slice(value), &bi);
   if (rc) return rc;
-  return blob_cache_get(db->blob_cache, user_key, &bi, 0, value);
+  return blob_cache_get(db->blob_cache, user_key, &bi, 0, 1, value);
 }
 
 int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out) {

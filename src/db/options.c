@@ -117,7 +117,7 @@ static const struct option_desc option_table[] = {
                 "Memtable size at which it is made immutable and scheduled for flush."),
     INT_OPTION(max_write_buffer_number, "2", 2, 64, RUNTIME,
                "Memtables (the active one plus those waiting to flush) before writes stop."),
-    DOUBLE_OPTION(memtable_bloom_size_ratio, "0.02", 0, 0.25, RUNTIME,
+    DOUBLE_OPTION(memtable_bloom_size_ratio, "0.01", 0, 0.25, RUNTIME,
                   "Size of a bloom filter over each new memtable's user keys, as a fraction of "
                   "write_buffer_size; point lookups of keys it rules out skip the memtable. 0 "
                   "turns it off. (RocksDB: memtable_prefix_bloom_size_ratio with "

@@ -44,8 +44,8 @@
 #define MEMTABLE_SKIPLIST_SEED UINT64_C(0x6d6179666c79)
 
 /* The filter: blocks of 8 words (64 bytes, one cache line); each key sets FILTER_PROBES bits
- * of the block its hash picks. 6 probes suit the 15-30 bits per key the default ratio gives
- * for ~100-byte entries. */
+ * of the block its hash picks. 6 probes suit the 10-15 bits per key the default ratio gives
+ * for ~100-byte entries (about 1% false positives). */
 #define FILTER_BLOCK_WORDS 8
 #define FILTER_PROBES 6
 
@@ -109,7 +109,7 @@ static int filter_may_contain(const memtable *m, mf_slice user_key) {
   return 1;
 }
 
-int memtable_create(size_t filter_bytes, memtable **out) {
+int memtable_create(size_t arena_block_size, size_t filter_bytes, memtable **out) {
   memtable *m = malloc(sizeof *m);
   if (!m) return MF_ERR(MAYFLY_ENOMEM, "memtable: out of memory");
   m->filter = NULL;
@@ -127,7 +127,7 @@ int memtable_create(size_t filter_bytes, memtable **out) {
     for (uint64_t i = 0; i < m->filter_blocks * FILTER_BLOCK_WORDS; i++)
       atomic_init(&m->filter[i], 0);
   }
-  int rc = arena_create(&m->arena);
+  int rc = arena_create_sized(arena_block_size, &m->arena);
   if (rc) {
     free((void *)m->filter);
     free(m);

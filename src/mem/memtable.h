@@ -28,12 +28,13 @@
 
 typedef struct memtable memtable;
 
-/* Creates an empty memtable with one reference (the caller's). filter_bytes > 0 gives it a
- * bloom filter over the user keys of about that many bytes (rounded down to 64-byte blocks;
- * under 64 bytes: none), which lets memtable_get answer for most absent keys without a
- * skiplist search; the filter counts in memtable_memory_usage.
+/* Creates an empty memtable with one reference (the caller's), whose arena allocates blocks
+ * of arena_block_size bytes (see util/arena.h; 0: the arena's default). filter_bytes > 0
+ * gives it a bloom filter over the user keys of about that many bytes (rounded down to
+ * 64-byte blocks; under 64 bytes: none), which lets memtable_get answer for most absent keys
+ * without a skiplist search; the filter counts in memtable_memory_usage.
  * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
-int memtable_create(size_t filter_bytes, memtable **out);
+int memtable_create(size_t arena_block_size, size_t filter_bytes, memtable **out);
 void memtable_ref(memtable *m);
 /* Drops a reference; the last one frees the memtable (every slice into it dies).
  * Thread-safe. NULL is a no-op. */

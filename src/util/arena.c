@@ -2,10 +2,10 @@
  *
  * Layout: a singly linked list of malloc'd blocks, newest first. The current block is the
  * one small requests are carved from: [alloc_ptr, alloc_ptr + alloc_remaining) is its unused
- * tail. A request that does not fit in the tail either gets its own block (when it is large,
- * so the tail stays usable for the small requests that follow) or starts a fresh 4 KiB block
- * (abandoning the old tail, at most 1 KiB of waste per block since larger requests never
- * come here). Every block's payload starts at max_align_t alignment because malloc returns
+ * tail. A request that does not fit in the tail either gets its own block (when it is larger
+ * than a quarter block, so the tail stays usable for the small requests that follow) or
+ * starts a fresh block of block_size (abandoning the old tail, at most a quarter block of
+ * waste per block since larger requests never come here). Every block's payload starts at max_align_t alignment because malloc returns
  * such memory and the header is padded to it. */
 #include "util/arena.h"
 
@@ -16,10 +16,8 @@
 
 #include "mayfly.h"
 
-enum {
-  ARENA_BLOCK_SIZE = 4096,
-  ARENA_LARGE_REQUEST = ARENA_BLOCK_SIZE / 4 /* > this: a block of its own */
-};
+#define ARENA_MIN_BLOCK_SIZE ((size_t)4096)
+#define ARENA_MAX_BLOCK_SIZE ((size_t)64 << 20)
 
 typedef struct arena_block {
   struct arena_block *next;
@@ -31,11 +29,19 @@ struct mf_arena {
   size_t alloc_remaining;
   arena_block *blocks;
   atomic_size_t memory_usage;
+  size_t block_size;
+  size_t large_request; /* > this: a block of its own (a quarter block) */
 };
 
-int arena_create(mf_arena **out) {
+int arena_create(mf_arena **out) { return arena_create_sized(ARENA_MIN_BLOCK_SIZE, out); }
+
+int arena_create_sized(size_t block_size, mf_arena **out) {
   mf_arena *a = malloc(sizeof *a);
   if (!a) return MAYFLY_ENOMEM;
+  if (block_size < ARENA_MIN_BLOCK_SIZE) block_size = ARENA_MIN_BLOCK_SIZE;
+  if (block_size > ARENA_MAX_BLOCK_SIZE) block_size = ARENA_MAX_BLOCK_SIZE;
+  a->block_size = block_size;
+  a->large_request = block_size / 4;
   a->alloc_ptr = NULL;
   a->alloc_remaining = 0;
   a->blocks = NULL;
@@ -68,11 +74,11 @@ static char *new_block(mf_arena *a, size_t n) {
 
 /* Slow path: the request does not fit in the current block's tail. */
 static char *alloc_fallback(mf_arena *a, size_t n) {
-  if (n > ARENA_LARGE_REQUEST) return new_block(a, n);
-  char *p = new_block(a, ARENA_BLOCK_SIZE);
+  if (n > a->large_request) return new_block(a, n);
+  char *p = new_block(a, a->block_size);
   if (!p) return NULL;
   a->alloc_ptr = p + n;
-  a->alloc_remaining = ARENA_BLOCK_SIZE - n;
+  a->alloc_remaining = a->block_size - n;
   return p;
 }
 

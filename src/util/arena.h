@@ -1,8 +1,10 @@
 /* Arena: bump allocation for objects that all die together (a memtable's skiplist nodes and
  * entries).
  *
- * Memory comes from 4 KiB blocks; a request larger than 1 KiB gets a block of its own so a
- * big value does not waste the tail of the current block. Nothing is freed individually:
+ * Memory comes from blocks of a size fixed at creation (4 KiB by default; a memtable uses
+ * larger ones, so that values of a few KiB are carved from shared blocks instead of costing a
+ * malloc and a header each); a request larger than a quarter block gets a block of its own so
+ * a big value does not waste the tail of the current block. Nothing is freed individually:
  * arena_destroy frees every block at once. Pointers returned by arena_alloc* stay valid and
  * never move until arena_destroy.
  *
@@ -20,6 +22,8 @@ typedef struct mf_arena mf_arena;
 /* Creates an empty arena in *out (caller owns it; free with arena_destroy).
  * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
 int arena_create(mf_arena **out);
+/* As arena_create, with blocks of block_size bytes (clamped to [4 KiB, 64 MiB]). */
+int arena_create_sized(size_t block_size, mf_arena **out);
 /* Frees every block and the arena itself; every pointer it returned becomes invalid.
  * NULL is a no-op. */
 void arena_destroy(mf_arena *a);

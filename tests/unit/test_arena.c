@@ -118,10 +118,44 @@ static void test_usage_and_large(void **state) {
   arena_destroy(NULL);
 }
 
+/* A sized arena carves requests up to a quarter of its block from shared blocks (1 KiB
+ * values cost no block each), gives larger ones their own, and clamps odd sizes. */
+static void test_sized_blocks(void **state) {
+  (void)state;
+  mf_arena *a;
+  assert_int_equal(arena_create_sized(256 << 10, &a), MAYFLY_OK);
+  size_t u0 = arena_memory_usage(a);
+  assert_non_null(arena_alloc(a, 1100));
+  size_t u1 = arena_memory_usage(a);
+  assert_true(u1 >= u0 + (256 << 10) && u1 < u0 + (256 << 10) + 4096);
+  /* 200 more 1100-byte requests (215 KiB) fit in the same block. */
+  for (int i = 0; i < 200; i++) {
+    char *p = arena_alloc(a, 1100);
+    assert_non_null(p);
+    memset(p, i, 1100);
+  }
+  assert_int_equal(arena_memory_usage(a), u1);
+  /* Above a quarter block (64 KiB): a block of its own, the shared one stays current. */
+  assert_non_null(arena_alloc(a, (64 << 10) + 1));
+  size_t u2 = arena_memory_usage(a);
+  assert_true(u2 >= u1 + (64 << 10) && u2 < u1 + (64 << 10) + 4096);
+  assert_non_null(arena_alloc(a, 1100));
+  assert_int_equal(arena_memory_usage(a), u2);
+  arena_destroy(a);
+  /* Below the 4 KiB minimum: clamped up, so a 1 KiB request still shares a block. */
+  assert_int_equal(arena_create_sized(100, &a), MAYFLY_OK);
+  u0 = arena_memory_usage(a);
+  assert_non_null(arena_alloc(a, 1000));
+  assert_non_null(arena_alloc(a, 1000));
+  assert_true(arena_memory_usage(a) < u0 + 4096 + 1024);
+  arena_destroy(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_random_allocations),
       cmocka_unit_test(test_usage_and_large),
+      cmocka_unit_test(test_sized_blocks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,7 +135,7 @@ static int teardown(void **state) {
 static int get_record(blob_cache *bc, uint64_t f, int i, uint64_t file_size, mf_buf *value) {
   char k[32];
   record_key(k, sizeof k, f, i);
-  int rc = blob_cache_get(bc, mf_slice_cstr(k), &files->bi[f][i], file_size, value);
+  int rc = blob_cache_get(bc, mf_slice_cstr(k), &files->bi[f][i], file_size, 1, value);
   if (rc != MAYFLY_OK) return rc;
   mf_buf expect = MF_BUF_INIT;
   record_value(&expect, f, i);
@@ -194,7 +194,7 @@ static void test_value_cache(void **state) {
   char k[32];
   record_key(k, sizeof k, 2, 6);
   mf_error_clear();
-  assert_int_equal(blob_cache_get(bc, mf_slice_cstr(k), &files->bi[2][5], 0, &value),
+  assert_int_equal(blob_cache_get(bc, mf_slice_cstr(k), &files->bi[2][5], 0, 1, &value),
                    MAYFLY_ECORRUPT);
   assert_non_null(strstr(mf_error_message(), "000002.blob"));
   assert_int_equal(atomic_load(&preads), after_first + 1);
@@ -205,11 +205,29 @@ static void test_value_cache(void **state) {
   assert_int_equal(get_record(bc, 2, 50, 0, &value), MAYFLY_OK);
   assert_int_equal(atomic_load(&preads), after_first + 1);
 
+  /* A get without fill_cache (garbage collection's) reads the file and leaves the value
+   * cache as it was; a cached value still serves it. */
+  assert_int_equal(get_record(bc, 3, 8, 0, &value), MAYFLY_OK); /* opens file 3's reader */
+  size_t charge = cache_total_charge(values);
+  long preads_before = atomic_load(&preads);
+  record_key(k, sizeof k, 3, 9);
+  assert_int_equal(blob_cache_get(bc, mf_slice_cstr(k), &files->bi[3][9], 0, 0, &value),
+                   MAYFLY_OK);
+  assert_int_equal(atomic_load(&preads), preads_before + 1);
+  assert_true(cache_total_charge(values) == charge);
+  assert_int_equal(get_record(bc, 3, 9, 0, &value), MAYFLY_OK); /* not cached: reads again */
+  assert_int_equal(atomic_load(&preads), preads_before + 2);
+  record_key(k, sizeof k, 2, 50);
+  assert_int_equal(blob_cache_get(bc, mf_slice_cstr(k), &files->bi[2][50], 0, 0, &value),
+                   MAYFLY_OK);
+  assert_int_equal(atomic_load(&preads), preads_before + 2);
+
   /* Two blob caches sharing one value cache do not share keys. */
   blob_cache *other;
   assert_int_equal(blob_cache_create(env, DB, 100, values, &other), MAYFLY_OK);
+  long preads_other = atomic_load(&preads);
   assert_int_equal(get_record(other, 2, 50, 0, &value), MAYFLY_OK);
-  assert_true(atomic_load(&preads) > after_first + 1);
+  assert_true(atomic_load(&preads) > preads_other);
   blob_cache_destroy(other);
 
   blob_cache_destroy(bc);
@@ -270,7 +288,7 @@ static void test_evict_and_missing(void **state) {
   /* A file that never existed. */
   blob_index bi = {123, 100, 10, MF_COMPRESSION_NONE};
   mf_error_clear();
-  assert_int_equal(blob_cache_get(bc, mf_slice_cstr("k"), &bi, 0, &value), MAYFLY_ECORRUPT);
+  assert_int_equal(blob_cache_get(bc, mf_slice_cstr("k"), &bi, 0, 1, &value), MAYFLY_ECORRUPT);
   assert_non_null(strstr(mf_error_message(), "000123.blob referenced but missing"));
 
   /* A damaged file: corruption naming it (the open error is wrapped, not lost). */

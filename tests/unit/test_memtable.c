@@ -53,7 +53,7 @@ static void expect_missing(memtable *m, mf_slice key, uint64_t snap) {
 static void test_versions_and_snapshots(void **state) {
   (void)state;
   memtable *m;
-  assert_int_equal(memtable_create(0, &m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, 0, &m), MAYFLY_OK);
   expect_missing(m, S("a"), MF_MAX_SEQ);
 
   assert_int_equal(memtable_add(m, 10, MF_TYPE_VALUE, S("k"), S("v10")), MAYFLY_OK);
@@ -110,7 +110,7 @@ static void test_versions_and_snapshots(void **state) {
 static void test_empty_key_and_large(void **state) {
   (void)state;
   memtable *m;
-  assert_int_equal(memtable_create(0, &m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, 0, &m), MAYFLY_OK);
   size_t before = memtable_memory_usage(m);
 
   assert_int_equal(memtable_add(m, 1, MF_TYPE_VALUE, S(""), S("empty-key")), MAYFLY_OK);
@@ -177,7 +177,7 @@ static void test_empty_key_and_large(void **state) {
 static void test_iterator_order_and_seek(void **state) {
   (void)state;
   memtable *m;
-  assert_int_equal(memtable_create(0, &m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, 0, &m), MAYFLY_OK);
   /* Added out of order; expected order: user key asc, seq desc. */
   assert_int_equal(memtable_add(m, 5, MF_TYPE_VALUE, S("b"), S("b5")), MAYFLY_OK);
   assert_int_equal(memtable_add(m, 9, MF_TYPE_DELETE, S("b"), S("")), MAYFLY_OK);
@@ -273,7 +273,7 @@ static void test_random_model(void **state) {
   mf_random rnd;
   mf_random_seed(&rnd, seed);
   memtable *m;
-  assert_int_equal(memtable_create(*(size_t *)*state, &m), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, *(size_t *)*state, &m), MAYFLY_OK);
   enum { N = 3000 };
   ref_entry *ref = calloc(N, sizeof *ref);
   assert_non_null(ref);
@@ -409,7 +409,7 @@ static void *conc_reader(void *arg) {
 
 static void test_concurrent_get(void **state) {
   conc_state st;
-  assert_int_equal(memtable_create(*(size_t *)*state, &st.mem), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, *(size_t *)*state, &st.mem), MAYFLY_OK);
   atomic_init(&st.published, 0);
   atomic_init(&st.failures, 0);
   pthread_t writer, readers[CONC_READERS];
@@ -428,9 +428,9 @@ static void test_concurrent_get(void **state) {
 static void test_filter_memory(void **state) {
   (void)state;
   memtable *plain, *small, *filtered;
-  assert_int_equal(memtable_create(0, &plain), MAYFLY_OK);
-  assert_int_equal(memtable_create(63, &small), MAYFLY_OK);
-  assert_int_equal(memtable_create(1 << 20, &filtered), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, 0, &plain), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, 63, &small), MAYFLY_OK);
+  assert_int_equal(memtable_create(0, 1 << 20, &filtered), MAYFLY_OK);
   assert_true(memtable_memory_usage(small) == memtable_memory_usage(plain));
   assert_true(memtable_memory_usage(filtered) == memtable_memory_usage(plain) + (1 << 20));
   /* Keys added to a filtered memtable are all found; absent ones are all misses. */

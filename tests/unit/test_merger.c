@@ -272,7 +272,7 @@ static void test_memtable_children(void **state) {
   mf_random_seed(&rnd, seed ^ 0x5eed);
   enum { MEMS = 6, OPS = 600 };
   memtable *mems[MEMS];
-  for (int i = 0; i < MEMS; i++) assert_int_equal(memtable_create(0, &mems[i]), MAYFLY_OK);
+  for (int i = 0; i < MEMS; i++) assert_int_equal(memtable_create(0, 0, &mems[i]), MAYFLY_OK);
   typedef struct ref_ikey {
     mf_buf ikey;
     char value[16];

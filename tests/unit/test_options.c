@@ -181,7 +181,7 @@ static void test_defaults(void **state) {
                       "max_background_jobs=2\n"
                       "write_buffer_size=64MiB\n"
                       "max_write_buffer_number=2\n"
-                      "memtable_bloom_size_ratio=0.02\n"
+                      "memtable_bloom_size_ratio=0.01\n"
                       "block_size=4KiB\n"
                       "block_restart_interval=16\n"
                       "bloom_bits_per_key=10\n"
