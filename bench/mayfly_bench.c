@@ -83,9 +83,11 @@
  *                the benchmark put,
  *   space amp  = sum of the sizes of every file under the database directory (WAL, tables,
  *                manifest, info logs) / (distinct keys written since the last fill x
- *                (key_size + value_size)),
+ *                (key_size + value_size)); one instant, so also sampled once a second while
+ *                the benchmark runs (same formula, live bytes so far), printed as the mean
+ *                and maximum "while running",
  *   stall time = the engine's write-stall counter after settling minus before the benchmark
- *                (mayfly: "Stall" of mayfly.stats; RocksDB: "Cumulative stall" of
+ *                (mayfly: mayfly.stall-micros; RocksDB: "Cumulative stall" of
  *                rocksdb.stats; LevelDB has none: n/a),
  *   peak RSS   = VmHWM of /proc/self/status, as above. */
 #include <errno.h>
@@ -769,9 +771,22 @@ static int settle(struct run *r)
   }
 }
 
-/* Settles background work, then records and prints write and space amplification. */
+/* The monitor's space sampler: space amp of the database right now (0: cannot tell). */
+static double space_amp_now(void *arg)
+{
+  struct run *r = arg;
+  uint64_t disk = 0;
+  uint64_t live = __atomic_load_n(&r->distinct, __ATOMIC_RELAXED) *
+                  (uint64_t)(r->f->key_size + r->f->value_size);
+  if (live == 0 || dir_size(r->path, &disk) != 0)
+    return 0;
+  return (double)disk / (double)live;
+}
+
+/* Settles background work, then records and prints write and space amplification (and the
+ * mean and maximum of the monitor's space samples taken while the benchmark ran). */
 static int measure_amplification(struct run *r, const struct outcome *o, uint64_t wchar_before,
-                                 struct bench_result *res)
+                                 bench_monitor *m, struct bench_result *res)
 {
   double start = now_seconds();
   if (settle(r) != 0)
@@ -789,6 +804,11 @@ static int measure_amplification(struct run *r, const struct outcome *o, uint64_
          " keys)\n",
          res->write_amp, wchar, settled, o->user_written, res->space_amp, disk, live,
          r->distinct);
+  monitor_space_samples(m, &res->space_samples, &res->space_amp_mean, &res->space_amp_max);
+  if (res->space_samples > 0)
+    printf("             space amp while running: mean %.2f, max %.2f (%" PRIu64
+           " samples, 1 s apart)\n",
+           res->space_amp_mean, res->space_amp_max, res->space_samples);
   return 0;
 }
 
@@ -962,6 +982,8 @@ static int run_benchmark(struct run *r, const struct benchmark *b, struct bench_
   bench_monitor m;
   __atomic_store_n(&r->done_ops, 0, __ATOMIC_RELAXED);
   monitor_start(&m, b->name, benchmark_total(r, b), r->f->stats_interval_seconds, &r->done_ops);
+  if (!(b->flags & B_NO_AMP))
+    monitor_sample_space(&m, space_amp_now, r);
   uint64_t wchar_before = report_process_wchar();
   double start = now_seconds();
   int rc = run_workers(r, b, benchmark_seed(r->f->seed, b->name), &o, res->latency);
@@ -994,7 +1016,7 @@ static int run_benchmark(struct run *r, const struct benchmark *b, struct bench_
     print_latency(res->latency);
   print_write_traffic(r, &o, wchar_after - wchar_before);
   if (!(b->flags & B_NO_AMP))
-    rc = measure_amplification(r, &o, wchar_before, res);
+    rc = measure_amplification(r, &o, wchar_before, &m, res);
   monitor_stop(&m);
   if (rc == 0)
     report_stall_and_rss(r, have_stall, stall_before, res);

@@ -56,11 +56,12 @@ static void *monitor_main(void *arg)
   const double progress_every = m->tty ? 2.0 : 5.0;
   double next_progress = m->start + progress_every;
   double next_stats = m->stats_interval > 0 ? m->start + m->stats_interval : INFINITY;
+  double next_sample = m->start + 1.0;
   double last_t = m->start;
   uint64_t last_ops = 0;
   pthread_mutex_lock(&m->mu);
   while (!m->stop) {
-    double wake = fmin(next_progress, next_stats);
+    double wake = fmin(fmin(next_progress, next_stats), m->sampler ? next_sample : INFINITY);
     struct timespec ts = {.tv_sec = (time_t)wake,
                           .tv_nsec = (long)((wake - floor(wake)) * 1e9)};
     pthread_cond_timedwait(&m->cv, &m->mu, &ts);
@@ -82,6 +83,20 @@ static void *monitor_main(void *arg)
       last_t = now;
       while (next_stats <= now)
         next_stats += m->stats_interval;
+    }
+    if (m->sampler && now >= next_sample) {
+      if (!m->settling) {
+        /* The sampler reads the directory: no lock needed, and none held while it runs. */
+        pthread_mutex_unlock(&m->mu);
+        double amp = m->sampler(m->sampler_arg);
+        pthread_mutex_lock(&m->mu);
+        if (amp > 0 && !m->settling) {
+          m->sample_sum += amp;
+          m->sample_max = fmax(m->sample_max, amp);
+          m->samples++;
+        }
+      }
+      next_sample = now + 1.0;
     }
     if (now >= next_progress) {
       print_progress(m, now, ops);
@@ -109,6 +124,24 @@ void monitor_start(bench_monitor *m, const char *name, int64_t total, double sta
   pthread_cond_init(&m->cv, &attr);
   pthread_condattr_destroy(&attr);
   m->running = pthread_create(&m->thread, NULL, monitor_main, m) == 0;
+}
+
+void monitor_sample_space(bench_monitor *m, double (*sampler)(void *arg), void *arg)
+{
+  pthread_mutex_lock(&m->mu);
+  m->sampler_arg = arg;
+  m->sampler = sampler;
+  pthread_cond_signal(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+}
+
+void monitor_space_samples(bench_monitor *m, uint64_t *count, double *mean, double *max)
+{
+  pthread_mutex_lock(&m->mu);
+  *count = m->samples;
+  *mean = m->samples > 0 ? m->sample_sum / (double)m->samples : 0.0;
+  *max = m->sample_max;
+  pthread_mutex_unlock(&m->mu);
 }
 
 static void set_flags(bench_monitor *m, int settling, int stop)

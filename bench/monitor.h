@@ -8,7 +8,11 @@
  *   progress on stderr, never stdout: every 2 s rewritten in place when stderr is a terminal,
  *     else a whole line every 5 s, so that short benchmarks print nothing. Once told the
  *     timed part is over (monitor_settling), interval lines stop and progress says
- *     "settling" (background work after a benchmark can take long).
+ *     "settling" (background work after a benchmark can take long);
+ *   space samples: when monitor_sample_space was called, once a second during the timed part
+ *     it calls the sampler (the database's space amplification at that moment) and keeps the
+ *     mean and maximum, because the figure after a benchmark is one instant, and compactions
+ *     and flushes that happen to run just before it move it by several percent.
  *
  * Lifetime: monitor_start, then monitor_settling any number of times, then exactly one
  * monitor_stop, all from the thread that runs the benchmark. name and done_ops must outlive
@@ -33,12 +37,23 @@ typedef struct bench_monitor {
   pthread_mutex_t mu;
   pthread_cond_t cv;       /* on CLOCK_MONOTONIC; signalled when settling or stop is set */
   pthread_t thread;
+  double (*sampler)(void *arg); /* space amp now; <= 0: no sample. NULL: no sampling */
+  void *sampler_arg;
+  double sample_sum, sample_max; /* REQUIRES: mu held */
+  uint64_t samples;              /* REQUIRES: mu held */
 } bench_monitor;
 
 /* Starts monitoring. Without a thread (pthread failures) the benchmark still runs, only
  * unreported. */
 void monitor_start(bench_monitor *m, const char *name, int64_t total, double stats_interval,
                    const uint64_t *done_ops);
+
+/* Samples space amplification with sampler(arg) once a second from now on, while the timed
+ * part runs. REQUIRES: called right after monitor_start, from the same thread. */
+void monitor_sample_space(bench_monitor *m, double (*sampler)(void *arg), void *arg);
+
+/* The samples taken so far: their count, mean and maximum (0 when none). */
+void monitor_space_samples(bench_monitor *m, uint64_t *count, double *mean, double *max);
 
 /* The timed part is over: no more interval lines; progress now says "settling". */
 void monitor_settling(bench_monitor *m);

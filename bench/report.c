@@ -178,6 +178,9 @@ static void json_result(FILE *out, const char *name, const struct bench_result *
           ", \"write_amp\": %.4f, \"space_amp\": %.4f, \"disk_bytes\": %" PRIu64,
           name, res->ops, res->ops_per_sec, res->micros_per_op, res->mb_per_sec, res->wchar,
           finite_or_zero(res->write_amp), finite_or_zero(res->space_amp), res->disk_bytes);
+  fprintf(out, ", \"space_amp_mean\": %.4f, \"space_amp_max\": %.4f, \"space_samples\": %" PRIu64,
+          finite_or_zero(res->space_amp_mean), finite_or_zero(res->space_amp_max),
+          res->space_samples);
   json_known(out, "stall_micros", res->stall_micros);
   json_known(out, "peak_rss_bytes", res->peak_rss_bytes);
   fprintf(out, ", \"peak_rss_scope\": \"%s\"",

@@ -26,6 +26,8 @@ struct bench_result {
   double write_amp;    /* 0: the benchmark put nothing */
   double space_amp;    /* 0: no live data */
   uint64_t disk_bytes; /* the database directory's size after settling */
+  double space_amp_mean, space_amp_max; /* over once-a-second samples during the benchmark */
+  uint64_t space_samples;               /* 0: none (the benchmark ran under a second) */
   int64_t stall_micros;   /* write-stall time during the benchmark; -1: the engine cannot tell */
   int64_t peak_rss_bytes; /* VmHWM after the benchmark; -1: unknown */
   int peak_rss_per_benchmark; /* 1: the peak was reset before the benchmark; 0: since the

@@ -23,6 +23,9 @@
 # Write amp = bytes the process passed to write() during load + update + flush, each followed
 # by letting background work settle / key+value bytes put. Space amp = on-disk bytes of the
 # database directory after the flush has settled / (distinct keys x (16 + value size)).
+# That is one instant, and a compaction that happens to run just before it moves it by
+# several percent, so the table also gives the mean of mayfly_bench's once-a-second samples
+# of the same ratio during the update ("space amp, update mean").
 #
 # Usage: scripts/bench-w1.sh [--num=N] [--value_size=B] [--min_blob_size=B] [--rows=LIST]
 #                            [--write_buffer_size=B] [--db=DIR] [--out=DIR]
@@ -112,7 +115,7 @@ fi
 
 mkdir -p "$db" "$out"
 tsv="$out/w1.tsv"
-printf 'label\tload_ops\tupdate_ops\twrite_amp\tspace_amp\n' >"$tsv"
+printf 'label\tload_ops\tupdate_ops\twrite_amp\tspace_amp\tspace_amp_update_mean\n' >"$tsv"
 for row in "${all_rows[@]}"; do
   IFS='|' read -r label engine opts <<<"$row"
   if [ -n "$rows" ] && [ "$rows" != study ] && [[ ",$rows," != *",$label,"* ]]; then
@@ -144,6 +147,10 @@ for row in "${all_rows[@]}"; do
       for (i = 1; i <= NF; i++) if ($i == "micros/op") us[bench] += $(i - 1); n[bench]++
       next
     }
+    /^flush +:/ { bench = "flush" }
+    /^ +space amp while running:/ {
+      if (bench == "overwritezipf") { m = $6; sub(/,$/, "", m); upd_space = m }
+    }
     /^ +amp: write/ {
       for (i = 1; i <= NF; i++) {
         t = $i
@@ -156,7 +163,8 @@ for row in "${all_rows[@]}"; do
     END {
       load = n["fillrandom"] ? 1e6 / (us["fillrandom"] / n["fillrandom"]) : 0
       upd = n["overwritezipf"] ? 1e6 / (us["overwritezipf"] / n["overwritezipf"]) : 0
-      printf "%s\t%.0f\t%.0f\t%.3f\t%.3f\n", label, load, upd, (put > 0 ? written / put : 0), space
+      printf "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\n", label, load, upd, (put > 0 ? written / put : 0), space,
+             upd_space
     }' "$log" >>"$tsv"
 done
 rmdir "$db" 2>/dev/null || true
@@ -168,13 +176,13 @@ echo
 awk -F'\t' '
   function k(x) { return sprintf("%.1f K", x / 1000) }
   NR == 1 { next }
-  { lab[NR] = $1; load[$1] = $2; upd[$1] = $3; wa[$1] = $4; sa[$1] = $5; rows = NR }
+  { lab[NR] = $1; load[$1] = $2; upd[$1] = $3; wa[$1] = $4; sa[$1] = $5; sm[$1] = $6; rows = NR }
   END {
-    print "| engine / setting | load ops/s | update ops/s | write amp | space amp |"
-    print "|---|---:|---:|---:|---:|"
+    print "| engine / setting | load ops/s | update ops/s | write amp | space amp | space amp, update mean |"
+    print "|---|---:|---:|---:|---:|---:|"
     for (r = 2; r <= rows; r++) {
       l = lab[r]
-      printf "| %s | %s | %s | %.2f | %.2f |\n", l, k(load[l]), k(upd[l]), wa[l], sa[l]
+      printf "| %s | %s | %s | %.2f | %.2f | %.2f |\n", l, k(load[l]), k(upd[l]), wa[l], sa[l], sm[l]
     }
     header = 0
     for (r = 2; r <= rows; r++) {
@@ -184,13 +192,13 @@ awk -F'\t' '
       if (!(o in load) || load[o] == 0 || upd[o] == 0 || wa[o] == 0 || sa[o] == 0) continue
       if (!header) {
         print ""
-        print "| mayfly / RocksDB BlobDB, same setting | load | update | write amp | space amp |"
-        print "|---|---:|---:|---:|---:|"
+        print "| mayfly / RocksDB BlobDB, same setting | load | update | write amp | space amp | space amp, update mean |"
+        print "|---|---:|---:|---:|---:|---:|"
         header = 1
       }
       s = l; sub(/^mayfly-/, "", s)
-      printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", s, load[l] / load[o], upd[l] / upd[o],
-             wa[l] / wa[o], sa[l] / sa[o]
+      printf "| %s | %.2f | %.2f | %.2f | %.2f | %s |\n", s, load[l] / load[o], upd[l] / upd[o],
+             wa[l] / wa[o], sa[l] / sa[o], (sm[o] > 0 ? sprintf("%.2f", sm[l] / sm[o]) : "n/a")
     }
   }' "$tsv"
 echo
