@@ -74,9 +74,11 @@ struct mf_env {
    * pread, which keeps that path exercised by the tests on it).
    * map_readable maps the first size bytes of f (size <= the file's size, > 0) read-only
    * into memory: on MAYFLY_OK, *data points at them and stays valid until unmap(env, *out),
-   * which the caller must call before close_readable(f). The caller promises that those bytes
-   * do not change and the file is not truncated while mapped (table files are immutable;
-   * reading a mapping past a truncated end would crash the process). MAYFLY_ENOTSUP means
+   * which the caller must call before close_readable(f). A file shorter than size is refused
+   * (MAYFLY_ENOTSUP), so a caller that believes a damaged file longer than it is reads it with
+   * pread and sees the short read. The caller promises that the bytes do not change and the
+   * file is not truncated while mapped (table and blob files are immutable; reading a mapping
+   * past a truncated end would crash the process). MAYFLY_ENOTSUP means
    * "not this file": the env limits how many files it maps at once (address space, map
    * count), and the caller falls back to pread. Thread-safe.
    * An env that wraps another to inject read faults must set these to NULL or wrap them too:

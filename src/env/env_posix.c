@@ -231,6 +231,14 @@ static int posix_map_readable(mf_env *env, mf_rfile *f, uint64_t size, const cha
     return MF_ERR(MAYFLY_ENOTSUP, "mmap %s: %d files already mapped", f->path,
                   (int)MAX_MAPPED_FILES);
   }
+  /* Pages past the end of the file would raise SIGBUS when read: a file shorter than the
+   * caller believes (truncated by damage) is left to pread, which reports the short read. */
+  struct stat st;
+  if (fstat(f->fd, &st) != 0 || (uint64_t)st.st_size < size) {
+    atomic_fetch_sub(&mapped_files, 1);
+    return MF_ERR(MAYFLY_ENOTSUP, "mmap %s: the file is shorter than %llu bytes", f->path,
+                  (unsigned long long)size);
+  }
   mf_map *m = malloc(sizeof *m);
   if (!m) {
     atomic_fetch_sub(&mapped_files, 1);

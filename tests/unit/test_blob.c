@@ -28,6 +28,8 @@
 #include "util/error.h"
 #include "util/random.h"
 
+#include "test_map_env.h"
+
 #define FNAME "db/000042.blob"
 #define FILE_NUMBER 42
 
@@ -40,10 +42,17 @@ static uint64_t test_seed(void) {
   return seed;
 }
 
+/* Every reader test runs twice: on the plain in-memory env (reads with pread) and on one
+ * that maps files (reads checked in place), see test_map_env.h. */
 static int setup(void **state) {
   mf_env *env;
   if (env_mem_create(&env) != MAYFLY_OK) return -1;
   *state = env;
+  return 0;
+}
+
+static int setup_mapped(void **state) {
+  *state = test_map_env_create(0);
   return 0;
 }
 
@@ -643,22 +652,36 @@ static void test_writer_errors(void **state) {
   assert_int_equal(env->close_writable(file), MAYFLY_OK);
 }
 
+/* A reader test on the env that maps files. */
+#define MAPPED(fn) {#fn "/mapped", fn, setup_mapped, teardown, NULL}
+
 int main(void) {
   mf_random_seed(&rnd, test_seed());
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_round_trip_none, setup, teardown),
+      MAPPED(test_round_trip_none),
       cmocka_unit_test_setup_teardown(test_round_trip_lz4, setup, teardown),
+      MAPPED(test_round_trip_lz4),
       cmocka_unit_test_setup_teardown(test_round_trip_zstd, setup, teardown),
+      MAPPED(test_round_trip_zstd),
       cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
+      MAPPED(test_empty_file),
       cmocka_unit_test_setup_teardown(test_incompressible_stored_raw, setup, teardown),
+      MAPPED(test_incompressible_stored_raw),
       cmocka_unit_test_setup_teardown(test_scan_stops_at_callback_error, setup, teardown),
+      MAPPED(test_scan_stops_at_callback_error),
       cmocka_unit_test(test_index_codec),
       cmocka_unit_test(test_record_bytes),
       cmocka_unit_test_setup_teardown(test_every_byte_damaged, setup, teardown),
+      MAPPED(test_every_byte_damaged),
       cmocka_unit_test_setup_teardown(test_fields_with_valid_checksums, setup, teardown),
+      MAPPED(test_fields_with_valid_checksums),
       cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+      MAPPED(test_truncated),
       cmocka_unit_test_setup_teardown(test_wrong_key_and_bad_index, setup, teardown),
+      MAPPED(test_wrong_key_and_bad_index),
       cmocka_unit_test_setup_teardown(test_writer_errors, setup, teardown),
+      MAPPED(test_writer_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
