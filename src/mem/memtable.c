@@ -80,7 +80,7 @@ static int entry_compare(void *ctx, const char *a, const char *b) {
   return ikey_compare(entry_ikey(a), entry_ikey(b));
 }
 
-/* The filter block of a key's hash, and the first bit and stride of its probes there. */
+/* The filter block a key hash picks (the probes then stay inside that one cache line). */
 static _Atomic uint64_t *filter_block(const memtable *m, uint64_t h) {
   return m->filter + FILTER_BLOCK_WORDS * (((h >> 32) * m->filter_blocks) >> 32);
 }
