@@ -34,6 +34,7 @@
 #define DBNAME "/db"
 #define KLEN 11 /* "key%08d" */
 #include "test_db_util.h"
+#include "test_map_env.h"
 
 static mf_env *g_env;
 static mayfly_db *g_db; /* the open handle, for the teardown after a failure */
@@ -958,7 +959,62 @@ static void test_corrupt_blob_record(void **state) {
   mayfly_iter_destroy(it);
   assert_int_equal(bad_at, 5);
   assert_int_equal(status, MAYFLY_ECORRUPT);
+  if (g_env->map_readable) assert_true(test_map_env_maps_made(g_env) > 0); /* /mapped ran so */
   close_db(db);
+}
+
+/* A blob file cut short on disk (damage the MANIFEST does not know of): every get gives the
+ * right value or MAYFLY_ECORRUPT naming the file (the reader refuses a file whose footer is
+ * gone, so here all of them fail), and the lost records always fail; never wrong data and
+ * never a crash (a mapped reader must not touch memory past the end). */
+static void test_truncated_blob_file(void **state) {
+  (void)state;
+  struct mayfly_options o = base_opts();
+  mayfly_db *db = open_db(&o);
+  enum { N = 40, V = 300 };
+  for (int i = 0; i < N; i++) put_val(db, i, 1, V, 0);
+  flush(db);
+  uint64_t nums[4];
+  assert_int_equal(disk_blobs(nums, 4), 1);
+  close_db(db);
+  char *path = blob_path(nums[0]);
+  mf_buf b = MF_BUF_INIT;
+  assert_int_equal(env_read_file(g_env, path, &b), MAYFLY_OK);
+  size_t keep = BLOB_HEADER_SIZE + 20 * record_bytes(V); /* records of keys 0..19 */
+  mf_wfile *f = NULL;
+  assert_int_equal(g_env->new_writable(g_env, path, &f), MAYFLY_OK);
+  assert_int_equal(g_env->append(f, b.data, keep), MAYFLY_OK);
+  assert_int_equal(g_env->sync(f, 1), MAYFLY_OK);
+  assert_int_equal(g_env->close_writable(f), MAYFLY_OK);
+  mf_buf_free(&b);
+  free(path);
+  char fname[32];
+  snprintf(fname, sizeof fname, "%06" PRIu64 ".blob", nums[0]);
+  db = open_db(&o);
+  for (int i = 0; i < N; i++) {
+    char k[32];
+    key_of(i, k);
+    void *v = NULL;
+    size_t vlen;
+    int rc = mayfly_get(db, NULL, k, KLEN, &v, &vlen);
+    if (rc == MAYFLY_OK) {
+      mayfly_free(v);
+      expect_val(db, NULL, i, 1, V, 0); /* a value that reads must be the right one */
+    } else if (rc != MAYFLY_ECORRUPT || !strstr(mayfly_errmsg(db), fname)) {
+      fail_msg("key %d: %s (%s), expected the value or MAYFLY_ECORRUPT naming %s", i,
+               mayfly_strerror(rc), mayfly_errmsg(db), fname);
+    }
+    if (i >= 20 && rc != MAYFLY_ECORRUPT) fail_msg("key %d: its record is gone, yet %s", i,
+                                                   mayfly_strerror(rc));
+  }
+  close_db(db);
+}
+
+/* The same tests on an env that maps files (the blob reader then checks records in place). */
+static int setup_mapped(void **state) {
+  (void)state;
+  g_env = test_map_env_create(0);
+  return 0;
 }
 
 int main(void) {
@@ -975,6 +1031,11 @@ int main(void) {
       cmocka_unit_test_teardown(test_runtime_blob_options, teardown),
       cmocka_unit_test_teardown(test_reopen_after_gc, teardown),
       cmocka_unit_test_teardown(test_corrupt_blob_record, teardown),
+      {"test_corrupt_blob_record/mapped", test_corrupt_blob_record, setup_mapped, teardown,
+       NULL},
+      cmocka_unit_test_teardown(test_truncated_blob_file, teardown),
+      {"test_truncated_blob_file/mapped", test_truncated_blob_file, setup_mapped, teardown,
+       NULL},
       /* last: it empties the database, which once tripped UBSan in obsolete-file deletion */
       cmocka_unit_test_teardown(test_garbage_accounting, teardown),
   };

@@ -32,6 +32,7 @@
 #define WAL_BLOCK 32768
 #define FRAGMENT_HEADER 7
 #include "test_db_util.h"
+#include "test_map_env.h"
 
 /* ---- reads (keys, values and the common helpers are in test_db_util.h) ---- */
 
@@ -466,9 +467,25 @@ static void test_manifest_header_damaged(void **state) {
 
 enum { SST_KEYS = 2000, SST_VLEN = 100 };
 
+/* 1: the table tests run on an env that maps files (test_map_env.h), so tables are read in
+ * place; set by the "/mapped" entries' setup. */
+static int g_mapped;
+
+static int use_mapped(void **state) {
+  (void)state;
+  g_mapped = 1;
+  return 0;
+}
+
+static int use_pread(void **state) {
+  (void)state;
+  g_mapped = 0;
+  return 0;
+}
+
 /* One table holding keys [0, SST_KEYS) version 1 and nothing else. */
 static mf_env *build_sst_db(char *sst_name) {
-  mf_env *env = new_mem_env();
+  mf_env *env = g_mapped ? test_map_env_create(0) : new_mem_env();
   struct mayfly_options o = opts_for(env);
   mayfly_db *db = open_ok(&o);
   for (int i = 0; i < SST_KEYS; i++) put_ver(db, i, 1, SST_VLEN, 0);
@@ -598,6 +615,9 @@ static void test_sst_missing(void **state) {
   env->destroy(env);
 }
 
+/* A table test on the env that maps files. */
+#define MAPPED(fn) {#fn "/mapped", fn, use_mapped, NULL, NULL}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wal_corrupt_middle),
@@ -608,10 +628,14 @@ int main(void) {
       cmocka_unit_test(test_current_missing),
       cmocka_unit_test(test_manifest_record_damaged),
       cmocka_unit_test(test_manifest_header_damaged),
-      cmocka_unit_test(test_sst_truncated),
-      cmocka_unit_test(test_sst_data_block_flip),
-      cmocka_unit_test(test_sst_footer_flip),
-      cmocka_unit_test(test_sst_missing),
+      cmocka_unit_test_setup(test_sst_truncated, use_pread),
+      cmocka_unit_test_setup(test_sst_data_block_flip, use_pread),
+      cmocka_unit_test_setup(test_sst_footer_flip, use_pread),
+      cmocka_unit_test_setup(test_sst_missing, use_pread),
+      MAPPED(test_sst_truncated),
+      MAPPED(test_sst_data_block_flip),
+      MAPPED(test_sst_footer_flip),
+      MAPPED(test_sst_missing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
