@@ -51,9 +51,24 @@ max_len_of() {
   case "$1" in
     fuzz_wal_reader) echo 70000 ;; # logs crossing 32 KiB blocks
     fuzz_table) echo 16384 ;;
-    fuzz_ops) echo 2048 ;;
+    fuzz_ops) echo 256 ;;          # at most 32 operations are read (~3.5 bytes each)
     fuzz_options) echo 2048 ;;
     *) echo 8192 ;;
+  esac
+}
+
+# Per-target libFuzzer flags, placed before the caller's (a later flag wins, so they can be
+# overridden). fuzz_ops: its background threads make coverage vary from run to run, so the
+# corpus keeps growing and the entropic scheduler's bookkeeping took about half the time;
+# without it the target runs ~2x faster and found as much coverage (2026-11-22). Its RSS
+# grows by a few KB per input under ASan (most likely ASan's state for the two background
+# threads each input starts and joins; LSan reports no leak and an unsanitized replay of the
+# same inputs stays at ~5 MB), so the default 2 GB RSS limit would end a long run with a
+# false out-of-memory report.
+extra_flags_of() {
+  case "$1" in
+    fuzz_ops) echo -entropic=0 -rss_limit_mb=8192 ;;
+    *) ;;
   esac
 }
 
@@ -95,8 +110,10 @@ for t in "${selected[@]}"; do
     *) limit=(-max_total_time=60) ;;
   esac
   echo "fuzz.sh: running $t ${limit[*]} $*"
+  # shellcheck disable=SC2046 # extra_flags_of prints whitespace-separated flags
   if ! "$bin" "$work" "$seeds" -max_len="$(max_len_of "$t")" -timeout=30 \
-      -artifact_prefix="$artifacts/" -print_final_stats=1 "${limit[@]}" "$@"; then
+      -artifact_prefix="$artifacts/" -print_final_stats=1 $(extra_flags_of "$t") \
+      "${limit[@]}" "$@"; then
     echo "fuzz.sh: $t FAILED; reproducer(s) in $artifacts" >&2
     status=1
   fi
