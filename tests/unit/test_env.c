@@ -216,6 +216,8 @@ static void test_random_appends(void **state) {
     assert_int_equal(mf_buf_append(&expect, chunk, n), MAYFLY_OK);
     free(chunk);
     if (mf_random_uniform(&rnd, 4) == 0) assert_int_equal(env->flush(w), MAYFLY_OK);
+    /* Syncs between the writeback starts env_posix makes every MiB or so. */
+    if (mf_random_uniform(&rnd, 8) == 0) assert_int_equal(env->sync(w, 0), MAYFLY_OK);
   }
   assert_int_equal(env->close_writable(w), MAYFLY_OK);
 
