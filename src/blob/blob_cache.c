@@ -165,6 +165,29 @@ int blob_cache_get(blob_cache *bc, mf_slice user_key, const blob_index *bi, uint
   return rc;
 }
 
+int blob_cache_get_record(blob_cache *bc, blob_cache_pins *pins, mf_slice user_key,
+                          const blob_index *bi, uint64_t file_size, mf_buf *scratch,
+                          mf_slice *record) {
+  int slot = (int)(bi->file_number % BLOB_CACHE_PINS);
+  if (pins->number[slot] != bi->file_number) {
+    if (pins->handle[slot]) cache_release(bc->readers, pins->handle[slot]);
+    pins->handle[slot] = NULL;
+    pins->number[slot] = 0;
+    int rc = find_reader(bc, bi->file_number, file_size, &pins->handle[slot]);
+    if (rc) return rc;
+    pins->number[slot] = bi->file_number;
+  }
+  return blob_reader_get_record(cache_value(pins->handle[slot]), user_key, bi, scratch, record);
+}
+
+void blob_cache_unpin(blob_cache *bc, blob_cache_pins *pins) {
+  for (int i = 0; i < BLOB_CACHE_PINS; i++) {
+    if (pins->handle[i]) cache_release(bc->readers, pins->handle[i]);
+    pins->handle[i] = NULL;
+    pins->number[i] = 0;
+  }
+}
+
 void blob_cache_evict(blob_cache *bc, uint64_t file_number) {
   char key_buf[8];
   encode_fixed64(key_buf, file_number);

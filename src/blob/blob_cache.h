@@ -52,6 +52,27 @@ void blob_cache_destroy(blob_cache *bc);
 int blob_cache_get(blob_cache *bc, mf_slice user_key, const blob_index *bi, uint64_t file_size,
                    int fill_cache, mf_buf *value);
 
+/* Readers pinned across many reads by one thread: a compaction that relocates blobs reads
+ * from a handful of files in turn, and looking each reader up in the shared cache per blob
+ * would cost a lock round trip per value. Zero-initialize; release with blob_cache_unpin. */
+#define BLOB_CACHE_PINS 8
+typedef struct blob_cache_pins {
+  uint64_t number[BLOB_CACHE_PINS]; /* 0: slot empty (file numbers start at 1) */
+  mf_cache_handle *handle[BLOB_CACHE_PINS];
+} blob_cache_pins;
+
+/* For relocation: sets *record to the whole stored record bi points to (blob_reader_get_record:
+ * both checksums, key and size checked; the value still compressed if it was), reading
+ * through a reader pinned in pins (opened or found in the cache on first use; a slot's
+ * previous reader is unpinned). The value cache is not consulted. *record stays valid until
+ * the next call with the same pins or scratch, or blob_cache_unpin. Errors as blob_cache_get. */
+int blob_cache_get_record(blob_cache *bc, blob_cache_pins *pins, mf_slice user_key,
+                          const blob_index *bi, uint64_t file_size, mf_buf *scratch,
+                          mf_slice *record);
+
+/* Releases every reader pinned in pins and empties it. */
+void blob_cache_unpin(blob_cache *bc, blob_cache_pins *pins);
+
 /* Drops file_number's reader (call when the file is deleted). It closes now, or when the last
  * get using it finishes. */
 void blob_cache_evict(blob_cache *bc, uint64_t file_number);

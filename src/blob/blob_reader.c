@@ -177,7 +177,10 @@ static int decompress_value(const blob_reader *r, const blob_index *bi, mf_slice
   return rc;
 }
 
-int blob_reader_get(blob_reader *r, mf_slice user_key, const blob_index *bi, mf_buf *value) {
+/* Checks that bi can name a record of r for user_key and finds the record's bytes:
+ * [*record_offset, *record_offset + *record_len), inside the record area. */
+static int locate_record(const blob_reader *r, mf_slice user_key, const blob_index *bi,
+                         uint64_t *record_offset, size_t *record_len) {
   if (bi->file_number != r->file_number)
     return MF_ERR(MAYFLY_ECORRUPT, "%s: blob index names file %llu", r->fname,
                   (unsigned long long)bi->file_number);
@@ -195,12 +198,43 @@ int blob_reader_get(blob_reader *r, mf_slice user_key, const blob_index *bi, mf_
     return MF_ERR(MAYFLY_ECORRUPT, "%s: blob index at offset %llu says compression %d in a file "
                   "compressed with %d", r->fname, (unsigned long long)bi->offset,
                   bi->compression, r->compression);
-  uint64_t record_offset = bi->offset - prefix;
-  size_t record_len = (size_t)(prefix + bi->size);
+  *record_offset = bi->offset - prefix;
+  *record_len = (size_t)(prefix + bi->size);
+  return MAYFLY_OK;
+}
+
+int blob_reader_get_record(blob_reader *r, mf_slice user_key, const blob_index *bi,
+                           mf_buf *scratch, mf_slice *record) {
+  uint64_t record_offset = 0;
+  size_t record_len = 0;
+  int rc = locate_record(r, user_key, bi, &record_offset, &record_len);
+  if (rc) return rc;
+  const char *rec = r->image ? r->image + record_offset : NULL;
+  if (!rec) {
+    mf_buf_clear(scratch);
+    rc = mf_buf_reserve(scratch, record_len);
+    if (rc)
+      return MF_ERR(rc, "%s: no memory for a blob record of %zu bytes", r->fname, record_len);
+    rc = read_exact(r, record_offset, record_len, scratch->data, "blob record");
+    if (rc) return rc;
+    scratch->len = record_len;
+    rec = scratch->data;
+  }
+  rc = check_record(r, record_offset, rec, user_key, bi);
+  if (rc == MAYFLY_OK) *record = mf_slice_make(rec, record_len);
+  return rc;
+}
+
+int blob_reader_get(blob_reader *r, mf_slice user_key, const blob_index *bi, mf_buf *value) {
+  uint64_t record_offset = 0;
+  size_t record_len = 0;
+  int rc = locate_record(r, user_key, bi, &record_offset, &record_len);
+  if (rc) return rc;
+  uint64_t prefix = BLOB_RECORD_HEADER_SIZE + (uint64_t)user_key.len;
 
   if (r->image) { /* the record lies inside the record area, checked above */
     const char *rec = r->image + record_offset;
-    int rc = check_record(r, record_offset, rec, user_key, bi);
+    rc = check_record(r, record_offset, rec, user_key, bi);
     mf_slice stored = mf_slice_make(rec + prefix, (size_t)bi->size);
     if (!rc && bi->compression == MF_COMPRESSION_NONE) {
       if (mf_buf_set(value, stored.data, stored.len))
@@ -219,7 +253,7 @@ int blob_reader_get(blob_reader *r, mf_slice user_key, const blob_index *bi, mf_
   mf_buf scratch = MF_BUF_INIT;
   mf_buf *rec = raw ? value : &scratch;
   mf_buf_clear(rec);
-  int rc = mf_buf_reserve(rec, record_len);
+  rc = mf_buf_reserve(rec, record_len);
   if (rc) return MF_ERR(rc, "%s: no memory for a blob record of %zu bytes", r->fname, record_len);
   rc = read_exact(r, record_offset, record_len, rec->data, "blob record");
   if (!rc) rc = check_record(r, record_offset, rec->data, user_key, bi);

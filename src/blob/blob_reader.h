@@ -41,6 +41,13 @@ void blob_reader_close(blob_reader *r);
  * naming the file and offset (value's contents are then unspecified). MAYFLY_EIO, ENOMEM. */
 int blob_reader_get(blob_reader *r, mf_slice user_key, const blob_index *bi, mf_buf *value);
 
+/* Like blob_reader_get, with the same checks, but returns the whole record as stored (header,
+ * key, stored value; still compressed if it was) in *record, to be copied into another blob
+ * file as it is. *record points into the file's mapping (valid while r is open) or into
+ * scratch (valid until scratch changes). Errors as blob_reader_get. */
+int blob_reader_get_record(blob_reader *r, mf_slice user_key, const blob_index *bi,
+                           mf_buf *scratch, mf_slice *record);
+
 /* Reads every record in file order, checking both checksums and that the records tile the
  * file exactly as the footer says, and calls fn(arg, key, index, stored value) for each: the
  * index is the one blob_writer_add returned for the record; stored value is the bytes as

@@ -15,6 +15,7 @@
 
 #include "db/options.h"
 #include "mayfly.h"
+#include "util/coding.h"
 #include "util/compress.h"
 #include "util/error.h"
 
@@ -135,6 +136,31 @@ int blob_writer_add(blob_writer *w, mf_slice user_key, mf_slice value, blob_inde
   if (r->cap > (1u << 20)) {
     mf_buf_free(r);
   }
+  return MAYFLY_OK;
+}
+
+int blob_writer_add_record(blob_writer *w, mf_slice record, int compression, blob_index *bi) {
+  if (w->status) return w->status;
+  if (w->finished)
+    return MF_ERR(MAYFLY_EINVAL, "%s: blob record added after finish", w->fname);
+  uint64_t key_len = record.len >= BLOB_RECORD_HEADER_SIZE ? decode_fixed32(record.data) : 0;
+  uint64_t stored_len = record.len >= BLOB_RECORD_HEADER_SIZE ? decode_fixed32(record.data + 4) : 0;
+  if (record.len < BLOB_RECORD_HEADER_SIZE ||
+      record.len != BLOB_RECORD_HEADER_SIZE + key_len + stored_len)
+    return MF_ERR(MAYFLY_EINVAL, "%s: copied blob record of %zu bytes does not match its header",
+                  w->fname, record.len);
+  if (compression != MF_COMPRESSION_NONE && compression != w->compression)
+    return MF_ERR(MAYFLY_EINVAL, "%s: record compressed with %d copied into a file of %d",
+                  w->fname, compression, w->compression);
+  uint64_t record_offset = w->offset;
+  int rc = write_bytes(w, record.data, record.len);
+  if (rc != MAYFLY_OK) return rc;
+  w->count++;
+  w->record_bytes += record.len;
+  bi->file_number = w->file_number;
+  bi->offset = record_offset + BLOB_RECORD_HEADER_SIZE + key_len;
+  bi->size = stored_len;
+  bi->compression = compression;
   return MAYFLY_OK;
 }
 

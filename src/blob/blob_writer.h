@@ -36,6 +36,14 @@ int blob_writer_create(mf_env *env, mf_wfile *file, const char *fname, uint64_t 
  * compressor. */
 int blob_writer_add(blob_writer *w, mf_slice user_key, mf_slice value, blob_index *bi);
 
+/* Appends a record exactly as another blob file stores it (blob_reader_get_record, which
+ * checked it): header, key and stored value, compressed with compression (none, or this
+ * file's compression). Its checksums stay valid, as no byte of a record depends on where it
+ * lies, so nothing is recomputed. Fills *bi like blob_writer_add. Errors: MAYFLY_EINVAL (a
+ * record whose length disagrees with its header, another compression, or after finish), or
+ * the env's append error. */
+int blob_writer_add_record(blob_writer *w, mf_slice record, int compression, blob_index *bi);
+
 /* Writes the footer. Does not sync or close the file. Calling it twice is MAYFLY_EINVAL. */
 int blob_writer_finish(blob_writer *w);
 

@@ -83,7 +83,12 @@ MAYFLY_API int mayfly_put(mayfly_db *db, const void *key, size_t klen, const voi
   int rc = check_flags(flags);
   if (rc) return rc;
   struct mayfly_batch b;
-  rc = batch_init(&b);
+  /* Header, type, two varint lengths and the bytes: the batch is allocated once. (Sizes
+   * over the limits get the default; batch_put refuses them.) */
+  size_t need = klen <= MF_MAX_KEY_SIZE && vlen <= MF_MAX_VALUE_SIZE
+                    ? (size_t)MF_BATCH_HEADER + 1 + 2 * MF_MAX_VARINT32_LEN + klen + vlen
+                    : 256;
+  rc = batch_init_sized(&b, need);
   if (rc == MAYFLY_OK) rc = batch_put(&b, mf_slice_make(key, klen), mf_slice_make(val, vlen));
   if (rc == MAYFLY_OK) rc = db_write(db, &b, flags);
   batch_free(&b);

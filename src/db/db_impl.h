@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "blob/blob_cache.h"
 #include "cache/cache.h"
 #include "cache/table_cache.h"
 #include "db/options.h"
@@ -112,6 +113,12 @@ struct db_output {
   int num_numbers;
   uint64_t table_bytes, blob_bytes, blob_files, relocated_count, relocated_bytes;
   mf_buf key_buf, value_buf, index_buf;
+  /* The blob index db_output_inflow decoded last, for the db_output_add of the same entry
+   * (value bytes at inflow_value, inflow_len); inflow_value is NULL when there is none. */
+  blob_cache_pins pins; /* blob files being read for relocation */
+  const char *inflow_value;
+  size_t inflow_len;
+  blob_index inflow_bi;
   uint64_t job_id; /* the trace job (db_trace.c); set by the caller after init, 0 untraced */
 };
 

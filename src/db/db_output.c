@@ -186,11 +186,17 @@ static int blob_open(db_output *o) {
 
 /* Writes value to the current blob file (the owner's, when shared) and its index into
  * o->index_buf. */
-static int separate_value(db_output *o, mf_slice user_key, mf_slice value, blob_index *bi) {
+/* Writes user_key and value to the blob file (a new record), or, when record.data is not
+ * NULL, copies record (a stored record of another blob file, compressed with compression) as
+ * it is; *bi and o->index_buf get the new blob index. */
+static int separate_value(db_output *o, mf_slice user_key, mf_slice value, mf_slice record,
+                          int compression, blob_index *bi) {
   db_output *b = o->blob_owner ? o->blob_owner : o;
   int rc = MAYFLY_OK;
   if (!b->blob.writer) rc = blob_open(b);
-  if (rc == MAYFLY_OK) rc = blob_writer_add(b->blob.writer, user_key, value, bi);
+  if (rc == MAYFLY_OK)
+    rc = record.data ? blob_writer_add_record(b->blob.writer, record, compression, bi)
+                     : blob_writer_add(b->blob.writer, user_key, value, bi);
   mf_buf_clear(&o->index_buf);
   if (rc == MAYFLY_OK) rc = blob_index_encode(bi, &o->index_buf);
   if (rc == MAYFLY_OK && blob_writer_file_size(b->blob.writer) >= b->blob_file_size)
@@ -223,12 +229,24 @@ static int retype(db_output *o, mf_slice ikey, int type, mf_slice *out) {
 }
 
 int db_output_inflow(db_output *o, mf_slice ikey, mf_slice value) {
+  o->inflow_value = NULL;
   if ((ikey_trailer(ikey) & 0xff) != MF_TYPE_BLOB_INDEX) return MAYFLY_OK;
-  blob_index bi;
-  int rc = blob_index_decode(value, &bi);
+  blob_index *bi = &o->inflow_bi;
+  int rc = blob_index_decode(value, bi);
   if (rc) return rc;
-  return gc_meter_inflow(&o->meter, bi.file_number,
-                         blob_record_bytes(ikey.len - 8, bi.size));
+  o->inflow_value = value.data;
+  o->inflow_len = value.len;
+  return gc_meter_inflow(&o->meter, bi->file_number, blob_record_bytes(ikey.len - 8, bi->size));
+}
+
+/* Decodes the blob index in value, or takes it from the db_output_inflow of the same entry. */
+static int decode_index(db_output *o, mf_slice value, blob_index *bi) {
+  if (o->inflow_value && o->inflow_value == value.data && o->inflow_len == value.len) {
+    *bi = o->inflow_bi;
+    o->inflow_value = NULL;
+    return MAYFLY_OK;
+  }
+  return blob_index_decode(value, bi);
 }
 
 int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
@@ -237,7 +255,7 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
   uint64_t relocated_from = 0; /* for the trace: the blob file a relocated value leaves */
   if (type == MF_TYPE_BLOB_INDEX) {
     blob_index bi;
-    int rc = blob_index_decode(value, &bi);
+    int rc = decode_index(o, value, &bi);
     if (rc) return rc;
     int relocate = o->gc_only_file ? bi.file_number == o->gc_only_file
                                     : bi.file_number < o->gc_cutoff;
@@ -245,7 +263,26 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
       rc = gc_meter_outflow(&o->meter, bi.file_number, blob_record_bytes(user_key.len, bi.size));
       return rc ? rc : table_add(o, ikey, value, bi.file_number);
     }
-    /* Relocate: the old copy becomes garbage (inflow without outflow). */
+    /* Relocate: the old copy becomes garbage (inflow without outflow). A record that the new
+     * file would store the same way (same compression, still large enough to separate) is
+     * copied as it is, after its checksums are checked: nothing to decompress, recompress or
+     * checksum again. */
+    db_output *b = o->blob_owner ? o->blob_owner : o;
+    if (o->separate && bi.compression == b->blob_compression && bi.size >= o->min_blob_size &&
+        (bi.compression == MF_COMPRESSION_NONE || !o->db->trace)) {
+      mf_slice record, blob_key;
+      blob_index nbi;
+      rc = blob_cache_get_record(o->db->blob_cache, &o->pins, user_key, &bi, 0, &o->value_buf,
+                                 &record);
+      if (rc == MAYFLY_OK) rc = separate_value(o, user_key, value, record, bi.compression, &nbi);
+      if (rc) return rc;
+      o->relocated_count++;
+      o->relocated_bytes += blob_record_bytes(user_key.len, bi.size);
+      if (o->db->trace) /* compression none here: the stored size is the value's */
+        trace_blob_write(o->db->trace, o->job_id, ikey, bi.size, bi.file_number, nbi.file_number);
+      rc = retype(o, ikey, MF_TYPE_BLOB_INDEX, &blob_key);
+      return rc ? rc : table_add(o, blob_key, mf_buf_slice(&o->index_buf), nbi.file_number);
+    }
     rc = blob_cache_get(o->db->blob_cache, user_key, &bi, 0, 0, &o->value_buf);
     if (rc) return rc;
     o->relocated_count++;
@@ -264,7 +301,7 @@ int db_output_add(db_output *o, mf_slice ikey, mf_slice value) {
   if (type == MF_TYPE_VALUE && o->separate && value.len >= o->min_blob_size) {
     blob_index bi;
     mf_slice blob_key;
-    int rc = separate_value(o, user_key, value, &bi);
+    int rc = separate_value(o, user_key, value, mf_slice_make(NULL, 0), 0, &bi);
     if (rc == MAYFLY_OK && o->db->trace)
       trace_blob_write(o->db->trace, o->job_id, ikey, value.len, relocated_from, bi.file_number);
     if (rc == MAYFLY_OK) rc = retype(o, ikey, MF_TYPE_BLOB_INDEX, &blob_key);
@@ -285,6 +322,7 @@ int db_output_cut(db_output *o) {
 
 int db_output_finish(db_output *o, int rc) {
   mayfly_db *db = o->db;
+  blob_cache_unpin(db->blob_cache, &o->pins); /* the job reads no more blobs */
   if (o->have_table) {
     o->have_table = 0;
     rc = db_table_out_finish(db, &o->table, rc, o->level, o->edit, &o->table_bytes);
@@ -313,6 +351,7 @@ void db_output_release(db_output *o) {
 }
 
 void db_output_free(db_output *o) {
+  blob_cache_unpin(o->db->blob_cache, &o->pins);
   free(o->numbers);
   gc_meter_free(&o->meter);
   mf_buf_free(&o->key_buf);

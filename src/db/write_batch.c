@@ -4,10 +4,12 @@
 #include "util/error.h"
 #include "util/ikey.h"
 
-int batch_init(struct mayfly_batch *b) {
+int batch_init(struct mayfly_batch *b) { return batch_init_sized(b, 256); }
+
+int batch_init_sized(struct mayfly_batch *b, size_t capacity) {
   b->rep = (mf_buf)MF_BUF_INIT;
   b->user_bytes = 0;
-  int rc = mf_buf_reserve(&b->rep, 256);
+  int rc = mf_buf_reserve(&b->rep, capacity > MF_BATCH_HEADER ? capacity : MF_BATCH_HEADER);
   if (rc) return MF_ERR(rc, "out of memory creating a batch");
   memset(b->rep.data, 0, MF_BATCH_HEADER);
   b->rep.len = MF_BATCH_HEADER;

@@ -23,6 +23,9 @@ struct mayfly_batch {
 };
 
 int batch_init(struct mayfly_batch *b);
+/* batch_init with room for capacity bytes of representation, so that a batch of known size
+ * (one put) is built without growing. */
+int batch_init_sized(struct mayfly_batch *b, size_t capacity);
 void batch_free(struct mayfly_batch *b);
 int batch_put(struct mayfly_batch *b, mf_slice key, mf_slice value);
 int batch_delete(struct mayfly_batch *b, mf_slice key);

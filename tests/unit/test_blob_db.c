@@ -466,6 +466,63 @@ static void test_blob_compression(void **state) {
   compression_round_trip("zstd", MF_COMPRESSION_ZSTD);
 }
 
+/* Relocation (GC with cutoff 1) of a file compressed with from, into a new file of to:
+ * every value reads back, and the new file's records are stored the way to says. A record
+ * of the same compression is copied as it is, so the stored bytes stay exactly the same; one
+ * of another compression is decompressed and stored again. */
+static void relocate_between(const char *from, const char *to, int to_type) {
+  struct mayfly_options o = base_opts();
+  assert_int_equal(options_set(&o, "blob_compression", from, 0), MAYFLY_OK);
+  o.enable_blob_garbage_collection = 1;
+  o.blob_garbage_collection_age_cutoff = 1.0;
+  mayfly_db *db = open_db(&o);
+  enum { N = 91 }; /* key N - 1 is incompressible, like its newer version below */
+  static int ver[N];
+  static size_t len[N];
+  for (int i = 0; i < N; i++) {
+    ver[i] = 1;
+    len[i] = 900 + (size_t)i;
+    put_val(db, i, 1, len[i], i % 3 != 0); /* every third value incompressible: stored raw */
+  }
+  flush(db);
+  uint64_t before = prop_u64(db, "mayfly.total-blob-size");
+  uint64_t old_num[4];
+  assert_int_equal(disk_blobs(old_num, 4), 1);
+  set_opt(db, "blob_compression", to);
+  /* A newer version of the last key, so that the compaction rewrites everything. */
+  put_val(db, N - 1, 2, len[N - 1], 0);
+  ver[N - 1] = 2;
+  flush(db);
+  compact_all(db);
+  for (int i = 0; i < N; i++) expect_val(db, NULL, i, ver[i], len[i], i % 3 != 0 && i < N - 1);
+  uint64_t nums[4];
+  int n = disk_blobs(nums, 4);
+  assert_int_equal(n, 1); /* the old file and the second flush's are gone */
+  assert_true(nums[0] > old_num[0]);
+  assert_int_equal(blob_header_compression(nums[0]), to_type);
+  uint64_t after = prop_u64(db, "mayfly.total-blob-size");
+  if (strcmp(from, to) == 0 && after != before)
+    fail_msg("%s -> %s: %" PRIu64 " blob bytes after relocation, %" PRIu64 " before (a copied "
+             "record must keep its stored bytes; the newest version is incompressible like the "
+             "one it replaces)", from, to, after, before);
+  close_db(db);
+  db = open_db(&o);
+  for (int i = 0; i < N; i++) expect_val(db, NULL, i, ver[i], len[i], i % 3 != 0 && i < N - 1);
+  close_db(db);
+  g_env->destroy(g_env);
+  g_env = NULL;
+}
+
+static void test_relocation_compression(void **state) {
+  (void)state;
+  relocate_between("none", "none", MF_COMPRESSION_NONE);
+  relocate_between("lz4", "lz4", MF_COMPRESSION_LZ4);
+  relocate_between("zstd", "zstd", MF_COMPRESSION_ZSTD);
+  relocate_between("lz4", "zstd", MF_COMPRESSION_ZSTD);
+  relocate_between("zstd", "none", MF_COMPRESSION_NONE);
+  relocate_between("none", "lz4", MF_COMPRESSION_LZ4);
+}
+
 /* blob_file_starting_level=2: a level-0 flush keeps values inline; the compaction that
  * writes them to a level >= 2 separates them. */
 static void test_starting_level(void **state) {
@@ -963,6 +1020,52 @@ static void test_corrupt_blob_record(void **state) {
   close_db(db);
 }
 
+/* Relocation checks what it copies: a damaged record fails the compaction (the database
+ * turns read-only with an error naming the file) instead of being copied into a new file,
+ * and every other value stays readable after reopening. */
+static void test_relocation_of_damaged_record(void **state) {
+  (void)state;
+  struct mayfly_options o = base_opts();
+  mayfly_db *db = open_db(&o);
+  enum { N = 20, V = 300 };
+  for (int i = 0; i < N; i++) put_val(db, i, 1, V, 0);
+  flush(db);
+  uint64_t nums[4];
+  assert_int_equal(disk_blobs(nums, 4), 1);
+  close_db(db);
+  char *path = blob_path(nums[0]);
+  flip_byte(path, BLOB_HEADER_SIZE + 5 * record_bytes(V) + BLOB_RECORD_HEADER_SIZE + KLEN + 100);
+  free(path);
+  char fname[32];
+  snprintf(fname, sizeof fname, "%06" PRIu64 ".blob", nums[0]);
+  o.enable_blob_garbage_collection = 1;
+  o.blob_garbage_collection_age_cutoff = 1.0;
+  db = open_db(&o);
+  put_val(db, N - 1, 2, V, 0);
+  flush(db);
+  int rc = mayfly_compact_range(db, NULL, 0, NULL, 0);
+  if (rc == MAYFLY_OK) rc = mayfly_wait_idle(db);
+  if (rc == MAYFLY_OK) fail_msg("relocating a damaged record succeeded");
+  if (!strstr(mayfly_errmsg(db), fname) || !strstr(mayfly_errmsg(db), "checksum"))
+    fail_msg("error does not name %s and the checksum: %s", fname, mayfly_errmsg(db));
+  mayfly_close(db);
+  g_db = NULL;
+  o.enable_blob_garbage_collection = 0;
+  db = open_db(&o);
+  for (int i = 0; i < N; i++) {
+    if (i == 5) {
+      char k[32];
+      key_of(i, k);
+      void *v = NULL;
+      size_t vlen;
+      assert_int_equal(mayfly_get(db, NULL, k, KLEN, &v, &vlen), MAYFLY_ECORRUPT);
+    } else {
+      expect_val(db, NULL, i, i == N - 1 ? 2 : 1, V, 0);
+    }
+  }
+  close_db(db);
+}
+
 /* A blob file cut short on disk (damage the MANIFEST does not know of): every get gives the
  * right value or MAYFLY_ECORRUPT naming the file (the reader refuses a file whose footer is
  * gone, so here all of them fail), and the lost records always fail; never wrong data and
@@ -1022,6 +1125,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_separation, teardown),
       cmocka_unit_test_teardown(test_blob_compression, teardown),
+      cmocka_unit_test_teardown(test_relocation_compression, teardown),
       cmocka_unit_test_teardown(test_blob_value_cache, teardown),
       cmocka_unit_test_teardown(test_starting_level, teardown),
       cmocka_unit_test_teardown(test_disable_separation_at_runtime, teardown),
@@ -1031,6 +1135,9 @@ int main(void) {
       cmocka_unit_test_teardown(test_runtime_blob_options, teardown),
       cmocka_unit_test_teardown(test_reopen_after_gc, teardown),
       cmocka_unit_test_teardown(test_corrupt_blob_record, teardown),
+      cmocka_unit_test_teardown(test_relocation_of_damaged_record, teardown),
+      {"test_relocation_of_damaged_record/mapped", test_relocation_of_damaged_record,
+       setup_mapped, teardown, NULL},
       {"test_corrupt_blob_record/mapped", test_corrupt_blob_record, setup_mapped, teardown,
        NULL},
       cmocka_unit_test_teardown(test_truncated_blob_file, teardown),
