@@ -250,7 +250,7 @@ static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_
     if (rc != MAYFLY_OK) break;
     rc = batch_iterate(rec, replay_one, st);
     records++;
-    if (rc == MAYFLY_OK && memtable_memory_usage(st->mem) > db->opt.write_buffer_size)
+    if (rc == MAYFLY_OK && memtable_data_usage(st->mem) > db->opt.write_buffer_size)
       rc = flush_recovered(db, st, edit);
   }
   if (rc == MAYFLY_ENOTFOUND) {

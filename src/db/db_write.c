@@ -87,7 +87,7 @@ static int make_room(mayfly_db *db, int force) {
       allow_delay = 0;
       continue;
     }
-    if (!force && memtable_memory_usage(db->mem) <= db->opt.write_buffer_size) return MAYFLY_OK;
+    if (!force && memtable_data_usage(db->mem) <= db->opt.write_buffer_size) return MAYFLY_OK;
     if (force && memtable_num_entries(db->mem) == 0) return MAYFLY_OK;
     int limit = db->opt.max_write_buffer_number - 1;
     if (limit > MF_MAX_IMM - 1) limit = MF_MAX_IMM - 1;

@@ -114,12 +114,14 @@ static const struct option_desc option_table[] = {
                "Background threads shared by flushes, compactions and blob garbage collection."),
     /* Runtime-mutable options: mayfly_set_option may change them on an open database. */
     SIZE_OPTION(write_buffer_size, "64MiB", 64 * KIB, 4 * GIB, RUNTIME,
-                "Memtable size at which it is made immutable and scheduled for flush."),
+                "Memtable size at which it is made immutable and scheduled for flush: the "
+                "bytes of its entries and skiplist links (its filter comes on top)."),
     INT_OPTION(max_write_buffer_number, "2", 2, 64, RUNTIME,
                "Memtables (the active one plus those waiting to flush) before writes stop."),
     DOUBLE_OPTION(memtable_bloom_size_ratio, "0.01", 0, 0.25, RUNTIME,
                   "Size of a bloom filter over each new memtable's user keys, as a fraction of "
-                  "write_buffer_size; point lookups of keys it rules out skip the memtable. 0 "
+                  "write_buffer_size (memory on top of it); point lookups of keys it rules out "
+                  "skip the memtable. 0 "
                   "turns it off. (RocksDB: memtable_prefix_bloom_size_ratio with "
                   "memtable_whole_key_filtering.)"),
     SIZE_OPTION(block_size, "4KiB", 256, 4 * MIB, RUNTIME,

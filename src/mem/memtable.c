@@ -253,6 +253,8 @@ size_t memtable_memory_usage(const memtable *m) {
   return arena_memory_usage(m->arena) + m->filter_blocks * FILTER_BLOCK_WORDS * sizeof(uint64_t);
 }
 
+size_t memtable_data_usage(const memtable *m) { return arena_memory_usage(m->arena); }
+
 uint64_t memtable_num_entries(const memtable *m) {
   return atomic_load_explicit((atomic_uint_least64_t *)&m->num_entries, memory_order_relaxed);
 }

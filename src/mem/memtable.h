@@ -32,7 +32,8 @@ typedef struct memtable memtable;
  * of arena_block_size bytes (see util/arena.h; 0: the arena's default). filter_bytes > 0
  * gives it a bloom filter over the user keys of about that many bytes (rounded down to
  * 64-byte blocks; under 64 bytes: none), which lets memtable_get answer for most absent keys
- * without a skiplist search; the filter counts in memtable_memory_usage.
+ * without a skiplist search; the filter counts in memtable_memory_usage, not in
+ * memtable_data_usage.
  * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
 int memtable_create(size_t arena_block_size, size_t filter_bytes, memtable **out);
 void memtable_ref(memtable *m);
@@ -64,6 +65,10 @@ mf_iter *memtable_iter_create(memtable *m);
 
 /* Approximate bytes used (the arena's and the filter's). Thread-safe. */
 size_t memtable_memory_usage(const memtable *m);
+/* Bytes of the arena alone (entries and skiplist links): what write_buffer_size bounds. The
+ * filter is sized from write_buffer_size up front and does not grow, so counting it would
+ * only make every memtable hold 1% less data. Thread-safe. */
+size_t memtable_data_usage(const memtable *m);
 /* Entries added, and how many of them were deletes. Thread-safe. */
 uint64_t memtable_num_entries(const memtable *m);
 uint64_t memtable_num_deletes(const memtable *m);
