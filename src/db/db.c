@@ -43,7 +43,9 @@ void db_info(mayfly_db *db, const char *fmt, ...) {
 
 void db_set_bg_error(mayfly_db *db, int rc, const char *what) {
   if (db->bg_error == MAYFLY_OK) {
+    pthread_mutex_lock(&db->delete_mu);
     db->bg_error = rc;
+    pthread_mutex_unlock(&db->delete_mu);
     snprintf(db->bg_error_msg, sizeof db->bg_error_msg, "%s: %s (%s)", what,
              mf_error_message(), mayfly_strerror(rc));
     db_info(db, "background error, database is now read-only: %s", db->bg_error_msg);
@@ -146,8 +148,53 @@ static int live_contains(const live_set *s, uint64_t number) {
   return bsearch(&number, s->numbers, s->n, sizeof *s->numbers, cmp_u64) != NULL;
 }
 
+/* A file chosen for deletion: its type, number and path. */
+typedef struct doomed_file {
+  int type;
+  uint64_t number;
+  char *path;
+} doomed_file;
+
+/* Deletes the files without db->mu: removing a big file can take long (the file system may
+ * discard its blocks before unlink returns), and writers must not wait for it. The list was
+ * made under db->mu from the live versions, the pending outputs and the MANIFEST's log and
+ * manifest numbers; none of these files can become live again (numbers are never reused),
+ * so dropping the lock changes nothing about which of them may go. */
+static void delete_files(mayfly_db *db, doomed_file *files, size_t n) {
+  db->deleting_files = 1;
+  pthread_mutex_unlock(&db->mu);
+  for (size_t i = 0; i < n; i++) {
+    doomed_file *d = &files[i];
+    pthread_mutex_lock(&db->delete_mu);
+    if (db->bg_error != MAYFLY_OK) { /* read-only now: keep the rest for recovery */
+      pthread_mutex_unlock(&db->delete_mu);
+      for (size_t j = i; j < n; j++) free(files[j].path);
+      break;
+    }
+    if (d->type == MF_FILE_TABLE) table_cache_evict(db->tcache, d->number);
+    if (d->type == MF_FILE_BLOB) blob_cache_evict(db->blob_cache, d->number);
+    int rc = db->env->remove_file(db->env, d->path);
+    pthread_mutex_unlock(&db->delete_mu);
+    const char *base = strrchr(d->path, '/');
+    db_info(db, "delete %s: %s", base ? base + 1 : d->path, rc ? mayfly_strerror(rc) : "ok");
+    if (db->trace && rc == MAYFLY_OK && (d->type == MF_FILE_TABLE || d->type == MF_FILE_BLOB))
+      trace_file_delete(db->trace, d->number,
+                        d->type == MF_FILE_TABLE ? TRACE_FILE_TABLE : TRACE_FILE_BLOB);
+    free(d->path);
+  }
+  pthread_mutex_lock(&db->mu);
+  db->deleting_files = 0;
+  pthread_cond_broadcast(&db->bg_cv);
+}
+
 void db_remove_obsolete_files(mayfly_db *db) {
   if (db->bg_error != MAYFLY_OK) return; /* after an error, keep everything for recovery */
+  if (db->deleting_files) {
+    /* Another thread is deleting (without mu); doing the same list twice would only fail
+     * on its files. A background worker runs the purge once that one is done. */
+    db->purge_pending = 1;
+    return;
+  }
   live_set live = {0};
   version_set_for_each_live_file(db->vs, live_add_file, &live);
   for (int i = 0; i < db->num_pending; i++) live_add(&live, db->pending_outputs[i]);
@@ -160,7 +207,9 @@ void db_remove_obsolete_files(mayfly_db *db) {
   }
   uint64_t log_number = version_set_log_number(db->vs);
   uint64_t manifest_number = version_set_manifest_file_number(db->vs);
-  for (size_t i = 0; i < count; i++) {
+  doomed_file *doomed = count ? malloc(count * sizeof *doomed) : NULL;
+  size_t n = 0;
+  for (size_t i = 0; doomed && i < count; i++) {
     int type;
     uint64_t number;
     if (!filename_parse(names[i], &type, &number)) continue;
@@ -174,21 +223,16 @@ void db_remove_obsolete_files(mayfly_db *db) {
       default: keep = 1;
     }
     if (keep) continue;
-    if (type == MF_FILE_TABLE) table_cache_evict(db->tcache, number);
-    if (type == MF_FILE_BLOB) blob_cache_evict(db->blob_cache, number);
     size_t len = strlen(db->dbname) + strlen(names[i]) + 2;
     char *path = malloc(len);
     if (!path) break;
     snprintf(path, len, "%s/%s", db->dbname, names[i]);
-    int rc = db->env->remove_file(db->env, path);
-    db_info(db, "delete %s: %s", names[i], rc ? mayfly_strerror(rc) : "ok");
-    if (db->trace && rc == MAYFLY_OK && (type == MF_FILE_TABLE || type == MF_FILE_BLOB))
-      trace_file_delete(db->trace, number,
-                        type == MF_FILE_TABLE ? TRACE_FILE_TABLE : TRACE_FILE_BLOB);
-    free(path);
+    doomed[n++] = (doomed_file){type, number, path};
   }
   env_free_names(names, count);
   free(live.numbers);
+  if (n > 0) delete_files(db, doomed, n);
+  free(doomed);
 }
 
 /* ---- recovery ---- */
@@ -416,6 +460,7 @@ static void db_free(mayfly_db *db) {
   batch_free(&db->group);
   pthread_mutex_destroy(&db->mu);
   pthread_mutex_destroy(&db->info_mu);
+  pthread_mutex_destroy(&db->delete_mu);
   pthread_cond_destroy(&db->bg_cv);
   free(db->pending_outputs);
   free(db->dbname);
@@ -427,6 +472,7 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
   if (!db) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   pthread_mutex_init(&db->mu, NULL);
   pthread_mutex_init(&db->info_mu, NULL);
+  pthread_mutex_init(&db->delete_mu, NULL);
   pthread_cond_init(&db->bg_cv, NULL);
   db->snapshots.next = db->snapshots.prev = &db->snapshots;
   if (opt) db->opt = *opt;

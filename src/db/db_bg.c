@@ -8,6 +8,9 @@
  * installs its result with one MANIFEST edit under it; db_log_and_apply lets one job at a
  * time into the MANIFEST.
  *
+ * Obsolete files are deleted without db->mu (db_remove_obsolete_files), one thread at a time;
+ * a thread that finds another one deleting leaves purge_pending for a worker to pick up.
+ *
  * New files are registered in db->pending_outputs from the moment their number is taken until
  * the edit naming them is installed (or they are abandoned), so obsolete-file deletion never
  * removes them.
@@ -106,7 +109,7 @@ static void *bg_main(void *arg) {
       db->compaction_running = 1;
       db_background_compaction(db);
       db->compaction_running = 0;
-    } else if (db->purge_pending) {
+    } else if (db->purge_pending && !db->deleting_files) {
       db->purge_pending = 0;
       db_remove_obsolete_files(db);
     } else {
@@ -145,7 +148,8 @@ void db_stop_background(mayfly_db *db) {
 void db_schedule_work(mayfly_db *db) { pthread_cond_broadcast(&db->bg_cv); }
 
 int db_is_idle(mayfly_db *db) {
-  if (db->flush_running || db->compaction_running || db->manifest_busy) return 0;
+  if (db->flush_running || db->compaction_running || db->manifest_busy || db->deleting_files)
+    return 0;
   if (db->bg_error) return 1;
   return db->num_imm == 0 && !db->purge_pending && !db_compaction_needed(db);
 }

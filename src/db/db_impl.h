@@ -132,6 +132,9 @@ struct mayfly_db {
   mf_cache *blob_value_cache; /* NULL: blob values share block_cache */
   mf_wfile *info_log; /* the LOG file; writes guarded by info_mu */
   pthread_mutex_t info_mu;
+  /* Held around each obsolete-file removal and when bg_error is set (after mu), so no removal
+   * starts or is still running once the database has turned read-only. */
+  pthread_mutex_t delete_mu;
 
   pthread_mutex_t mu;
   pthread_cond_t bg_cv; /* background work finished, or state changed */
@@ -160,6 +163,7 @@ struct mayfly_db {
   int num_bg_threads;
   int shutting_down;
   int purge_pending; /* a reader freed an old version: its files may be obsolete now */
+  int deleting_files; /* a thread is deleting obsolete files without mu (db.c) */
   _Atomic int stop_jobs; /* shutting_down, readable without mu by running jobs */
   int flush_running;      /* one flush at a time: memtables are flushed in order */
   int compaction_running; /* one compaction at a time */
@@ -201,7 +205,9 @@ void db_set_bg_error(mayfly_db *db, int rc, const char *what);
 /* Makes an error for callers once the db is read-only. REQUIRES: mu held. */
 int db_closed_error(mayfly_db *db);
 int db_new_wal(mayfly_db *db, uint64_t number); /* REQUIRES: mu held or no other thread */
-void db_remove_obsolete_files(mayfly_db *db);   /* REQUIRES: mu held */
+/* REQUIRES: mu held. Releases mu while it deletes files (other threads may run meanwhile);
+ * holds it again on return. */
+void db_remove_obsolete_files(mayfly_db *db);
 void db_pending_add(mayfly_db *db, uint64_t number);    /* REQUIRES: mu held */
 void db_pending_remove(mayfly_db *db, uint64_t number); /* REQUIRES: mu held */
 
