@@ -1,9 +1,9 @@
 # A thin driver over CMake. The two commands a new user needs:
 #   make demo   builds mayfly and runs the example program (database in ./demo-db)
-#   make test   builds release and ASan+UBSan trees and runs every test in both
+#   make test   builds release, ASan+UBSan and TSan trees and runs every test in each
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan demo test test-release test-asan bench docs clean
+.PHONY: all deps build build-asan build-tsan demo test test-release test-asan test-tsan bench docs clean
 
 all: build
 
@@ -19,6 +19,11 @@ build-asan: deps
 	  -DMAYFLY_BUILD_BENCH=OFF >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 
+build-tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAYFLY_SANITIZE_THREAD=ON \
+	  -DMAYFLY_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+
 demo: build
 	bash scripts/demo.sh --build=build
 
@@ -29,7 +34,12 @@ test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  MAYFLY_MODEL_OPS=$${MAYFLY_MODEL_OPS_ASAN:-30000} ctest --output-on-failure -j $(JOBS)
 
-test: test-release test-asan
+# ThreadSanitizer: the tests that run background threads against foreground ones.
+test-tsan: build-tsan
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  MAYFLY_MODEL_OPS=$${MAYFLY_MODEL_OPS_TSAN:-30000} ctest --output-on-failure -j $(JOBS)
+
+test: test-release test-asan test-tsan
 
 bench: build
 	./build/bench/mayfly_bench --engine=all

@@ -138,7 +138,7 @@ static void check_scan(mayfly_db *db, mayfly_iter *it, const int *expect, int n,
     if (sscanf(kb, "key%08d", &i) != 1 || i < 0 || i >= n) fail_msg("%s: stray key '%s'", what, kb);
     if (i <= last) fail_msg("%s: key %d after key %d", what, i, last);
     last = i;
-    uint32_t ver;
+    uint32_t ver = 0;
     if (!v || !value_check(v, vlen, k, klen, &ver)) fail_msg("%s: key %d damaged", what, i);
     if ((int)ver != expect[i])
       fail_msg("%s: key %d has version %d, expected %d", what, i, (int)ver, expect[i]);
