@@ -83,15 +83,18 @@ MAYFLY_API int mayfly_put(mayfly_db *db, const void *key, size_t klen, const voi
   int rc = check_flags(flags);
   if (rc) return rc;
   struct mayfly_batch b;
-  /* Header, type, two varint lengths and the bytes: the batch is allocated once. (Sizes
-   * over the limits get the default; batch_put refuses them.) */
+  /* Header, type, two varint lengths and the bytes. A put of up to 4 KiB is built on the
+   * stack, a bigger one in a buffer allocated once. (Sizes over the limits get the stack
+   * buffer too: batch_put refuses them before it appends anything.) */
   size_t need = klen <= MF_MAX_KEY_SIZE && vlen <= MF_MAX_VALUE_SIZE
                     ? (size_t)MF_BATCH_HEADER + 1 + 2 * MF_MAX_VARINT32_LEN + klen + vlen
-                    : 256;
-  rc = batch_init_sized(&b, need);
+                    : 0;
+  char stack[4096];
+  if (need <= sizeof stack) batch_init_in(&b, stack, sizeof stack);
+  else rc = batch_init_sized(&b, need);
   if (rc == MAYFLY_OK) rc = batch_put(&b, mf_slice_make(key, klen), mf_slice_make(val, vlen));
   if (rc == MAYFLY_OK) rc = db_write(db, &b, flags);
-  batch_free(&b);
+  if (b.rep.data != stack) batch_free(&b);
   return rc;
 }
 

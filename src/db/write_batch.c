@@ -16,6 +16,12 @@ int batch_init_sized(struct mayfly_batch *b, size_t capacity) {
   return MAYFLY_OK;
 }
 
+void batch_init_in(struct mayfly_batch *b, char *buf, size_t cap) {
+  b->rep = (mf_buf){buf, MF_BATCH_HEADER, cap};
+  b->user_bytes = 0;
+  memset(buf, 0, MF_BATCH_HEADER);
+}
+
 void batch_free(struct mayfly_batch *b) { mf_buf_free(&b->rep); }
 
 void batch_clear(struct mayfly_batch *b) {

@@ -26,6 +26,10 @@ int batch_init(struct mayfly_batch *b);
 /* batch_init with room for capacity bytes of representation, so that a batch of known size
  * (one put) is built without growing. */
 int batch_init_sized(struct mayfly_batch *b, size_t capacity);
+/* Starts an empty batch in caller-owned memory of cap bytes (at least MF_BATCH_HEADER), for a
+ * batch whose final size is known not to exceed cap (one put built on the stack). Such a
+ * batch must not grow past cap and is not passed to batch_free. */
+void batch_init_in(struct mayfly_batch *b, char *buf, size_t cap);
 void batch_free(struct mayfly_batch *b);
 int batch_put(struct mayfly_batch *b, mf_slice key, mf_slice value);
 int batch_delete(struct mayfly_batch *b, mf_slice key);
