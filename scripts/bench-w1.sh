@@ -16,7 +16,8 @@
 # separating engines (--min_blob_size, default 512, mayfly's default).
 #
 # Rows: mayfly policy age with (age cutoff, force threshold) = (0.25,1) (0.5,1) (1,1)
-# (0.25,0.5); mayfly policy group (force threshold 0.5); RocksDB BlobDB with the same four
+# (0.25,0.5); mayfly policy group (force threshold 0.5, 0.3, 0.2: a group is rewritten once
+# that much of it is garbage); RocksDB BlobDB with the same four
 # age settings; RocksDB leveled without blob files; LevelDB. One mayfly_bench process per row
 # (the same binary), one after the other.
 #
@@ -99,6 +100,8 @@ all_rows=(
   "mayfly-age-1.0|mayfly|$shared;$blob;blob_gc_policy=age;$(age 1.0 1.0)"
   "mayfly-age-0.25-force-0.5|mayfly|$shared;$blob;blob_gc_policy=age;$(age 0.25 0.5)"
   "mayfly-group-0.5|mayfly|$shared;$blob;blob_gc_policy=group;blob_garbage_collection_force_threshold=0.5"
+  "mayfly-group-0.3|mayfly|$shared;$blob;blob_gc_policy=group;blob_garbage_collection_force_threshold=0.3"
+  "mayfly-group-0.2|mayfly|$shared;$blob;blob_gc_policy=group;blob_garbage_collection_force_threshold=0.2"
   "rocksdb-blob-age-0.25|rocksdb|$shared;$blob;$(age 0.25 1.0)"
   "rocksdb-blob-age-0.5|rocksdb|$shared;$blob;$(age 0.5 1.0)"
   "rocksdb-blob-age-1.0|rocksdb|$shared;$blob;$(age 1.0 1.0)"
