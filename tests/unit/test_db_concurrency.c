@@ -10,6 +10,9 @@
  * after having seen a larger one. At the end every key holds its writer's last value, also
  * after reopen.
  *
+ * File deletion: while a background job is unlinking an obsolete file (held up in the env),
+ * puts and gets go on; they would wait for the unlink if it ran under the database mutex.
+ *
  * Group commit: several threads doing MAYFLY_SYNC writes (mixed with plain and NO_WAL
  * writers) on the real file system all succeed and everything is there after reopen.
  *
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -540,12 +544,115 @@ static void test_snapshot_churn(void **state) {
   env->destroy(env);
 }
 
+/* ---- file deletion does not hold up writers ---- */
+
+/* The in-memory env with remove_file replaced: once armed, the first removal waits until the
+ * test releases it (or 20 s pass, which the test reports as a failure). */
+static struct {
+  mf_env env;
+  mf_env *base;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int armed, hit, released, timed_out;
+  char path[256];
+} g_gate;
+
+static int gate_remove_file(mf_env *env, const char *path) {
+  (void)env;
+  pthread_mutex_lock(&g_gate.mu);
+  if (g_gate.armed && !g_gate.hit) {
+    g_gate.hit = 1;
+    snprintf(g_gate.path, sizeof g_gate.path, "%s", path);
+    pthread_cond_broadcast(&g_gate.cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    while (!g_gate.released && !g_gate.timed_out)
+      if (pthread_cond_timedwait(&g_gate.cv, &g_gate.mu, &until) == ETIMEDOUT)
+        g_gate.timed_out = 1;
+  }
+  pthread_mutex_unlock(&g_gate.mu);
+  return g_gate.base->remove_file(g_gate.base, path);
+}
+
+static void test_writes_while_deleting(void **state) {
+  (void)state;
+  memset(&g_gate, 0, sizeof g_gate);
+  assert_int_equal(env_mem_create(&g_gate.base), MAYFLY_OK);
+  g_gate.env = *g_gate.base; /* same implementation state (ctx) */
+  g_gate.env.remove_file = gate_remove_file;
+  pthread_mutex_init(&g_gate.mu, NULL);
+  pthread_cond_init(&g_gate.cv, NULL);
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, &g_gate.env);
+  o.write_buffer_size = 64 * 1024;
+  o.level0_file_num_compaction_trigger = 2;
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  pthread_mutex_lock(&g_gate.mu);
+  g_gate.armed = 1;
+  pthread_mutex_unlock(&g_gate.mu);
+
+  /* Values above min_blob_size: flushes, compactions and blob GC make obsolete WALs, tables
+   * and blob files. Write until a removal is held. */
+  char k[32], v[600];
+  int hit = 0;
+  for (int i = 0; i < 200000 && !hit; i++) {
+    memset(v, 'a' + i % 26, sizeof v);
+    size_t klen = (size_t)snprintf(k, sizeof k, "k%05d", i % 3000);
+    assert_int_equal(mayfly_put(g_db, k, klen, v, sizeof v, 0), MAYFLY_OK);
+    pthread_mutex_lock(&g_gate.mu);
+    hit = g_gate.hit;
+    pthread_mutex_unlock(&g_gate.mu);
+  }
+  if (!hit) fail_msg("no obsolete file was removed after 200000 puts");
+
+  /* The removal is held: writes and reads must not wait for it. A few small puts, so that
+   * no memtable switch or write stall has to wait for the held job. */
+  for (int i = 0; i < 200; i++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "during%03d", i);
+    assert_int_equal(mayfly_put(g_db, k, klen, k, klen, 0), MAYFLY_OK);
+    void *got = NULL;
+    size_t glen = 0;
+    assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
+    assert_true(glen == klen && memcmp(got, k, klen) == 0);
+    mayfly_free(got);
+  }
+  pthread_mutex_lock(&g_gate.mu);
+  int timed_out = g_gate.timed_out;
+  g_gate.released = 1;
+  pthread_cond_broadcast(&g_gate.cv);
+  pthread_mutex_unlock(&g_gate.mu);
+  if (timed_out)
+    fail_msg("puts and gets waited for the removal of %s (held 20 s)", g_gate.path);
+
+  /* Once released, the held file goes and everything else is in place. */
+  assert_int_equal(mayfly_wait_idle(g_db), MAYFLY_OK);
+  assert_int_equal(g_gate.base->file_exists(g_gate.base, g_gate.path), 0);
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  for (int i = 0; i < 200; i++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "during%03d", i);
+    void *got = NULL;
+    size_t glen = 0;
+    assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
+    assert_true(glen == klen && memcmp(got, k, klen) == 0);
+    mayfly_free(got);
+  }
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  g_db = NULL;
+  pthread_cond_destroy(&g_gate.cv);
+  pthread_mutex_destroy(&g_gate.mu);
+  g_gate.base->destroy(g_gate.base);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_writers_readers_flushes),
       cmocka_unit_test(test_group_commit_sync),
       cmocka_unit_test(test_snapshot_churn),
+      cmocka_unit_test(test_writes_while_deleting),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
