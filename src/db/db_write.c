@@ -220,7 +220,11 @@ int db_flush_memtables(mayfly_db *db) {
   int rc = write_internal(db, NULL, 0, 1);
   if (rc) return rc;
   pthread_mutex_lock(&db->mu);
-  while (db->num_imm > 0 && db->bg_error == MAYFLY_OK) pthread_cond_wait(&db->bg_cv, &db->mu);
+  /* Until the memtables are tables and their WALs are gone (a worker deletes them right
+   * after the flush; purge_pending covers the moment in between). */
+  while ((db->num_imm > 0 || db->purge_pending || db->deleting_files) &&
+         db->bg_error == MAYFLY_OK)
+    pthread_cond_wait(&db->bg_cv, &db->mu);
   if (db->bg_error) rc = db_closed_error(db);
   else if (memtable_num_entries(db->mem) == 0) db->unlogged_writes = 0;
   pthread_mutex_unlock(&db->mu);
