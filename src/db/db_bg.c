@@ -8,10 +8,11 @@
  * installs its result with one MANIFEST edit under it; db_log_and_apply lets one job at a
  * time into the MANIFEST.
  *
- * Obsolete files are deleted without db->mu (db_remove_obsolete_files), one thread at a time,
- * by a worker after its job, once the job's running flag is clear: a job only sets
- * purge_pending. A thread that finds another one deleting leaves purge_pending for a worker to
- * pick up.
+ * Obsolete files are deleted without db->mu (db_remove_obsolete_files), one thread at a time.
+ * A flush or compaction deletes what it made obsolete before it counts as finished (its
+ * running flag stays set meanwhile, as a RocksDB job keeps its slot while it purges), so the
+ * next job of its kind starts after the deletions. A thread that finds another one deleting
+ * leaves purge_pending for a worker to pick up.
  *
  * New files are registered in db->pending_outputs from the moment their number is taken until
  * the edit naming them is installed (or they are abandoned), so obsolete-file deletion never
@@ -89,7 +90,7 @@ static void flush_oldest(mayfly_db *db) {
     db_info(db, "flushed memtable: %llu table bytes, %llu blob bytes in %llu blob files, "
             "%llu us", (unsigned long long)out.table_bytes, (unsigned long long)out.blob_bytes,
             (unsigned long long)out.blob_files, (unsigned long long)micros);
-    db->purge_pending = 1; /* the WAL, and files a compaction left; bg_main deletes them */
+    db_remove_obsolete_files(db);
   } else {
     db_set_bg_error(db, rc, "memtable flush");
   }
@@ -111,20 +112,16 @@ static void *bg_main(void *arg) {
       db->compaction_running = 1;
       db_background_compaction(db);
       db->compaction_running = 0;
-    } else if (!db->purge_pending || db->deleting_files) {
+    } else if (db->purge_pending && !db->deleting_files) {
+      db->purge_pending = 0;
+      db_remove_obsolete_files(db);
+    } else {
       pthread_cond_wait(&db->bg_cv, &db->mu);
       continue;
     }
-    /* The finished job's obsolete files (and any a reader left) go now, by this thread, with
-     * the job's running flag clear: another thread may start the next flush or compaction
-     * while these unlinks run. */
-    if (db->purge_pending && !db->deleting_files) {
-      db->purge_pending = 0;
-      db_remove_obsolete_files(db);
-    }
     pthread_cond_broadcast(&db->bg_cv);
   }
-  /* Closing: the last jobs' files still go (the next open would delete them otherwise). */
+  /* Closing: files a job left to a purge still go (the next open would delete them). */
   if (db->purge_pending && !db->deleting_files) {
     db->purge_pending = 0;
     db_remove_obsolete_files(db);

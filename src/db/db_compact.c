@@ -268,7 +268,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   if (db->trace) trace_job_end(db->trace, job_id, rc);
   if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */
   if (rc != MAYFLY_OK) db_set_bg_error(db, rc, "compaction");
-  else db->purge_pending = 1; /* the inputs; bg_main deletes them */
+  else db_remove_obsolete_files(db);
   return rc;
 }
 

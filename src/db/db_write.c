@@ -220,8 +220,8 @@ int db_flush_memtables(mayfly_db *db) {
   int rc = write_internal(db, NULL, 0, 1);
   if (rc) return rc;
   pthread_mutex_lock(&db->mu);
-  /* Until the memtables are tables and their WALs are gone (a worker deletes them right
-   * after the flush; purge_pending covers the moment in between). */
+  /* Until the memtables are tables and their WALs are gone (the flush deletes them without
+   * db->mu, or leaves them to a purge if another thread is deleting). */
   while ((db->num_imm > 0 || db->purge_pending || db->deleting_files) &&
          db->bg_error == MAYFLY_OK)
     pthread_cond_wait(&db->bg_cv, &db->mu);
