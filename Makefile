@@ -34,7 +34,7 @@ test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  MAYFLY_MODEL_OPS=$${MAYFLY_MODEL_OPS_ASAN:-30000} ctest --output-on-failure -j $(JOBS)
 
-# ThreadSanitizer: the tests that run background threads against foreground ones.
+# ThreadSanitizer: every test, for races between background jobs and callers.
 test-tsan: build-tsan
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  MAYFLY_MODEL_OPS=$${MAYFLY_MODEL_OPS_TSAN:-30000} ctest --output-on-failure -j $(JOBS)
