@@ -68,7 +68,7 @@ uint64_t gen_zipf_rank(const gen_zipf *z, uint64_t *state)
   double uz = u * z->zetan;
   if (uz < 1.0 || z->n == 1)
     return 0;
-  if (uz < 1.0 + pow(0.5, z->theta))
+  if (uz < z->zeta2) /* 1 + 0.5^theta, computed once */
     return 1;
   uint64_t rank = (uint64_t)((double)z->n * pow(z->eta * u - z->eta + 1.0, z->alpha));
   return rank < z->n ? rank : z->n - 1;
