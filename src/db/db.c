@@ -78,7 +78,7 @@ void db_pending_remove(mayfly_db *db, uint64_t number) {
   }
 }
 
-int db_new_wal(mayfly_db *db, uint64_t number) {
+int db_open_wal(mayfly_db *db, uint64_t number, db_new_wal_files *out) {
   char *name = filename_wal(db->dbname, number);
   if (!name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   mf_wfile *file = NULL;
@@ -96,16 +96,30 @@ int db_new_wal(mayfly_db *db, uint64_t number) {
     if (file) db->env->close_writable(file);
     return rc;
   }
+  out->file = file;
+  out->wal = w;
+  out->number = number;
+  out->header_bytes = written;
+  return MAYFLY_OK;
+}
+
+void db_install_wal(mayfly_db *db, db_new_wal_files *files) {
   if (db->wal) {
     wal_writer_destroy(db->wal);
     db->env->close_writable(db->wal_file);
   }
-  db->bytes_written += written;
-  db->wal = w;
-  db->wal_file = file;
-  db->wal_number = number;
+  db->bytes_written += files->header_bytes;
+  db->wal = files->wal;
+  db->wal_file = files->file;
+  db->wal_number = files->number;
   db->wal_dirty = 0;
-  return MAYFLY_OK;
+}
+
+int db_new_wal(mayfly_db *db, uint64_t number) {
+  db_new_wal_files files = {0};
+  int rc = db_open_wal(db, number, &files);
+  if (rc == MAYFLY_OK) db_install_wal(db, &files);
+  return rc;
 }
 
 /* ---- obsolete files ---- */

@@ -204,7 +204,21 @@ void db_info(mayfly_db *db, const char *fmt, ...) MF_PRINTF(2, 3);
 void db_set_bg_error(mayfly_db *db, int rc, const char *what);
 /* Makes an error for callers once the db is read-only. REQUIRES: mu held. */
 int db_closed_error(mayfly_db *db);
-int db_new_wal(mayfly_db *db, uint64_t number); /* REQUIRES: mu held or no other thread */
+/* A WAL created by db_open_wal and not yet the database's current one. */
+typedef struct db_new_wal_files {
+  mf_wfile *file;
+  wal_writer *wal;
+  uint64_t number;
+  uint64_t header_bytes; /* what creating it wrote */
+} db_new_wal_files;
+/* Creates WAL `number` (its file header written and its directory entry synced) without
+ * touching the database's state, so it needs no lock. */
+int db_open_wal(mayfly_db *db, uint64_t number, db_new_wal_files *files);
+/* Makes files the current WAL, closing the previous one (without syncing it).
+ * REQUIRES: mu held and the caller is the leader writer, or no other thread. */
+void db_install_wal(mayfly_db *db, db_new_wal_files *files);
+/* db_open_wal then db_install_wal. REQUIRES: no other thread (recovery). */
+int db_new_wal(mayfly_db *db, uint64_t number);
 /* REQUIRES: mu held. Releases mu while it deletes files (other threads may run meanwhile);
  * holds it again on return. */
 void db_remove_obsolete_files(mayfly_db *db);

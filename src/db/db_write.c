@@ -38,28 +38,40 @@ size_t db_memtable_arena_block(const mayfly_db *db) {
   return block < 4096 ? 4096 : block > (256 << 10) ? (256 << 10) : block;
 }
 
-/* Switches to a new memtable and WAL. REQUIRES: mu held, caller is the leader writer. */
+/* Switches to a new memtable and WAL. REQUIRES: mu held, caller is the leader writer.
+ *
+ * The file work (syncing the old WAL, creating the new one and syncing its directory entry)
+ * runs with mu released: it can take milliseconds, and readers and background jobs need mu
+ * for a moment each. Only the leader writes the WAL or switches memtables, and the other
+ * writers wait in the queue behind it, so nothing changes the WAL meanwhile; the new number
+ * is above the version's log number, so obsolete-file deletion leaves the new file alone. */
 static int switch_memtable(mayfly_db *db) {
-  memtable *fresh = NULL;
-  int rc = memtable_create(db_memtable_arena_block(db), db_memtable_filter_bytes(db), &fresh);
-  if (rc) return MF_ERR(rc, "out of memory creating a memtable");
   uint64_t number = version_set_new_file_number(db->vs);
-  /* The leader owns the WAL, and the mutex only guards the pointers we swap, so creating
-   * the file under the mutex is simple and the cost (one create per memtable) is small. */
-  if (db->wal_dirty && db->wal_file) {
+  size_t arena_block = db_memtable_arena_block(db);
+  size_t filter_bytes = db_memtable_filter_bytes(db);
+  pthread_mutex_unlock(&db->mu);
+  memtable *fresh = NULL;
+  db_new_wal_files files = {0};
+  int sync_failed = 0;
+  int rc = memtable_create(arena_block, filter_bytes, &fresh);
+  if (rc) rc = MF_ERR(rc, "out of memory creating a memtable");
+  if (rc == MAYFLY_OK && db->wal_dirty && db->wal_file) {
     /* Sync the old WAL: a later MAYFLY_SYNC write syncs only the new one, and it must not
      * survive a crash that loses earlier writes (a crash loses a suffix, never a middle). */
     rc = db->env->sync(db->wal_file, db->use_fsync);
-    if (rc) {
-      memtable_unref(fresh);
-      return rc;
-    }
+    if (rc == MAYFLY_OK) db->wal_dirty = 0;
+    sync_failed = rc != MAYFLY_OK;
   }
-  rc = db_new_wal(db, number);
+  if (rc == MAYFLY_OK) rc = db_open_wal(db, number, &files);
+  pthread_mutex_lock(&db->mu);
   if (rc) {
-    memtable_unref(fresh);
+    if (fresh) memtable_unref(fresh);
+    /* After a failed sync the kernel may have dropped the WAL's dirty pages and marked them
+     * clean, so a retry could report success for writes that are gone: stop instead. */
+    if (sync_failed) db_set_bg_error(db, rc, "syncing the write-ahead log");
     return rc;
   }
+  db_install_wal(db, &files);
   db->imm[db->num_imm] = db->mem;
   db->imm_wal_number[db->num_imm] = db->mem_wal_number;
   db->num_imm++;

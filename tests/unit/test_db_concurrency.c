@@ -645,6 +645,124 @@ static void test_writes_while_deleting(void **state) {
   g_gate.base->destroy(g_gate.base);
 }
 
+/* ---- a memtable switch does not hold up readers ---- */
+
+/* The in-memory env with sync_dir replaced: once armed, the first sync_dir made by the armed
+ * thread (the writer; it syncs the directory only when a memtable switch creates a WAL)
+ * waits until the test releases it, or 20 s pass, which the test reports as a failure. */
+static struct {
+  mf_env env;
+  mf_env *base;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t writer;
+  int armed, hit, released, timed_out;
+} g_switch;
+
+static int gate_sync_dir(mf_env *env, const char *path) {
+  (void)env;
+  pthread_mutex_lock(&g_switch.mu);
+  if (g_switch.armed && !g_switch.hit && pthread_equal(pthread_self(), g_switch.writer)) {
+    g_switch.hit = 1;
+    pthread_cond_broadcast(&g_switch.cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    while (!g_switch.released && !g_switch.timed_out)
+      if (pthread_cond_timedwait(&g_switch.cv, &g_switch.mu, &until) == ETIMEDOUT)
+        g_switch.timed_out = 1;
+  }
+  pthread_mutex_unlock(&g_switch.mu);
+  return g_switch.base->sync_dir(g_switch.base, path);
+}
+
+/* Waits for the writer to be held in the switch, reads every key written before it, then
+ * releases the writer. */
+static void *switch_reader(void *arg) {
+  int *bad = arg;
+  pthread_mutex_lock(&g_switch.mu);
+  while (!g_switch.hit && !g_switch.released) pthread_cond_wait(&g_switch.cv, &g_switch.mu);
+  pthread_mutex_unlock(&g_switch.mu);
+  char k[32];
+  for (int i = 0; i < 2000; i++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "before%05d", i);
+    void *got = NULL;
+    size_t glen = 0;
+    if (mayfly_get(g_db, NULL, k, klen, &got, &glen) != MAYFLY_OK || glen != klen ||
+        memcmp(got, k, klen) != 0)
+      (*bad)++;
+    mayfly_free(got);
+  }
+  pthread_mutex_lock(&g_switch.mu);
+  g_switch.released = 1;
+  pthread_cond_broadcast(&g_switch.cv);
+  pthread_mutex_unlock(&g_switch.mu);
+  return NULL;
+}
+
+static void test_reads_during_memtable_switch(void **state) {
+  (void)state;
+  memset(&g_switch, 0, sizeof g_switch);
+  assert_int_equal(env_mem_create(&g_switch.base), MAYFLY_OK);
+  g_switch.env = *g_switch.base; /* same implementation state (ctx) */
+  g_switch.env.sync_dir = gate_sync_dir;
+  pthread_mutex_init(&g_switch.mu, NULL);
+  pthread_cond_init(&g_switch.cv, NULL);
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, &g_switch.env);
+  o.write_buffer_size = 64 * 1024;
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  char k[32];
+  for (int i = 0; i < 2000; i++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "before%05d", i);
+    assert_int_equal(mayfly_put(g_db, k, klen, k, klen, 0), MAYFLY_OK);
+  }
+  int bad = 0;
+  pthread_t reader;
+  pthread_mutex_lock(&g_switch.mu);
+  g_switch.writer = pthread_self();
+  g_switch.armed = 1;
+  pthread_mutex_unlock(&g_switch.mu);
+  assert_int_equal(pthread_create(&reader, NULL, switch_reader, &bad), 0);
+
+  /* Write until a switch has been held and released (the put that switches returns after). */
+  char v[200];
+  memset(v, 'v', sizeof v);
+  int hit = 0;
+  for (int i = 0; i < 100000 && !hit; i++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "after%06d", i);
+    assert_int_equal(mayfly_put(g_db, k, klen, v, sizeof v, 0), MAYFLY_OK);
+    pthread_mutex_lock(&g_switch.mu);
+    hit = g_switch.hit;
+    pthread_mutex_unlock(&g_switch.mu);
+  }
+  pthread_mutex_lock(&g_switch.mu);
+  g_switch.released = 1; /* lets the reader go if no switch happened */
+  pthread_cond_broadcast(&g_switch.cv);
+  pthread_mutex_unlock(&g_switch.mu);
+  assert_int_equal(pthread_join(reader, NULL), 0);
+  if (!hit) fail_msg("no memtable switch after 100000 puts");
+  if (g_switch.timed_out) fail_msg("gets waited for a memtable switch's WAL creation (held 20 s)");
+  assert_int_equal(bad, 0);
+
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  for (int i = 0; i < 2000; i += 7) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "before%05d", i);
+    void *got = NULL;
+    size_t glen = 0;
+    assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
+    assert_true(glen == klen && memcmp(got, k, klen) == 0);
+    mayfly_free(got);
+  }
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  g_db = NULL;
+  pthread_cond_destroy(&g_switch.cv);
+  pthread_mutex_destroy(&g_switch.mu);
+  g_switch.base->destroy(g_switch.base);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const struct CMUnitTest tests[] = {
@@ -652,6 +770,7 @@ int main(void) {
       cmocka_unit_test(test_group_commit_sync),
       cmocka_unit_test(test_snapshot_churn),
       cmocka_unit_test(test_writes_while_deleting),
+      cmocka_unit_test(test_reads_during_memtable_switch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
