@@ -546,21 +546,51 @@ static void test_snapshot_churn(void **state) {
 
 /* ---- file deletion does not hold up writers ---- */
 
-/* The in-memory env with remove_file replaced: once armed, the first removal waits until the
- * test releases it (or 20 s pass, which the test reports as a failure). */
+/* An in-memory env with one call replaced by a hook that, once the gate is armed, holds the
+ * first matching call until the test releases it (or 20 s pass, which the test reports as a
+ * failure). g_gate.base is the real env; the hooked copy shares its state. */
 static struct {
   mf_env env;
   mf_env *base;
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  pthread_t thread; /* gate_sync_dir holds only this thread's calls */
   int armed, hit, released, timed_out;
   char path[256];
 } g_gate;
 
-static int gate_remove_file(mf_env *env, const char *path) {
-  (void)env;
+static void gate_setup(void) {
+  memset(&g_gate, 0, sizeof g_gate);
+  assert_int_equal(env_mem_create(&g_gate.base), MAYFLY_OK);
+  g_gate.env = *g_gate.base;
+  pthread_mutex_init(&g_gate.mu, NULL);
+  pthread_cond_init(&g_gate.cv, NULL);
+}
+
+static void gate_teardown(void) {
+  pthread_cond_destroy(&g_gate.cv);
+  pthread_mutex_destroy(&g_gate.mu);
+  g_gate.base->destroy(g_gate.base);
+}
+
+static void gate_set(int *flag) {
   pthread_mutex_lock(&g_gate.mu);
-  if (g_gate.armed && !g_gate.hit) {
+  *flag = 1;
+  pthread_cond_broadcast(&g_gate.cv);
+  pthread_mutex_unlock(&g_gate.mu);
+}
+
+static int gate_get(const int *flag) {
+  pthread_mutex_lock(&g_gate.mu);
+  int v = *flag;
+  pthread_mutex_unlock(&g_gate.mu);
+  return v;
+}
+
+/* Holds the caller when the gate is armed and not yet hit and `match` is true. */
+static void gate_pass(int match, const char *path) {
+  pthread_mutex_lock(&g_gate.mu);
+  if (match && g_gate.armed && !g_gate.hit) {
     g_gate.hit = 1;
     snprintf(g_gate.path, sizeof g_gate.path, "%s", path);
     pthread_cond_broadcast(&g_gate.cv);
@@ -572,26 +602,34 @@ static int gate_remove_file(mf_env *env, const char *path) {
         g_gate.timed_out = 1;
   }
   pthread_mutex_unlock(&g_gate.mu);
+}
+
+static int gate_remove_file(mf_env *env, const char *path) {
+  (void)env;
+  gate_pass(1, path);
   return g_gate.base->remove_file(g_gate.base, path);
+}
+
+/* The key's value in g_db must be the key itself. */
+static void expect_key_as_value(const char *k, size_t klen) {
+  void *got = NULL;
+  size_t glen = 0;
+  assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
+  assert_true(glen == klen && memcmp(got, k, klen) == 0);
+  mayfly_free(got);
 }
 
 static void test_writes_while_deleting(void **state) {
   (void)state;
-  memset(&g_gate, 0, sizeof g_gate);
-  assert_int_equal(env_mem_create(&g_gate.base), MAYFLY_OK);
-  g_gate.env = *g_gate.base; /* same implementation state (ctx) */
+  gate_setup();
   g_gate.env.remove_file = gate_remove_file;
-  pthread_mutex_init(&g_gate.mu, NULL);
-  pthread_cond_init(&g_gate.cv, NULL);
   struct mayfly_options o;
   options_init_defaults(&o);
   options_set_env(&o, &g_gate.env);
   o.write_buffer_size = 64 * 1024;
   o.level0_file_num_compaction_trigger = 2;
   assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
-  pthread_mutex_lock(&g_gate.mu);
-  g_gate.armed = 1;
-  pthread_mutex_unlock(&g_gate.mu);
+  gate_set(&g_gate.armed);
 
   /* Values above min_blob_size: flushes, compactions and blob GC make obsolete WALs, tables
    * and blob files. Write until a removal is held. */
@@ -601,9 +639,7 @@ static void test_writes_while_deleting(void **state) {
     memset(v, 'a' + i % 26, sizeof v);
     size_t klen = (size_t)snprintf(k, sizeof k, "k%05d", i % 3000);
     assert_int_equal(mayfly_put(g_db, k, klen, v, sizeof v, 0), MAYFLY_OK);
-    pthread_mutex_lock(&g_gate.mu);
-    hit = g_gate.hit;
-    pthread_mutex_unlock(&g_gate.mu);
+    hit = gate_get(&g_gate.hit);
   }
   if (!hit) fail_msg("no obsolete file was removed after 200000 puts");
 
@@ -611,17 +647,10 @@ static void test_writes_while_deleting(void **state) {
   for (int i = 0; i < 200; i++) {
     size_t klen = (size_t)snprintf(k, sizeof k, "during%03d", i);
     assert_int_equal(mayfly_put(g_db, k, klen, k, klen, 0), MAYFLY_OK);
-    void *got = NULL;
-    size_t glen = 0;
-    assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
-    assert_true(glen == klen && memcmp(got, k, klen) == 0);
-    mayfly_free(got);
+    expect_key_as_value(k, klen);
   }
-  pthread_mutex_lock(&g_gate.mu);
-  int timed_out = g_gate.timed_out;
-  g_gate.released = 1;
-  pthread_cond_broadcast(&g_gate.cv);
-  pthread_mutex_unlock(&g_gate.mu);
+  int timed_out = gate_get(&g_gate.timed_out);
+  gate_set(&g_gate.released);
   if (timed_out)
     fail_msg("puts and gets waited for the removal of %s (held 20 s)", g_gate.path);
 
@@ -632,57 +661,30 @@ static void test_writes_while_deleting(void **state) {
   assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
   for (int i = 0; i < 200; i++) {
     size_t klen = (size_t)snprintf(k, sizeof k, "during%03d", i);
-    void *got = NULL;
-    size_t glen = 0;
-    assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
-    assert_true(glen == klen && memcmp(got, k, klen) == 0);
-    mayfly_free(got);
+    expect_key_as_value(k, klen);
   }
   assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
   g_db = NULL;
-  pthread_cond_destroy(&g_gate.cv);
-  pthread_mutex_destroy(&g_gate.mu);
-  g_gate.base->destroy(g_gate.base);
+  gate_teardown();
 }
 
 /* ---- a memtable switch does not hold up readers ---- */
 
-/* The in-memory env with sync_dir replaced: once armed, the first sync_dir made by the armed
- * thread (the writer; it syncs the directory only when a memtable switch creates a WAL)
- * waits until the test releases it, or 20 s pass, which the test reports as a failure. */
-static struct {
-  mf_env env;
-  mf_env *base;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  pthread_t writer;
-  int armed, hit, released, timed_out;
-} g_switch;
-
+/* Holds the first sync_dir of g_gate.thread, the writer: it syncs the directory only when a
+ * memtable switch creates a WAL. */
 static int gate_sync_dir(mf_env *env, const char *path) {
   (void)env;
-  pthread_mutex_lock(&g_switch.mu);
-  if (g_switch.armed && !g_switch.hit && pthread_equal(pthread_self(), g_switch.writer)) {
-    g_switch.hit = 1;
-    pthread_cond_broadcast(&g_switch.cv);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 20;
-    while (!g_switch.released && !g_switch.timed_out)
-      if (pthread_cond_timedwait(&g_switch.cv, &g_switch.mu, &until) == ETIMEDOUT)
-        g_switch.timed_out = 1;
-  }
-  pthread_mutex_unlock(&g_switch.mu);
-  return g_switch.base->sync_dir(g_switch.base, path);
+  gate_pass(pthread_equal(pthread_self(), g_gate.thread), path);
+  return g_gate.base->sync_dir(g_gate.base, path);
 }
 
 /* Waits for the writer to be held in the switch, reads every key written before it, then
  * releases the writer. */
 static void *switch_reader(void *arg) {
   int *bad = arg;
-  pthread_mutex_lock(&g_switch.mu);
-  while (!g_switch.hit && !g_switch.released) pthread_cond_wait(&g_switch.cv, &g_switch.mu);
-  pthread_mutex_unlock(&g_switch.mu);
+  pthread_mutex_lock(&g_gate.mu);
+  while (!g_gate.hit && !g_gate.released) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+  pthread_mutex_unlock(&g_gate.mu);
   char k[32];
   for (int i = 0; i < 2000; i++) {
     size_t klen = (size_t)snprintf(k, sizeof k, "before%05d", i);
@@ -693,24 +695,17 @@ static void *switch_reader(void *arg) {
       (*bad)++;
     mayfly_free(got);
   }
-  pthread_mutex_lock(&g_switch.mu);
-  g_switch.released = 1;
-  pthread_cond_broadcast(&g_switch.cv);
-  pthread_mutex_unlock(&g_switch.mu);
+  gate_set(&g_gate.released);
   return NULL;
 }
 
 static void test_reads_during_memtable_switch(void **state) {
   (void)state;
-  memset(&g_switch, 0, sizeof g_switch);
-  assert_int_equal(env_mem_create(&g_switch.base), MAYFLY_OK);
-  g_switch.env = *g_switch.base; /* same implementation state (ctx) */
-  g_switch.env.sync_dir = gate_sync_dir;
-  pthread_mutex_init(&g_switch.mu, NULL);
-  pthread_cond_init(&g_switch.cv, NULL);
+  gate_setup();
+  g_gate.env.sync_dir = gate_sync_dir;
   struct mayfly_options o;
   options_init_defaults(&o);
-  options_set_env(&o, &g_switch.env);
+  options_set_env(&o, &g_gate.env);
   o.write_buffer_size = 64 * 1024;
   assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
   char k[32];
@@ -720,10 +715,10 @@ static void test_reads_during_memtable_switch(void **state) {
   }
   int bad = 0;
   pthread_t reader;
-  pthread_mutex_lock(&g_switch.mu);
-  g_switch.writer = pthread_self();
-  g_switch.armed = 1;
-  pthread_mutex_unlock(&g_switch.mu);
+  pthread_mutex_lock(&g_gate.mu);
+  g_gate.thread = pthread_self();
+  g_gate.armed = 1;
+  pthread_mutex_unlock(&g_gate.mu);
   assert_int_equal(pthread_create(&reader, NULL, switch_reader, &bad), 0);
 
   /* Write until a switch has been held and released (the put that switches returns after). */
@@ -733,34 +728,23 @@ static void test_reads_during_memtable_switch(void **state) {
   for (int i = 0; i < 100000 && !hit; i++) {
     size_t klen = (size_t)snprintf(k, sizeof k, "after%06d", i);
     assert_int_equal(mayfly_put(g_db, k, klen, v, sizeof v, 0), MAYFLY_OK);
-    pthread_mutex_lock(&g_switch.mu);
-    hit = g_switch.hit;
-    pthread_mutex_unlock(&g_switch.mu);
+    hit = gate_get(&g_gate.hit);
   }
-  pthread_mutex_lock(&g_switch.mu);
-  g_switch.released = 1; /* lets the reader go if no switch happened */
-  pthread_cond_broadcast(&g_switch.cv);
-  pthread_mutex_unlock(&g_switch.mu);
+  gate_set(&g_gate.released); /* lets the reader go if no switch happened */
   assert_int_equal(pthread_join(reader, NULL), 0);
   if (!hit) fail_msg("no memtable switch after 100000 puts");
-  if (g_switch.timed_out) fail_msg("gets waited for a memtable switch's WAL creation (held 20 s)");
+  if (g_gate.timed_out) fail_msg("gets waited for a memtable switch's WAL creation (held 20 s)");
   assert_int_equal(bad, 0);
 
   assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
   assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
   for (int i = 0; i < 2000; i += 7) {
     size_t klen = (size_t)snprintf(k, sizeof k, "before%05d", i);
-    void *got = NULL;
-    size_t glen = 0;
-    assert_int_equal(mayfly_get(g_db, NULL, k, klen, &got, &glen), MAYFLY_OK);
-    assert_true(glen == klen && memcmp(got, k, klen) == 0);
-    mayfly_free(got);
+    expect_key_as_value(k, klen);
   }
   assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
   g_db = NULL;
-  pthread_cond_destroy(&g_switch.cv);
-  pthread_mutex_destroy(&g_switch.mu);
-  g_switch.base->destroy(g_switch.base);
+  gate_teardown();
 }
 
 int main(void) {
