@@ -9,10 +9,12 @@
  * time into the MANIFEST.
  *
  * Obsolete files are deleted without db->mu (db_remove_obsolete_files), one thread at a time.
- * A flush or compaction deletes what it made obsolete before it counts as finished (its
- * running flag stays set meanwhile, as a RocksDB job keeps its slot while it purges), so the
- * next job of its kind starts after the deletions. A thread that finds another one deleting
- * leaves purge_pending for a worker to pick up.
+ * A compaction deletes what it made obsolete before it counts as finished (its running flag
+ * stays set meanwhile, as a RocksDB job keeps its slot while it purges), so the next
+ * compaction starts after the deletions. A flush gives up its slot first: writers may be
+ * waiting for the next memtable to be flushed, and must not wait for unlinks as well (the
+ * purge after a flush also takes whatever a compaction left behind). A thread that finds
+ * another one deleting leaves purge_pending for a worker to pick up.
  *
  * New files are registered in db->pending_outputs from the moment their number is taken until
  * the edit naming them is installed (or they are abandoned), so obsolete-file deletion never
@@ -36,7 +38,8 @@ uint64_t db_oldest_snapshot_seq(mayfly_db *db) {
   return version_set_last_sequence(db->vs);
 }
 
-/* REQUIRES: mu held, db->num_imm > 0. */
+/* REQUIRES: mu held, db->num_imm > 0, db->flush_running set by the caller; cleared here
+ * once the flush is installed (or failed), before the obsolete files are deleted. */
 static void flush_oldest(mayfly_db *db) {
   memtable *m = db->imm[0];
   memtable_ref(m);
@@ -90,8 +93,13 @@ static void flush_oldest(mayfly_db *db) {
     db_info(db, "flushed memtable: %llu table bytes, %llu blob bytes in %llu blob files, "
             "%llu us", (unsigned long long)out.table_bytes, (unsigned long long)out.blob_bytes,
             (unsigned long long)out.blob_files, (unsigned long long)micros);
+    /* The flush is done: the next one may start, and writers waiting for room may go on,
+     * while this thread deletes files. */
+    db->flush_running = 0;
+    pthread_cond_broadcast(&db->bg_cv);
     db_remove_obsolete_files(db);
   } else {
+    db->flush_running = 0;
     db_set_bg_error(db, rc, "memtable flush");
   }
   db_output_free(&out);
@@ -105,8 +113,7 @@ static void *bg_main(void *arg) {
   while (!db->shutting_down) {
     if (db->bg_error == MAYFLY_OK && db->num_imm > 0 && !db->flush_running) {
       db->flush_running = 1;
-      flush_oldest(db);
-      db->flush_running = 0;
+      flush_oldest(db); /* clears flush_running */
     } else if (db->bg_error == MAYFLY_OK && !db->compaction_running &&
                db_compaction_needed(db)) {
       db->compaction_running = 1;
