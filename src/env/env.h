@@ -103,6 +103,10 @@ int env_mem_create(mf_env **out);
  * its last sync, and files or renames not made durable by sync_dir of their directory are
  * undone. Open handles keep working on the truncated files. */
 int env_mem_crash(mf_env *env);
+/* Makes path's bytes and name durable, as if the OS had written them back on its own before
+ * a crash (it may, for any file, in any order): a test can then crash with env_mem_crash and
+ * have one file survive whole while every other loses what was not synced. */
+int env_mem_writeback(mf_env *env, const char *path);
 
 void env_free_names(char **names, size_t count);
 /* Reads a whole file into out (out->len set). */

@@ -649,6 +649,24 @@ int env_mem_create(mf_env **out) {
   return MAYFLY_OK;
 }
 
+int env_mem_writeback(mf_env *env, const char *path) {
+  if (env->destroy != mem_destroy)
+    return MF_ERR(MAYFLY_EINVAL, "env_mem_writeback: not an in-memory env");
+  mem_fs *fs = fs_of(env);
+  char *np;
+  int rc = enter(fs, path, &np);
+  if (rc) return rc;
+  mem_entry *e = table_find(&fs->live, np);
+  if (!e) {
+    rc = MF_ERR(MAYFLY_ENOTFOUND, "mem env: write back %s: no such file", path);
+  } else {
+    e->file->synced_len = e->file->data.len;
+    rc = table_set(fs, &fs->durable, np, e->file);
+  }
+  leave(fs, np);
+  return rc;
+}
+
 int env_mem_crash(mf_env *env) {
   if (env->destroy != mem_destroy)
     return MF_ERR(MAYFLY_EINVAL, "env_mem_crash: not an in-memory env");

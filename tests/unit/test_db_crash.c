@@ -421,6 +421,76 @@ static void test_sync_covers_earlier_wals(void **state) {
   close_current(db);
 }
 
+/* The newest WAL's bytes and name, as if the OS had written them back on its own. */
+static void write_back_newest_wal(void) {
+  char **names = NULL;
+  size_t count = 0;
+  assert_int_equal(g_base->list_dir(g_base, DBNAME, &names, &count), MAYFLY_OK);
+  const char *newest = NULL;
+  for (size_t i = 0; i < count; i++) {
+    size_t l = strlen(names[i]);
+    if (l > 4 && strcmp(names[i] + l - 4, ".log") == 0 && (!newest || strcmp(names[i], newest) > 0))
+      newest = names[i]; /* same-width numbers: the greatest name is the newest */
+  }
+  assert_non_null(newest);
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", DBNAME, newest);
+  assert_int_equal(env_mem_writeback(g_base, path), MAYFLY_OK);
+  env_free_names(names, count);
+}
+
+/* A memtable switch does not sync the WAL it leaves. The OS may then write the new WAL back
+ * and lose the end of the old one (or its name) in a crash. Recovery must notice (the new
+ * WAL's header says how long the old one was) and stop at what survived of the old one:
+ * replaying the new WAL would bring back later writes without earlier ones. */
+static void test_newer_wal_survives_older_does_not(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  o.max_write_buffer_number = 8;
+  enum { SYNCED = 200, N = 1200 };
+  hold_tables(1);
+  mayfly_db *db = open_current(&o);
+  for (int i = 0; i < SYNCED; i++) put_ver(db, i, 1, 150, i == SYNCED - 1 ? MAYFLY_SYNC : 0);
+  for (int i = SYNCED; i < N; i++) put_ver(db, i, 1, 150, 0);
+  assert_true(count_wals() >= 3);
+  write_back_newest_wal();
+  db = crash_and_reopen(db, &o);
+  int first_missing = -1, found_after = -1;
+  for (int i = 0; i < N; i++) {
+    int v = get_ver(db, NULL, i);
+    if (v != 1 && first_missing < 0) first_missing = i;
+    if (v == 1 && first_missing >= 0 && found_after < 0) found_after = i;
+  }
+  if (first_missing >= 0 && first_missing < SYNCED)
+    fail_msg("key %d, written before an acknowledged MAYFLY_SYNC write, is lost", first_missing);
+  if (found_after >= 0)
+    fail_msg("key %d is back but key %d, written before it, is not: recovery replayed the "
+             "newest WAL although the end of an older one was lost", found_after, first_missing);
+  if (first_missing < 0) fail_msg("every write survived: the crash lost nothing (test setup)");
+  close_current(db);
+}
+
+/* A memtable filled by MAYFLY_NO_WAL writes leaves a WAL with no records, which nothing
+ * syncs; the MAYFLY_SYNC write that follows in the next WAL must survive a crash although
+ * that WAL's header names a predecessor that the crash emptied (it lost no write). */
+static void test_sync_after_wal_without_records(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  hold_tables(1);
+  mayfly_db *db = open_current(&o);
+  int wals = count_wals();
+  for (int i = 0; count_wals() == wals; i++) {
+    assert_true(i < 100000);
+    put_ver(db, i, 1, 150, MAYFLY_NO_WAL);
+  }
+  put_ver(db, 100000, 7, 150, MAYFLY_SYNC);
+  db = crash_and_reopen(db, &o);
+  if (get_ver(db, NULL, 100000) != 7) fail_msg("the acknowledged MAYFLY_SYNC write is lost");
+  close_current(db);
+}
+
 enum { MAX_KEYS = 1000, MAX_OPS = 5000 };
 
 typedef struct op {
@@ -518,6 +588,8 @@ int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_sync_in_first_wal, teardown),
+      cmocka_unit_test_teardown(test_newer_wal_survives_older_does_not, teardown),
+      cmocka_unit_test_teardown(test_sync_after_wal_without_records, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash, teardown),
       cmocka_unit_test_teardown(test_flush_is_durable, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash_after_idle, teardown),
