@@ -11,12 +11,7 @@
  * A WAL record with a bad checksum in the middle of a log (not a torn tail) is handled by
  * wal_recovery_mode: absolute refuses to open; point_in_time keeps everything before it,
  * replays no later record or WAL (a later write could depend on a lost one), and writes
- * what it dropped to the LOG file.
- *
- * A WAL made by a memtable switch names the WAL before it and that WAL's length at the switch
- * (docs/format/log.md), because the switch does not sync it. If that WAL is still needed but
- * turns out shorter, or missing, an OS crash lost unsynced writes from it while later ones in
- * this WAL survived: replay stops there, in both modes, as it would at a torn tail. */
+ * what it dropped to the LOG file. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +78,7 @@ void db_pending_remove(mayfly_db *db, uint64_t number) {
   }
 }
 
-int db_new_wal(mayfly_db *db, uint64_t number) {
+int db_open_wal(mayfly_db *db, uint64_t number, db_new_wal_files *out) {
   char *name = filename_wal(db->dbname, number);
   if (!name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   mf_wfile *file = NULL;
@@ -92,44 +87,43 @@ int db_new_wal(mayfly_db *db, uint64_t number) {
   int rc = db->env->new_writable(db->env, name, &file);
   if (rc == MAYFLY_OK) rc = wal_writer_create(db->env, file, WAL_KIND_WAL, number, &w, &written);
   if (rc == MAYFLY_OK) rc = db->env->flush(file);
+  /* The new WAL's directory entry must be durable, or a MAYFLY_SYNC write to it could vanish
+   * with the entry in an OS crash. Once per memtable, so cheap. */
   if (rc == MAYFLY_OK) rc = db->env->sync_dir(db->env, db->dbname);
-  free(name);
   if (rc != MAYFLY_OK) {
     if (w) wal_writer_destroy(w);
-    if (file) db->env->close_writable(file);
+    if (file) {
+      db->env->close_writable(file);
+      (void)db->env->remove_file(db->env, name); /* best effort: a later open ignores it */
+    }
+    free(name);
     return rc;
   }
-  db->bytes_written += written;
-  db->wal = w;
-  db->wal_file = file;
-  db->wal_number = number;
+  free(name);
+  out->file = file;
+  out->wal = w;
+  out->number = number;
+  out->header_bytes = written;
+  return MAYFLY_OK;
+}
+
+void db_install_wal(mayfly_db *db, db_new_wal_files *files) {
+  if (db->wal) {
+    wal_writer_destroy(db->wal);
+    db->env->close_writable(db->wal_file);
+  }
+  db->bytes_written += files->header_bytes;
+  db->wal = files->wal;
+  db->wal_file = files->file;
+  db->wal_number = files->number;
   db->wal_dirty = 0;
-  db->wal_dir_synced = 1;
-  return MAYFLY_OK;
 }
 
-void db_close_flushed_wals(mayfly_db *db, uint64_t log_number) {
-  while (db->num_old_wals > 0 && db->old_wals[0].number < log_number) {
-    db->env->close_writable(db->old_wals[0].file);
-    db->num_old_wals--;
-    memmove(&db->old_wals[0], &db->old_wals[1], (size_t)db->num_old_wals * sizeof db->old_wals[0]);
-  }
-}
-
-int db_sync_older_wals(mayfly_db *db) {
-  while (db->num_old_wals > 0) {
-    int rc = db->env->sync(db->old_wals[0].file, db->use_fsync);
-    if (rc) return rc;
-    db->env->close_writable(db->old_wals[0].file);
-    db->num_old_wals--;
-    memmove(&db->old_wals[0], &db->old_wals[1], (size_t)db->num_old_wals * sizeof db->old_wals[0]);
-  }
-  if (!db->wal_dir_synced) {
-    int rc = db->env->sync_dir(db->env, db->dbname);
-    if (rc) return rc;
-    db->wal_dir_synced = 1;
-  }
-  return MAYFLY_OK;
+int db_new_wal(mayfly_db *db, uint64_t number) {
+  db_new_wal_files files = {0};
+  int rc = db_open_wal(db, number, &files);
+  if (rc == MAYFLY_OK) db_install_wal(db, &files);
+  return rc;
 }
 
 /* ---- obsolete files ---- */
@@ -303,49 +297,17 @@ static int flush_recovered(mayfly_db *db, replay_state *st, version_edit *edit) 
 }
 
 
-/* What recovery knows of the WALs replayed so far. */
-typedef struct wal_seen {
-  uint64_t number; /* the last WAL replayed (0: none) */
-  uint64_t length; /* the length of its intact part */
-} wal_seen;
-
-/* Does WAL `name` say that its predecessor was longer, or existed, when it replaced it than
- * what recovery found? Then an OS crash kept (some of) this WAL but lost the end of the one
- * before, and replaying it would put later writes in without earlier ones. */
-static int lost_before(mayfly_db *db, const char *name, wal_reader *r, const wal_seen *seen,
-                       uint64_t min_log) {
-  uint64_t prev_number, prev_length;
-  if (!wal_reader_link(r, &prev_number, &prev_length) || prev_number < min_log) return 0;
-  /* A WAL no longer than a version-2 header record holds no write (one write makes even a
-   * version-1 WAL longer): losing it loses nothing. */
-  if (prev_length <= WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_LINKED_SIZE) return 0;
-  uint64_t found = prev_number == seen->number ? seen->length : 0;
-  if (found >= prev_length) return 0;
-  db_info(db, "%s: WAL %06llu had %llu bytes when this one replaced it, recovery found %llu "
-          "(an OS crash lost its end): replay stops there, and this and every later WAL are "
-          "dropped", name, (unsigned long long)prev_number, (unsigned long long)prev_length,
-          (unsigned long long)found);
-  return 1;
-}
-
-/* Replays one WAL. *stop is set when point_in_time recovery hit corruption, or when the WAL
- * shows that the one before it lost its end (lost_before), in either recovery mode: that is
- * what an OS crash does to writes that were not synced, not damage. */
+/* Replays one WAL. *stop is set when point_in_time recovery hit corruption. */
 static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_edit *edit,
-                      wal_seen *seen, uint64_t min_log, int *stop) {
+                      int *stop) {
   char *name = filename_wal(db->dbname, number);
   if (!name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   mf_rfile *file = NULL;
   wal_reader *r = NULL;
   int rc = db->env->open_readable(db->env, name, &file);
   if (rc == MAYFLY_OK) rc = wal_reader_create(db->env, file, name, WAL_KIND_WAL, &r);
-  int lost = rc == MAYFLY_OK && lost_before(db, name, r, seen, min_log);
-  if (lost) {
-    db->wal_dropped_records++;
-    *stop = 1; /* nothing of this WAL is replayed */
-  }
   uint64_t records = 0;
-  while (rc == MAYFLY_OK && !lost) {
+  while (rc == MAYFLY_OK) {
     mf_slice rec;
     rc = wal_reader_read(r, &rec);
     if (rc != MAYFLY_OK) break;
@@ -354,16 +316,14 @@ static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_
     if (rc == MAYFLY_OK && memtable_data_usage(st->mem) > db->opt.write_buffer_size)
       rc = flush_recovered(db, st, edit);
   }
-  if (lost) {
-    /* rc is MAYFLY_OK */
-  } else if (rc == MAYFLY_ENOTFOUND) {
+  if (rc == MAYFLY_ENOTFOUND) {
     rc = MAYFLY_OK;
-    seen->number = number;
-    seen->length = r ? wal_reader_good_end(r) : 0;
     if (r && wal_reader_dropped_bytes(r) > 0)
       db_info(db, "%s: ignored a torn tail of %llu bytes after %llu records", name,
               (unsigned long long)wal_reader_dropped_bytes(r), (unsigned long long)records);
-  } else if (rc == MAYFLY_ECORRUPT && r && db->opt.wal_recovery_mode == MF_WAL_POINT_IN_TIME) {
+  } else if (rc == MAYFLY_ECORRUPT && db->opt.wal_recovery_mode == MF_WAL_POINT_IN_TIME) {
+    /* r is NULL when the file header itself is damaged (an OS crash can lose the WAL's first
+     * page and keep later ones): none of it is replayed. */
     db_info(db, "point-in-time recovery: %s; kept %llu records of %s and dropped the rest "
             "of it and every later WAL", mf_error_message(), (unsigned long long)records, name);
     db->wal_dropped_records++;
@@ -398,9 +358,8 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   replay_state st = {db, NULL, version_set_last_sequence(db->vs)};
   rc = memtable_create(db_memtable_arena_block(db), 0, &st.mem);
   int stop = 0;
-  wal_seen seen = {0, 0};
   for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++)
-    rc = replay_wal(db, wals[i], &st, edit, &seen, min_log, &stop);
+    rc = replay_wal(db, wals[i], &st, edit, &stop);
   if (rc == MAYFLY_OK) rc = flush_recovered(db, &st, edit);
   if (st.mem) memtable_unref(st.mem);
   free(wals);
@@ -428,10 +387,9 @@ static int has_db_files(mayfly_db *db) {
     } else if (type == MF_FILE_WAL) {
       char *path = filename_wal(db->dbname, number);
       uint64_t size = 0;
-      /* A WAL holding only its file header record (either version) has no writes in it;
-       * one write makes even a version-1 WAL longer than a version-2 header record. */
+      /* A WAL holding only its file header record has no writes in it. */
       found = !path || db->env->file_size(db->env, path, &size) != MAYFLY_OK ||
-              size > WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_LINKED_SIZE;
+              size > WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_SIZE;
       free(path);
     }
   }
@@ -511,8 +469,6 @@ static void db_free(mayfly_db *db) {
   db_trace_free(db);
   if (db->wal) wal_writer_destroy(db->wal);
   if (db->wal_file) db->env->close_writable(db->wal_file);
-  for (int i = 0; i < db->num_old_wals; i++) db->env->close_writable(db->old_wals[i].file);
-  db->num_old_wals = 0;
   if (db->mem) memtable_unref(db->mem);
   for (int i = 0; i < db->num_imm; i++) memtable_unref(db->imm[i]);
   if (db->vs) version_set_destroy(db->vs);
@@ -586,11 +542,7 @@ int db_close(mayfly_db *db) {
   if (unlogged) rc = db_flush_memtables(db);
   db_stop_background(db);
   if (db->wal_file) {
-    /* A clean close makes every acknowledged write durable: the earlier WALs first (those
-     * whose memtables are in tables need nothing). */
-    db_close_flushed_wals(db, version_set_log_number(db->vs));
-    int src = db_sync_older_wals(db);
-    if (src == MAYFLY_OK) src = db->env->sync(db->wal_file, db->use_fsync);
+    int src = db->env->sync(db->wal_file, db->use_fsync);
     if (rc == MAYFLY_OK) rc = src;
   }
   db_info(db, "closed");

@@ -7,8 +7,7 @@
  * Writes (db_write.c). Writers queue on db->writers. The one at the front is the leader: it
  * makes room (may switch memtables, may stall), merges the batches of the writers queued
  * behind it into one group, assigns sequence numbers, then RELEASES mu to append the group
- * as one WAL record and insert it into the memtable. A memtable switch also releases mu
- * while it creates the new WAL (db_write.c). Only the leader touches the WAL and
+ * as one WAL record and insert it into the memtable. Only the leader touches the WAL and
  * inserts into db->mem, so both have one writer at a time. The group's sequence numbers
  * become visible (version_set_set_last_sequence) only after the insert, under mu, so a
  * reader never sees half a batch.
@@ -19,10 +18,7 @@
  * level-0 table, then logs an edit whose log_number is the WAL of the next memtable: WALs
  * older than that are obsolete from then on.
  *
- * Crash story. A write is durable when its WAL record is (MAYFLY_SYNC syncs it, after the
- * earlier WALs a switch left unsynced, db->old_wals). A crash loses a suffix of the writes,
- * never a middle: a WAL made by a switch names the previous WAL and its length, and
- * recovery stops where that WAL turns out shorter (db.c). A table is
+ * Crash story. A write is durable when its WAL record is (MAYFLY_SYNC syncs it). A table is
  * synced before the MANIFEST edit naming it is written, and the edit is synced before the
  * table's WAL is deleted. Files are deleted only when no live version references them and
  * they are not being written (db->pending_outputs).
@@ -154,17 +150,8 @@ struct mayfly_db {
 
   mf_wfile *wal_file; /* the current WAL; written by the leader writer only */
   wal_writer *wal;
-  uint64_t wal_number; /* changes under mu (obsolete-file deletion reads it) */
-  int wal_dirty;       /* bytes appended since the last sync */
-  int wal_dir_synced;  /* the current WAL's directory entry is durable */
-  /* Earlier WALs that may hold unsynced bytes, oldest first (leader only). A memtable switch
-   * does not sync the WAL it leaves: a sync write syncs these first, and a WAL is closed
-   * unsynced once its memtable is in a table. */
-  struct {
-    mf_wfile *file;
-    uint64_t number;
-  } old_wals[MF_MAX_IMM];
-  int num_old_wals;
+  uint64_t wal_number;
+  int wal_dirty; /* bytes appended since the last sync */
   int unlogged_writes; /* MAYFLY_NO_WAL writes in db->mem or db->imm */
 
   db_writer *writers_head, *writers_tail;
@@ -217,16 +204,21 @@ void db_info(mayfly_db *db, const char *fmt, ...) MF_PRINTF(2, 3);
 void db_set_bg_error(mayfly_db *db, int rc, const char *what);
 /* Makes an error for callers once the db is read-only. REQUIRES: mu held. */
 int db_closed_error(mayfly_db *db);
-/* Creates WAL `number` with its directory entry synced, the first WAL of an open.
- * REQUIRES: no other thread (recovery). */
+/* A WAL created by db_open_wal and not yet the database's current one. */
+typedef struct db_new_wal_files {
+  mf_wfile *file;
+  wal_writer *wal;
+  uint64_t number;
+  uint64_t header_bytes; /* what creating it wrote */
+} db_new_wal_files;
+/* Creates WAL `number` (its file header written and its directory entry synced) without
+ * touching the database's state, so it needs no lock. */
+int db_open_wal(mayfly_db *db, uint64_t number, db_new_wal_files *files);
+/* Makes files the current WAL, closing the previous one (without syncing it).
+ * REQUIRES: mu held and the caller is the leader writer, or no other thread. */
+void db_install_wal(mayfly_db *db, db_new_wal_files *files);
+/* db_open_wal then db_install_wal. REQUIRES: no other thread (recovery). */
 int db_new_wal(mayfly_db *db, uint64_t number);
-/* Closes, unsynced, the earlier WALs numbered below log_number (their memtables are in
- * tables). REQUIRES: the caller is the leader writer, or no other thread. */
-void db_close_flushed_wals(mayfly_db *db, uint64_t log_number);
-/* Syncs, in order, the earlier WALs that may hold unsynced bytes (closing each), then the
- * current WAL's directory entry if it is not durable yet: what must be durable before the
- * current WAL may be synced. REQUIRES: the caller is the leader writer, or no other thread. */
-int db_sync_older_wals(mayfly_db *db);
 /* REQUIRES: mu held. Releases mu while it deletes files (other threads may run meanwhile);
  * holds it again on return. */
 void db_remove_obsolete_files(mayfly_db *db);

@@ -2,7 +2,6 @@
 #include <stdlib.h>
 
 #include "db/db_impl.h"
-#include "version/filename.h"
 
 struct db_writer {
   const struct mayfly_batch *batch; /* NULL: only make room (used by flush) */
@@ -39,75 +38,31 @@ size_t db_memtable_arena_block(const mayfly_db *db) {
   return block < 4096 ? 4096 : block > (256 << 10) ? (256 << 10) : block;
 }
 
-/* Creates WAL `number` to replace the current one, with the link to it in its header. */
-static int open_next_wal(mayfly_db *db, uint64_t number, mf_wfile **file_out, wal_writer **out,
-                         uint64_t *written) {
-  char *name = filename_wal(db->dbname, number);
-  if (!name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
-  mf_wfile *file = NULL;
-  wal_writer *w = NULL;
-  int rc = db->env->new_writable(db->env, name, &file);
-  if (rc == MAYFLY_OK)
-    rc = wal_writer_create_linked(db->env, file, number, db->wal_number,
-                                  wal_writer_offset(db->wal), &w, written);
-  if (rc == MAYFLY_OK) rc = db->env->flush(file);
-  free(name);
-  if (rc != MAYFLY_OK) {
-    if (w) wal_writer_destroy(w);
-    if (file) db->env->close_writable(file);
-    return rc;
-  }
-  *file_out = file;
-  *out = w;
-  return MAYFLY_OK;
-}
-
-/* Switches to a new memtable and WAL. REQUIRES: mu held (released meanwhile), caller is the
- * leader writer.
+/* Switches to a new memtable and WAL. REQUIRES: mu held, caller is the leader writer.
  *
- * The old WAL is not synced here: a writer that asked for no sync does not wait for one.
- * Two things keep a crash from losing a middle instead of a suffix. A MAYFLY_SYNC write
- * syncs the earlier WALs (db->old_wals) and the directory before the current WAL
- * (db_sync_older_wals). And the new WAL's header records the old WAL's number and length,
- * so when an OS crash keeps bytes of the new WAL but loses the end of the old one (the
- * kernel writes pages back in any order), recovery stops at the end of what survived of the
- * old one (db.c).
- *
- * The file work runs with mu released: readers and background jobs need mu for a moment
- * each. Only the leader writes the WAL or switches memtables, and the other writers wait in
- * the queue behind it, so nothing changes the WAL meanwhile; the new number is above the
- * version's log number, so obsolete-file deletion leaves the new file alone. */
+ * The file work (syncing the old WAL, creating the new one and syncing its directory entry)
+ * runs with mu released: it can take milliseconds, and readers and background jobs need mu
+ * for a moment each. Only the leader writes the WAL or switches memtables, and the other
+ * writers wait in the queue behind it, so nothing changes the WAL meanwhile; the new number
+ * is above the version's log number, so obsolete-file deletion leaves the new file alone. */
 static int switch_memtable(mayfly_db *db) {
   uint64_t number = version_set_new_file_number(db->vs);
-  uint64_t log_number = version_set_log_number(db->vs);
   size_t arena_block = db_memtable_arena_block(db);
   size_t filter_bytes = db_memtable_filter_bytes(db);
   pthread_mutex_unlock(&db->mu);
-  db_close_flushed_wals(db, log_number);
   memtable *fresh = NULL;
-  mf_wfile *file = NULL;
-  wal_writer *w = NULL;
-  uint64_t written = 0;
+  db_new_wal_files files = {0};
   int sync_failed = 0;
   int rc = memtable_create(arena_block, filter_bytes, &fresh);
   if (rc) rc = MF_ERR(rc, "out of memory creating a memtable");
-  if (rc == MAYFLY_OK && db->num_old_wals == MF_MAX_IMM) {
-    /* Cannot happen (each old WAL belongs to a memtable waiting to flush, and there are
-     * fewer of those), but if it did, syncing them all is the safe way to make room. */
-    rc = db_sync_older_wals(db);
+  if (rc == MAYFLY_OK && db->wal_dirty && db->wal_file) {
+    /* Sync the old WAL: a later MAYFLY_SYNC write syncs only the new one, and it must not
+     * survive a crash that loses earlier writes (a crash loses a suffix, never a middle). */
+    rc = db->env->sync(db->wal_file, db->use_fsync);
+    if (rc == MAYFLY_OK) db->wal_dirty = 0;
     sync_failed = rc != MAYFLY_OK;
   }
-  if (rc == MAYFLY_OK) rc = open_next_wal(db, number, &file, &w, &written);
-  if (rc == MAYFLY_OK) {
-    wal_writer_destroy(db->wal);
-    if (db->wal_dirty) { /* kept open for the sync write that may come */
-      db->old_wals[db->num_old_wals].file = db->wal_file;
-      db->old_wals[db->num_old_wals].number = db->wal_number;
-      db->num_old_wals++;
-    } else {
-      db->env->close_writable(db->wal_file);
-    }
-  }
+  if (rc == MAYFLY_OK) rc = db_open_wal(db, number, &files);
   pthread_mutex_lock(&db->mu);
   if (rc) {
     if (fresh) memtable_unref(fresh);
@@ -116,12 +71,7 @@ static int switch_memtable(mayfly_db *db) {
     if (sync_failed) db_set_bg_error(db, rc, "syncing the write-ahead log");
     return rc;
   }
-  db->bytes_written += written;
-  db->wal = w;
-  db->wal_file = file;
-  db->wal_number = number;
-  db->wal_dirty = 0;
-  db->wal_dir_synced = 0;
+  db_install_wal(db, &files);
   db->imm[db->num_imm] = db->mem;
   db->imm_wal_number[db->num_imm] = db->mem_wal_number;
   db->num_imm++;
@@ -132,8 +82,7 @@ static int switch_memtable(mayfly_db *db) {
 }
 
 /* Waits until there is room for a write in db->mem: applies the slowdown and stop
- * triggers and the immutable-memtable limit. REQUIRES: mu held, caller is the leader;
- * releases mu while it waits or switches memtables. */
+ * triggers and the immutable-memtable limit. REQUIRES: mu held, caller is the leader. */
 static int make_room(mayfly_db *db, int force) {
   int allow_delay = !force;
   for (;;) {
@@ -193,9 +142,7 @@ static db_writer *build_group(mayfly_db *db, const struct mayfly_batch **out) {
   return last;
 }
 
-/* log_number: the version's, read under mu before it was released. */
-static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned flags,
-                       uint64_t log_number) {
+static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned flags) {
   int rc = MAYFLY_OK;
   if (!(flags & MAYFLY_NO_WAL)) {
     uint64_t written = 0;
@@ -204,9 +151,7 @@ static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned
     db->bytes_written += written;
     db->wal_dirty = 1;
     if (rc == MAYFLY_OK && (flags & MAYFLY_SYNC)) {
-      db_close_flushed_wals(db, log_number); /* no point syncing those */
-      rc = db_sync_older_wals(db);
-      if (rc == MAYFLY_OK) rc = db->env->sync(db->wal_file, db->use_fsync);
+      rc = db->env->sync(db->wal_file, db->use_fsync);
       if (rc == MAYFLY_OK) db->wal_dirty = 0;
     }
     if (rc) return rc;
@@ -247,9 +192,8 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
     uint32_t count = batch_count(group);
     if (flags & MAYFLY_NO_WAL) db->unlogged_writes = 1;
     if (rc == MAYFLY_OK) {
-      uint64_t log_number = version_set_log_number(db->vs);
       pthread_mutex_unlock(&db->mu);
-      rc = apply_group(db, group, flags, log_number);
+      rc = apply_group(db, group, flags);
       pthread_mutex_lock(&db->mu);
     }
     if (rc == MAYFLY_OK) {

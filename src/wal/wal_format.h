@@ -17,14 +17,10 @@
  * A record is one FULL fragment, or FIRST MIDDLE* LAST. Records may be empty (a FULL fragment
  * with length 0).
  *
- * The first record of every file is a FULL fragment at offset 0 whose payload is the file
- * header:
- *   magic:fixed64 (WAL_FILE_MAGIC, bytes "MYFYLOGL") version:fixed32 (1 or 2)
+ * The first record of every file is a FULL fragment at offset 0 whose 24-byte payload is the
+ * file header:
+ *   magic:fixed64 (WAL_FILE_MAGIC, bytes "MYFYLOGL") version:fixed32 (1)
  *   kind:fixed32 (1 = WAL, 2 = MANIFEST, 3 = op trace, 4 = job trace) file_number:fixed64
- * and, in version 2 (WALs only; 40 bytes instead of 24), the link to the WAL before it:
- *   prev_number:fixed64 prev_length:fixed64
- * the previous WAL's number and its length when this one replaced it, so that recovery can
- * tell that an OS crash lost the end of the previous WAL while this one survived.
  * The writer emits it on creation; the reader verifies it and never hands it to the caller. */
 #ifndef MAYFLY_WAL_WAL_FORMAT_H
 #define MAYFLY_WAL_WAL_FORMAT_H
@@ -43,10 +39,8 @@ enum wal_fragment_type {
 
 /* Bytes 4d 59 46 59 4c 4f 47 4c ("MYFYLOGL") when stored little-endian. */
 #define WAL_FILE_MAGIC 0x4c474f4c5946594dULL
-#define WAL_FORMAT_VERSION 1u        /* header without a link */
-#define WAL_FORMAT_VERSION_LINKED 2u /* WAL header with the link to the previous WAL */
+#define WAL_FORMAT_VERSION 1u
 #define WAL_FILE_HEADER_SIZE 24 /* magic(8) + version(4) + kind(4) + file_number(8) */
-#define WAL_FILE_HEADER_LINKED_SIZE 40 /* + prev_number(8) + prev_length(8) */
 
 /* What a log file holds; stored in the file header and checked by the reader. */
 enum wal_file_kind {

@@ -64,8 +64,6 @@ struct wal_reader {
   uint64_t good_end; /* file offset just past the last complete record */
   uint64_t dropped;
   uint64_t file_number;
-  int linked; /* header version 2: prev_number and prev_length are set */
-  uint64_t prev_number, prev_length;
 };
 
 static int load_block(wal_reader *r, uint64_t start) {
@@ -252,27 +250,18 @@ static int read_file_header(wal_reader *r, int kind) {
   int rc = read_record(r, &h, &was_full);
   if (rc == MAYFLY_ENOTFOUND) return MAYFLY_OK; /* empty or torn log: nothing to replay */
   if (rc != MAYFLY_OK) return rc;
-  if (r->last_record_offset != 0 || !was_full ||
-      (h.len != WAL_FILE_HEADER_SIZE && h.len != WAL_FILE_HEADER_LINKED_SIZE))
-    return MF_ERR(MAYFLY_ECORRUPT, "%s: log file header at offset 0 is not a %d- or %d-byte "
-                  "FULL record (got %zu bytes at offset %llu)", r->name, WAL_FILE_HEADER_SIZE,
-                  WAL_FILE_HEADER_LINKED_SIZE, h.len,
-                  (unsigned long long)r->last_record_offset);
+  if (r->last_record_offset != 0 || !was_full || h.len != WAL_FILE_HEADER_SIZE)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: log file header at offset 0 is not a %d-byte FULL "
+                  "record (got %zu bytes at offset %llu)", r->name, WAL_FILE_HEADER_SIZE,
+                  h.len, (unsigned long long)r->last_record_offset);
   uint64_t magic = decode_fixed64(h.data);
   uint32_t version = decode_fixed32(h.data + 8);
   uint32_t file_kind = decode_fixed32(h.data + 12);
   if (magic != WAL_FILE_MAGIC)
     return MF_ERR(MAYFLY_ECORRUPT, "%s: bad log magic 0x%016llx at offset %d", r->name,
                   (unsigned long long)magic, WAL_FRAGMENT_HEADER_SIZE);
-  if (version != WAL_FORMAT_VERSION && version != WAL_FORMAT_VERSION_LINKED)
+  if (version != WAL_FORMAT_VERSION)
     return MF_ERR(MAYFLY_ECORRUPT, "%s: unsupported log format version %u at offset %d",
-                  r->name, version, WAL_FRAGMENT_HEADER_SIZE + 8);
-  size_t want = version == WAL_FORMAT_VERSION ? WAL_FILE_HEADER_SIZE : WAL_FILE_HEADER_LINKED_SIZE;
-  if (h.len != want)
-    return MF_ERR(MAYFLY_ECORRUPT, "%s: log format version %u needs a %zu-byte header, got %zu "
-                  "bytes", r->name, version, want, h.len);
-  if (version == WAL_FORMAT_VERSION_LINKED && kind != WAL_KIND_WAL)
-    return MF_ERR(MAYFLY_ECORRUPT, "%s: log format version %u at offset %d is for WALs only",
                   r->name, version, WAL_FRAGMENT_HEADER_SIZE + 8);
   if (file_kind != (uint32_t)kind)
     return MF_ERR(MAYFLY_ECORRUPT, "%s: log file kind %u at offset %d, expected %d (%s)",
@@ -281,11 +270,6 @@ static int read_file_header(wal_reader *r, int kind) {
                   : kind == WAL_KIND_MANIFEST ? "MANIFEST"
                                               : "trace");
   r->file_number = decode_fixed64(h.data + 16);
-  if (version == WAL_FORMAT_VERSION_LINKED) {
-    r->linked = 1;
-    r->prev_number = decode_fixed64(h.data + 24);
-    r->prev_length = decode_fixed64(h.data + 32);
-  }
   r->last_record_offset = 0;
   return MAYFLY_OK;
 }
@@ -327,14 +311,6 @@ uint64_t wal_reader_last_record_offset(const wal_reader *r) { return r->last_rec
 uint64_t wal_reader_dropped_bytes(const wal_reader *r) { return r->dropped; }
 
 uint64_t wal_reader_file_number(const wal_reader *r) { return r->file_number; }
-
-int wal_reader_link(const wal_reader *r, uint64_t *prev_number, uint64_t *prev_length) {
-  *prev_number = r->prev_number;
-  *prev_length = r->prev_length;
-  return r->linked;
-}
-
-uint64_t wal_reader_good_end(const wal_reader *r) { return r->good_end; }
 
 void wal_reader_destroy(wal_reader *r) {
   if (!r) return;

@@ -57,16 +57,6 @@ uint64_t wal_reader_dropped_bytes(const wal_reader *r);
 /* The file number stored in the header, or 0 for an empty (headerless) log. */
 uint64_t wal_reader_file_number(const wal_reader *r);
 
-/* 1 when the header links this WAL to the one before it (version 2): *prev_number and
- * *prev_length are that WAL's number and its length when this one replaced it. Else 0 (and
- * both 0). */
-int wal_reader_link(const wal_reader *r, uint64_t *prev_number, uint64_t *prev_length);
-
-/* File offset just past the last complete record read so far (the header record counts; 0
- * for an empty log). Once the reader has reached the end, the length of the log's intact
- * part. */
-uint64_t wal_reader_good_end(const wal_reader *r);
-
 /* Frees the reader and every record it returned. Does not close the file. NULL is allowed. */
 void wal_reader_destroy(wal_reader *r);
 

@@ -75,10 +75,8 @@ static int add_record(wal_writer *w, mf_slice record) {
   return rc;
 }
 
-/* Starts a log whose header is version 1, or version 2 with the link when linked. */
-static int create(mf_env *env, mf_wfile *file, int kind, uint64_t file_number, int linked,
-                  uint64_t prev_number, uint64_t prev_length, wal_writer **out,
-                  uint64_t *bytes_written) {
+int wal_writer_create(mf_env *env, mf_wfile *file, int kind, uint64_t file_number,
+                      wal_writer **out, uint64_t *bytes_written) {
   *out = NULL;
   if (bytes_written) *bytes_written = 0;
   if (!WAL_KIND_VALID(kind))
@@ -90,15 +88,12 @@ static int create(mf_env *env, mf_wfile *file, int kind, uint64_t file_number, i
   w->env = env;
   w->file = file;
 
-  char header[WAL_FILE_HEADER_LINKED_SIZE];
+  char header[WAL_FILE_HEADER_SIZE];
   encode_fixed64(header, WAL_FILE_MAGIC);
-  encode_fixed32(header + 8, linked ? WAL_FORMAT_VERSION_LINKED : WAL_FORMAT_VERSION);
+  encode_fixed32(header + 8, WAL_FORMAT_VERSION);
   encode_fixed32(header + 12, (uint32_t)kind);
   encode_fixed64(header + 16, file_number);
-  encode_fixed64(header + 24, prev_number);
-  encode_fixed64(header + 32, prev_length);
-  size_t size = linked ? WAL_FILE_HEADER_LINKED_SIZE : WAL_FILE_HEADER_SIZE;
-  int rc = add_record(w, mf_slice_make(header, size));
+  int rc = add_record(w, mf_slice_make(header, sizeof header));
   if (rc != MAYFLY_OK) {
     free(w);
     return rc;
@@ -106,18 +101,6 @@ static int create(mf_env *env, mf_wfile *file, int kind, uint64_t file_number, i
   if (bytes_written) *bytes_written = w->offset;
   *out = w;
   return MAYFLY_OK;
-}
-
-int wal_writer_create(mf_env *env, mf_wfile *file, int kind, uint64_t file_number,
-                      wal_writer **out, uint64_t *bytes_written) {
-  return create(env, file, kind, file_number, 0, 0, 0, out, bytes_written);
-}
-
-int wal_writer_create_linked(mf_env *env, mf_wfile *file, uint64_t file_number,
-                             uint64_t prev_number, uint64_t prev_length, wal_writer **out,
-                             uint64_t *bytes_written) {
-  return create(env, file, WAL_KIND_WAL, file_number, 1, prev_number, prev_length, out,
-                bytes_written);
 }
 
 int wal_writer_add_record(wal_writer *w, mf_slice record, uint64_t *bytes_written) {

@@ -26,13 +26,6 @@ typedef struct wal_writer wal_writer;
 int wal_writer_create(mf_env *env, mf_wfile *file, int kind, uint64_t file_number,
                       wal_writer **out, uint64_t *bytes_written);
 
-/* The same for a WAL (kind WAL_KIND_WAL) that replaces WAL prev_number, which then held
- * prev_length bytes: the header (version 2) records both, so that recovery can tell when a
- * crash kept this WAL but lost the end of that one. */
-int wal_writer_create_linked(mf_env *env, mf_wfile *file, uint64_t file_number,
-                             uint64_t prev_number, uint64_t prev_length, wal_writer **out,
-                             uint64_t *bytes_written);
-
 /* Appends one record of any length (0 included), fragmenting it across blocks as needed.
  * record is only read during the call. Does not flush or sync. On MAYFLY_OK *bytes_written
  * (may be NULL) is the number of bytes appended, fragment headers and block trailer padding

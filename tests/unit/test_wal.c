@@ -529,80 +529,6 @@ static void test_bad_file_headers(void **state) {
   mf_buf_free(&img);
 }
 
-/* A version-2 (linked) header of `len` payload bytes. */
-static void put_linked_header(mf_buf *img, uint32_t version, uint32_t kind, size_t len) {
-  char p[WAL_FILE_HEADER_LINKED_SIZE];
-  encode_fixed64(p, WAL_FILE_MAGIC);
-  encode_fixed32(p + 8, version);
-  encode_fixed32(p + 12, kind);
-  encode_fixed64(p + 16, 7);
-  encode_fixed64(p + 24, 6);
-  encode_fixed64(p + 32, 4242);
-  put_fragment(img, WAL_FRAG_FULL, p, len);
-}
-
-/* A WAL that replaces another records that one's number and length; the reader returns them
- * and, at the end, the length of the intact part. Version 1 logs have no link. */
-static void test_linked_header(void **state) {
-  mf_env *env = *state;
-  for (int linked = 0; linked <= 1; linked++) {
-    mf_wfile *wf;
-    assert_int_equal(env->new_writable(env, LOG_PATH, &wf), MAYFLY_OK);
-    wal_writer *w;
-    if (linked)
-      assert_int_equal(wal_writer_create_linked(env, wf, 7, 6, 123456789012ull, &w, NULL),
-                       MAYFLY_OK);
-    else
-      assert_int_equal(wal_writer_create(env, wf, WAL_KIND_WAL, 7, &w, NULL), MAYFLY_OK);
-    char rec[40000];
-    memset(rec, 'r', sizeof rec);
-    for (int i = 0; i < 3; i++)
-      assert_int_equal(wal_writer_add_record(w, mf_slice_make(rec, 100 + (size_t)i * 19000), NULL),
-                       MAYFLY_OK);
-    uint64_t end = wal_writer_offset(w);
-    wal_writer_destroy(w);
-    assert_int_equal(env->close_writable(wf), MAYFLY_OK);
-
-    mf_rfile *rf;
-    assert_int_equal(env->open_readable(env, LOG_PATH, &rf), MAYFLY_OK);
-    wal_reader *r;
-    assert_int_equal(wal_reader_create(env, rf, LOG_PATH, WAL_KIND_WAL, &r), MAYFLY_OK);
-    uint64_t prev_number = 99, prev_length = 99;
-    assert_int_equal(wal_reader_link(r, &prev_number, &prev_length), linked);
-    assert_int_equal(prev_number, linked ? 6 : 0);
-    assert_int_equal(prev_length, linked ? 123456789012ull : 0);
-    assert_int_equal(wal_reader_file_number(r), 7);
-    mf_slice got;
-    int n = 0;
-    while (wal_reader_read(r, &got) == MAYFLY_OK) n++;
-    assert_int_equal(n, 3);
-    assert_int_equal(wal_reader_good_end(r), end);
-    wal_reader_destroy(r);
-    env->close_readable(rf);
-  }
-
-  read_result res;
-  size_t count;
-  mf_buf img = MF_BUF_INIT;
-  put_linked_header(&img, WAL_FORMAT_VERSION_LINKED, WAL_KIND_WAL, WAL_FILE_HEADER_LINKED_SIZE);
-  assert_int_equal(read_image(env, &img, &count, &res), MAYFLY_ENOTFOUND); /* the control */
-  mf_buf_clear(&img);
-  put_linked_header(&img, WAL_FORMAT_VERSION_LINKED, WAL_KIND_MANIFEST, WAL_FILE_HEADER_LINKED_SIZE);
-  write_image(env, LOG_PATH, img.data, img.len);
-  read_back(env, LOG_PATH, WAL_KIND_MANIFEST, NULL, &res);
-  assert_int_equal(res.create_rc, MAYFLY_ECORRUPT);
-  assert_non_null(strstr(res.message, "WALs only"));
-  mf_buf_clear(&img);
-  put_linked_header(&img, WAL_FORMAT_VERSION_LINKED, WAL_KIND_WAL, WAL_FILE_HEADER_SIZE);
-  assert_int_equal(read_image(env, &img, &count, &res), MAYFLY_ECORRUPT);
-  assert_non_null(strstr(res.message, "40-byte"));
-  mf_buf_clear(&img);
-  put_linked_header(&img, WAL_FORMAT_VERSION, WAL_KIND_WAL, WAL_FILE_HEADER_LINKED_SIZE);
-  assert_int_equal(read_image(env, &img, &count, &res), MAYFLY_ECORRUPT);
-  assert_non_null(strstr(res.message, "24-byte"));
-  mf_buf_free(&img);
-}
-
 static void test_fragment_sequences(void **state) {
   mf_env *env = *state;
   read_result res;
@@ -701,7 +627,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bit_flip_each_record, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_zeroed_block_in_middle, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_bad_file_headers, setup_mem, teardown_mem),
-      cmocka_unit_test_setup_teardown(test_linked_header, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_fragment_sequences, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_writer_append_failure, setup_mem, teardown_mem),
   };
