@@ -7,7 +7,8 @@
  * Writes (db_write.c). Writers queue on db->writers. The one at the front is the leader: it
  * makes room (may switch memtables, may stall), merges the batches of the writers queued
  * behind it into one group, assigns sequence numbers, then RELEASES mu to append the group
- * as one WAL record and insert it into the memtable. Only the leader touches the WAL and
+ * as one WAL record and insert it into the memtable (a memtable switch, too, releases mu
+ * while it syncs the old WAL and creates the new one). Only the leader touches the WAL and
  * inserts into db->mem, so both have one writer at a time. The group's sequence numbers
  * become visible (version_set_set_last_sequence) only after the insert, under mu, so a
  * reader never sees half a batch.

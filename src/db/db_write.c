@@ -38,7 +38,8 @@ size_t db_memtable_arena_block(const mayfly_db *db) {
   return block < 4096 ? 4096 : block > (256 << 10) ? (256 << 10) : block;
 }
 
-/* Switches to a new memtable and WAL. REQUIRES: mu held, caller is the leader writer.
+/* Switches to a new memtable and WAL. REQUIRES: mu held (released meanwhile), caller is the
+ * leader writer.
  *
  * The file work (syncing the old WAL, creating the new one and syncing its directory entry)
  * runs with mu released: it can take milliseconds, and readers and background jobs need mu
@@ -82,7 +83,8 @@ static int switch_memtable(mayfly_db *db) {
 }
 
 /* Waits until there is room for a write in db->mem: applies the slowdown and stop
- * triggers and the immutable-memtable limit. REQUIRES: mu held, caller is the leader. */
+ * triggers and the immutable-memtable limit. REQUIRES: mu held, caller is the leader;
+ * releases mu while it waits or switches memtables. */
 static int make_room(mayfly_db *db, int force) {
   int allow_delay = !force;
   for (;;) {
