@@ -104,6 +104,14 @@ static void hold_tables(int on) {
     if (atomic_load(&g_frozen)) return MAYFLY_EIO;  \
   } while (0)
 
+/* While armed, the first sync of a WAL made by g_fail_thread fails with MAYFLY_EIO (without
+ * syncing): the sync of the old WAL at a memtable switch. WAL handles are recognized by the
+ * handles new_writable returned for .log paths (a few at a time; the slots are reused). */
+static pthread_mutex_t g_wal_mu = PTHREAD_MUTEX_INITIALIZER;
+static mf_wfile *g_wal_handles[64];
+static int g_fail_wal_sync;
+static pthread_t g_fail_thread;
+
 static int fz_new_writable(mf_env *env, const char *path, mf_wfile **out) {
   size_t l = strlen(path);
   if (l > 4 && strcmp(path + l - 4, ".sst") == 0) {
@@ -112,7 +120,22 @@ static int fz_new_writable(mf_env *env, const char *path, mf_wfile **out) {
     pthread_mutex_unlock(&g_hold_mu);
   }
   FROZEN_GUARD();
-  return g_base->new_writable(g_base, path, out);
+  int rc = g_base->new_writable(g_base, path, out);
+  if (rc == MAYFLY_OK && l > 4 && strcmp(path + l - 4, ".log") == 0) {
+    pthread_mutex_lock(&g_wal_mu);
+    static unsigned next;
+    g_wal_handles[next++ % 64] = *out;
+    pthread_mutex_unlock(&g_wal_mu);
+  }
+  return rc;
+}
+
+static int is_wal_handle(mf_wfile *f) {
+  int found = 0;
+  pthread_mutex_lock(&g_wal_mu);
+  for (int i = 0; i < 64 && !found; i++) found = g_wal_handles[i] == f;
+  pthread_mutex_unlock(&g_wal_mu);
+  return found;
 }
 static int fz_append(mf_wfile *f, const void *data, size_t n) {
   FROZEN_GUARD();
@@ -124,6 +147,15 @@ static int fz_flush(mf_wfile *f) {
 }
 static int fz_sync(mf_wfile *f, int full) {
   FROZEN_GUARD();
+  pthread_mutex_lock(&g_wal_mu);
+  int fail = g_fail_wal_sync && pthread_equal(pthread_self(), g_fail_thread);
+  pthread_mutex_unlock(&g_wal_mu);
+  if (fail && is_wal_handle(f)) {
+    pthread_mutex_lock(&g_wal_mu);
+    g_fail_wal_sync = 0;
+    pthread_mutex_unlock(&g_wal_mu);
+    return MAYFLY_EIO; /* injected */
+  }
   return g_base->sync(f, full);
 }
 /* Always forwarded: it frees the handle, and mem env appends never sit in a buffer. */
@@ -540,6 +572,50 @@ static void test_newest_wal_header_lost(void **state) {
   close_current(db);
 }
 
+/* The sync of the old WAL at a memtable switch fails: the write that switched reports it,
+ * the database turns read-only (a retried fsync could report success for data the kernel
+ * dropped), and every write acknowledged before is there after a reopen. */
+static void test_failed_wal_sync_at_switch(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(64 * 1024);
+  mayfly_db *db = open_current(&o);
+  pthread_mutex_lock(&g_wal_mu);
+  g_fail_thread = pthread_self();
+  g_fail_wal_sync = 1;
+  pthread_mutex_unlock(&g_wal_mu);
+  int acked = 0, rc = MAYFLY_OK;
+  char k[32], v[150];
+  memset(v, 'v', sizeof v);
+  for (; acked < 100000; acked++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "key%06d", acked);
+    rc = mayfly_put(db, k, klen, v, sizeof v, 0);
+    if (rc != MAYFLY_OK) break;
+  }
+  pthread_mutex_lock(&g_wal_mu);
+  int fired = !g_fail_wal_sync;
+  g_fail_wal_sync = 0;
+  pthread_mutex_unlock(&g_wal_mu);
+  assert_true(fired);
+  assert_int_equal(rc, MAYFLY_EIO);
+  assert_int_equal(mayfly_put(db, "after", 5, "x", 1, 0), MAYFLY_ECLOSED);
+  void *got = NULL;
+  size_t glen = 0;
+  assert_int_equal(mayfly_get(db, NULL, "key000000", 9, &got, &glen), MAYFLY_OK); /* reads go on */
+  mayfly_free(got);
+  close_current(db);
+  db = open_current(&o);
+  for (int i = 0; i < acked; i++) {
+    size_t klen = (size_t)snprintf(k, sizeof k, "key%06d", i);
+    got = NULL;
+    if (mayfly_get(db, NULL, k, klen, &got, &glen) != MAYFLY_OK || glen != sizeof v)
+      fail_msg("acknowledged write %d of %d is missing after the reopen", i, acked);
+    mayfly_free(got);
+  }
+  assert_int_equal(mayfly_put(db, "after", 5, "x", 1, 0), MAYFLY_OK);
+  close_current(db);
+}
+
 enum { MAX_KEYS = 1000, MAX_OPS = 5000 };
 
 typedef struct op {
@@ -640,6 +716,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_newer_wal_survives_older_does_not, teardown),
       cmocka_unit_test_teardown(test_sync_after_wal_without_records, teardown),
       cmocka_unit_test_teardown(test_newest_wal_header_lost, teardown),
+      cmocka_unit_test_teardown(test_failed_wal_sync_at_switch, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash, teardown),
       cmocka_unit_test_teardown(test_flush_is_durable, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash_after_idle, teardown),
