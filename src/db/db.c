@@ -174,8 +174,8 @@ typedef struct doomed_file {
 } doomed_file;
 
 /* Deletes the files without db->mu: removing a big file can take long (the file system may
- * discard its blocks before unlink returns), and reads and writes must not wait for it. (The
- * job that deletes keeps its running flag meanwhile; see db_bg.c.) The list was
+ * discard its blocks before unlink returns), and reads and writes must not wait for it. (A
+ * compaction keeps its running flag meanwhile, a flush does not; see db_bg.c.) The list was
  * made under db->mu from the live versions, the pending outputs and the MANIFEST's log and
  * manifest numbers; none of these files can become live again (numbers are never reused),
  * so dropping the lock changes nothing about which of them may go. */

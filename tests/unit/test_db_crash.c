@@ -130,11 +130,10 @@ static int fz_new_writable(mf_env *env, const char *path, mf_wfile **out) {
   return rc;
 }
 
+/* REQUIRES: g_wal_mu held. */
 static int is_wal_handle(mf_wfile *f) {
   int found = 0;
-  pthread_mutex_lock(&g_wal_mu);
   for (int i = 0; i < 64 && !found; i++) found = g_wal_handles[i] == f;
-  pthread_mutex_unlock(&g_wal_mu);
   return found;
 }
 static int fz_append(mf_wfile *f, const void *data, size_t n) {
@@ -148,15 +147,10 @@ static int fz_flush(mf_wfile *f) {
 static int fz_sync(mf_wfile *f, int full) {
   FROZEN_GUARD();
   pthread_mutex_lock(&g_wal_mu);
-  int fail = g_fail_wal_sync && pthread_equal(pthread_self(), g_fail_thread);
+  int fail = g_fail_wal_sync && pthread_equal(pthread_self(), g_fail_thread) && is_wal_handle(f);
+  if (fail) g_fail_wal_sync = 0;
   pthread_mutex_unlock(&g_wal_mu);
-  if (fail && is_wal_handle(f)) {
-    pthread_mutex_lock(&g_wal_mu);
-    g_fail_wal_sync = 0;
-    pthread_mutex_unlock(&g_wal_mu);
-    return MAYFLY_EIO; /* injected */
-  }
-  return g_base->sync(f, full);
+  return fail ? MAYFLY_EIO /* injected */ : g_base->sync(f, full);
 }
 /* Always forwarded: it frees the handle, and mem env appends never sit in a buffer. */
 static int fz_close_writable(mf_wfile *f) {
@@ -453,8 +447,9 @@ static void test_sync_covers_earlier_wals(void **state) {
   close_current(db);
 }
 
-/* The newest WAL's bytes and name, as if the OS had written them back on its own. */
-static void write_back_newest_wal(void) {
+/* The path of the newest WAL into path (names have same-width numbers, so the greatest
+ * name is the newest). */
+static void newest_wal_path(char *path, size_t size) {
   char **names = NULL;
   size_t count = 0;
   assert_int_equal(g_base->list_dir(g_base, DBNAME, &names, &count), MAYFLY_OK);
@@ -462,13 +457,18 @@ static void write_back_newest_wal(void) {
   for (size_t i = 0; i < count; i++) {
     size_t l = strlen(names[i]);
     if (l > 4 && strcmp(names[i] + l - 4, ".log") == 0 && (!newest || strcmp(names[i], newest) > 0))
-      newest = names[i]; /* same-width numbers: the greatest name is the newest */
+      newest = names[i];
   }
   assert_non_null(newest);
-  char path[256];
-  snprintf(path, sizeof path, "%s/%s", DBNAME, newest);
-  assert_int_equal(env_mem_writeback(g_base, path), MAYFLY_OK);
+  snprintf(path, size, "%s/%s", DBNAME, newest);
   env_free_names(names, count);
+}
+
+/* The newest WAL's bytes and name, as if the OS had written them back on its own. */
+static void write_back_newest_wal(void) {
+  char path[256];
+  newest_wal_path(path, sizeof path);
+  assert_int_equal(env_mem_writeback(g_base, path), MAYFLY_OK);
 }
 
 /* The OS may write a WAL back on its own and lose unsynced bytes of older WALs in a crash
@@ -539,16 +539,8 @@ static void test_newest_wal_header_lost(void **state) {
   g_db = NULL;
   atomic_store(&g_frozen, 0);
   /* ...and the OS lost the WAL's first 4 KiB but kept the rest. */
-  char **names = NULL;
-  size_t count = 0;
-  char path[256] = "";
-  assert_int_equal(g_base->list_dir(g_base, DBNAME, &names, &count), MAYFLY_OK);
-  for (size_t k = 0; k < count; k++) {
-    size_t l = strlen(names[k]);
-    if (l > 4 && strcmp(names[k] + l - 4, ".log") == 0)
-      snprintf(path, sizeof path, "%s/%s", DBNAME, names[k]);
-  }
-  env_free_names(names, count);
+  char path[256];
+  newest_wal_path(path, sizeof path);
   mf_buf b = MF_BUF_INIT;
   assert_int_equal(env_read_file(g_base, path, &b), MAYFLY_OK);
   assert_true(b.len > 8192);
