@@ -120,6 +120,13 @@ MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *va
  *   "mayfly.num-files-at-level<N>"
  *   "mayfly.total-sst-size", "mayfly.total-blob-size", "mayfly.blob-garbage-size",
  *   "mayfly.live-data-size"        (estimate; exact after mayfly_wait_idle + full GC)
+ *   "mayfly.live-data-size-exact"  live key+value bytes, counted by a scan of the newest
+ *                                  version of every key (costs a full read of the database)
+ *   "mayfly.space-amplification"   bytes of every file in the database directory (tables,
+ *                                  blob files, WALs, MANIFEST, LOG) / live-data-size-exact
+ *   "mayfly.recovery"              what this open's WAL replay did: WALs and records replayed,
+ *                                  torn tail bytes ignored, and "Dropped at damage: none" or
+ *                                  the WAL where point_in_time recovery stopped at corruption
  *   "mayfly.bytes-written"         every byte the engine wrote to files since open
  *   "mayfly.user-bytes-written"    key+value bytes accepted from callers since open
  *   "mayfly.stall-micros"          time writes were delayed or stopped since open, in µs */

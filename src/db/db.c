@@ -313,11 +313,14 @@ static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_
     if (rc != MAYFLY_OK) break;
     rc = batch_iterate(rec, replay_one, st);
     records++;
+    db->recovery.records++;
     if (rc == MAYFLY_OK && memtable_data_usage(st->mem) > db->opt.write_buffer_size)
       rc = flush_recovered(db, st, edit);
   }
+  db->recovery.wals++;
   if (rc == MAYFLY_ENOTFOUND) {
     rc = MAYFLY_OK;
+    if (r) db->recovery.torn_bytes += wal_reader_dropped_bytes(r);
     if (r && wal_reader_dropped_bytes(r) > 0)
       db_info(db, "%s: ignored a torn tail of %llu bytes after %llu records", name,
               (unsigned long long)wal_reader_dropped_bytes(r), (unsigned long long)records);
@@ -326,7 +329,8 @@ static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_
      * page and keep later ones): none of it is replayed. */
     db_info(db, "point-in-time recovery: %s; kept %llu records of %s and dropped the rest "
             "of it and every later WAL", mf_error_message(), (unsigned long long)records, name);
-    db->wal_dropped_records++;
+    db->recovery.stop_wal = number;
+    db->recovery.stop_records = records;
     *stop = 1;
     rc = MAYFLY_OK;
   }
@@ -358,8 +362,10 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   replay_state st = {db, NULL, version_set_last_sequence(db->vs)};
   rc = memtable_create(db_memtable_arena_block(db), 0, &st.mem);
   int stop = 0;
-  for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++)
+  for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++) {
     rc = replay_wal(db, wals[i], &st, edit, &stop);
+    if (stop) db->recovery.wals_not_replayed = nwals - i - 1;
+  }
   if (rc == MAYFLY_OK) rc = flush_recovered(db, &st, edit);
   if (st.mem) memtable_unref(st.mem);
   free(wals);

@@ -188,7 +188,15 @@ struct mayfly_db {
   uint64_t group_gc_count;                 /* value logs collected by the group policy */
   uint64_t stall_micros;
   db_level_stats level_stats[MF_NUM_LEVELS];
-  uint64_t wal_dropped_records; /* by point_in_time recovery */
+  /* What the last open's WAL replay did (mayfly.recovery); written before the database is
+   * shared, read-only after. */
+  struct {
+    uint64_t wals, records;   /* WAL files and write batches replayed */
+    uint64_t torn_bytes;      /* unfinished tails ignored (a crash mid-append) */
+    uint64_t stop_wal;        /* point_in_time: the WAL whose damage stopped replay, or 0 */
+    uint64_t stop_records;    /* batches of stop_wal replayed before the damage */
+    uint64_t wals_not_replayed; /* later WALs dropped with it */
+  } recovery;
 
   /* Lifetime tracing (db_trace.c). trace is NULL when tracing is off; it is read without mu
    * and changed under mu. Writers switched off stay allocated, closed, in trace_retired until

@@ -68,6 +68,20 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
   return rc;
 }
 
+/* What the open's WAL replay did. Lines are "name: value" so that tools can parse them; the
+ * last says whether point_in_time recovery dropped writes at damage (ABSOLUTE mode refuses to
+ * open instead, so there it is always "none"). */
+static int format_recovery(mayfly_db *db, mf_buf *b) {
+  int rc = mf_buf_appendf(b, "WALs replayed: %" PRIu64 "\nRecords replayed: %" PRIu64
+                          "\nTorn tail bytes ignored: %" PRIu64 "\n", db->recovery.wals,
+                          db->recovery.records, db->recovery.torn_bytes);
+  if (rc != MAYFLY_OK) return rc;
+  if (db->recovery.stop_wal == 0) return mf_buf_appendf(b, "Dropped at damage: none\n");
+  return mf_buf_appendf(b, "Dropped at damage: %06" PRIu64 ".log after %" PRIu64
+                        " records, and %" PRIu64 " later WALs\n", db->recovery.stop_wal,
+                        db->recovery.stop_records, db->recovery.wals_not_replayed);
+}
+
 /* REQUIRES: mu held. */
 static int format_blob_stats(mayfly_db *db, mf_buf *b) {
   version *v = version_set_current(db->vs);
@@ -179,6 +193,8 @@ MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
     uint64_t total = 0;
     for (int l = 0; l < MF_NUM_LEVELS; l++) total += version_level_bytes(v, l);
     rc = mf_buf_appendf(&b, "%" PRIu64, total);
+  } else if (strcmp(name, "mayfly.recovery") == 0) {
+    rc = format_recovery(db, &b);
   } else if (strcmp(name, "mayfly.blob-stats") == 0) {
     rc = format_blob_stats(db, &b);
   } else if (strcmp(name, "mayfly.total-blob-size") == 0) {

@@ -103,7 +103,8 @@ static const struct option_desc option_table[] = {
     ENUM_OPTION(wal_recovery_mode, "point_in_time", "point_in_time|absolute", OPEN_TIME,
                 "What recovery does with a damaged WAL record: point_in_time stops replay at "
                 "the first bad record and keeps everything before it (the expected outcome of "
-                "a crash during a write); absolute fails the open with MAYFLY_ECORRUPT."),
+                "a crash during a write); absolute fails the open with MAYFLY_ECORRUPT. "
+                "The property mayfly.recovery tells what a point_in_time open dropped."),
     BOOL_OPTION(use_fsync, "false", OPEN_TIME,
                 "Make files durable with fsync instead of fdatasync."),
     INT_OPTION(max_open_files, "1000", 20, 1000000, OPEN_TIME,

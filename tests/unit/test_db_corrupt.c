@@ -179,6 +179,18 @@ static void expect_keys(mayfly_db *db, int from, int to, int present) {
   }
 }
 
+/* mayfly.recovery of db holds the line `want` (whole, newline included). */
+static void expect_recovery_line(mayfly_db *db, const char *want) {
+  char *text = NULL;
+  assert_int_equal(mayfly_property(db, "mayfly.recovery", &text), MAYFLY_OK);
+  char line[1300];
+  snprintf(line, sizeof line, "%s\n", want);
+  const char *at = strstr(text, line);
+  if (!at || (at != text && at[-1] != '\n'))
+    fail_msg("mayfly.recovery lacks \"%s\":\n%s", want, text);
+  mayfly_free(text);
+}
+
 /* Record 50 of 100 damaged at fragment byte `at`. */
 static void wal_corrupt_middle(size_t at, unsigned char mask) {
   char wal[64];
@@ -194,6 +206,10 @@ static void wal_corrupt_middle(size_t at, unsigned char mask) {
   mayfly_db *db = open_ok(&o);
   expect_keys(db, 0, 50, 1);
   expect_keys(db, 50, WAL_RECORDS, 0);
+  char want[128];
+  snprintf(want, sizeof want, "Dropped at damage: %s after 50 records, and 0 later WALs", wal);
+  expect_recovery_line(db, want);
+  expect_recovery_line(db, "Records replayed: 50");
   /* The database goes on: new writes, reopen, and the dropped records stay dropped. */
   put_ver(db, 1000, 1, WAL_VLEN, 0);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
@@ -202,6 +218,8 @@ static void wal_corrupt_middle(size_t at, unsigned char mask) {
   expect_keys(db, 0, 50, 1);
   expect_keys(db, 50, WAL_RECORDS, 0);
   expect_keys(db, 1000, 1001, 1);
+  expect_recovery_line(db, "Dropped at damage: none");
+  expect_recovery_line(db, "Records replayed: 1"); /* recovery flushed what it replayed */
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   env->destroy(env);
 }
@@ -250,9 +268,16 @@ static void torn_tail(int mode, size_t cut_into_last) {
   mayfly_db *db = open_ok(&o);
   expect_keys(db, 0, WAL_RECORDS - 1, 1);
   expect_keys(db, WAL_RECORDS - 1, WAL_RECORDS, 0);
+  char want[64];
+  snprintf(want, sizeof want, "Torn tail bytes ignored: %zu", cut_into_last);
+  expect_recovery_line(db, want); /* the last record's fragment starts where the cut one did */
+  expect_recovery_line(db, "Dropped at damage: none");
+  snprintf(want, sizeof want, "Records replayed: %d", WAL_RECORDS - 1);
+  expect_recovery_line(db, want);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   db = open_ok(&o);
   expect_keys(db, 0, WAL_RECORDS - 1, 1);
+  expect_recovery_line(db, "Torn tail bytes ignored: 0");
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   env->destroy(env);
 }
@@ -343,6 +368,12 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   db = open_ok(&plain);
   expect_keys(db, 0, victim_key, 1);
   expect_keys(db, victim_key, N, 0);
+  char want[1200];
+  snprintf(want, sizeof want, "Dropped at damage: %s after 10 records, and %d later WALs",
+           names[victim_wal], nwal - 1 - victim_wal);
+  expect_recovery_line(db, want);
+  snprintf(want, sizeof want, "WALs replayed: %d", victim_wal + 1);
+  expect_recovery_line(db, want);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   mem->destroy(mem);
 }

@@ -561,6 +561,13 @@ static void test_newest_wal_header_lost(void **state) {
     if (get_ver(db, NULL, i) != 1) fail_msg("key %d, flushed before the crash, is lost", i);
   for (int i = 100; i < 200; i++)
     if (get_ver(db, NULL, i) == 1) fail_msg("key %d came back from a WAL with a lost header", i);
+  char *report = NULL;
+  assert_int_equal(mayfly_property(db, "mayfly.recovery", &report), MAYFLY_OK);
+  const char *base = strrchr(path, '/') + 1;
+  char want[300];
+  snprintf(want, sizeof want, "Dropped at damage: %s after 0 records, and 0 later WALs\n", base);
+  if (!strstr(report, want)) fail_msg("mayfly.recovery does not report the dropped WAL:\n%s", report);
+  mayfly_free(report);
   close_current(db);
 }
 
