@@ -140,8 +140,16 @@ static int run_group_gc(mayfly_db *db, compaction *c, db_output *outs) {
     if (rc == MAYFLY_OK) rc = iter_status(it);
     iter_destroy(it);
   }
-  /* The tables first, then the owner of the shared log. */
-  for (int i = c->num_rewrite - 1; i >= 0; i--) rc = db_output_finish(&outs[i], rc);
+  /* The tables first, then the owner of the shared log. When one fails, the ones finished
+   * before it are referenced by nothing either. */
+  int failed_at = -1;
+  for (int i = c->num_rewrite - 1; i >= 0; i--) {
+    int was_ok = rc == MAYFLY_OK;
+    rc = db_output_finish(&outs[i], rc);
+    if (was_ok && rc != MAYFLY_OK) failed_at = i;
+  }
+  for (int i = c->num_rewrite - 1; failed_at >= 0 && i > failed_at; i--)
+    db_output_discard(&outs[i]);
   return rc;
 }
 
@@ -159,8 +167,9 @@ static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id) {
   pthread_mutex_unlock(&db->mu);
   int rc = run_group_gc(db, c, outs);
   pthread_mutex_lock(&db->mu);
-  if (rc == MAYFLY_OK && db->shutting_down)
-    rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
+  /* A job that finished is installed even when close has begun meanwhile: its outputs are
+   * synced files that only the edit makes live, and a close that dropped the edit would leave
+   * them behind as orphans. An interrupted job (EBUSY) has removed its outputs already. */
   if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
   uint64_t read = 0, written = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
   for (int i = 0; i < c->num_rewrite; i++) {
@@ -235,9 +244,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
     pthread_mutex_unlock(&db->mu);
     rc = run_job(&job);
     pthread_mutex_lock(&db->mu);
-    if (rc == MAYFLY_OK && db->shutting_down)
-      rc = MF_ERR(MAYFLY_EBUSY, "compaction interrupted by close");
-    if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
+    if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit); /* even when closing: as above */
     db_output_release(&job.out);
     uint64_t micros = db->env->now_micros(db->env) - t0;
     uint64_t written = job.out.table_bytes + job.out.blob_bytes;

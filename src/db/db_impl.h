@@ -281,6 +281,8 @@ int db_output_cut(db_output *o); /* ends the current table */
 /* Finishes and syncs every output, syncs the directory, adds blob garbage to the edit. On
  * error (rc or its own) removes the job's files. */
 int db_output_finish(db_output *o, int rc);
+/* Removes the files o finished, which its edit lists: for a job that fails after o finished. */
+void db_output_discard(db_output *o);
 void db_output_release(db_output *o); /* REQUIRES: mu held; after install or failure */
 void db_output_free(db_output *o);
 

@@ -331,19 +331,21 @@ int db_output_finish(db_output *o, int rc) {
   if (rc == MAYFLY_OK) rc = gc_meter_to_edit(&o->meter, o->edit, NULL, NULL);
   /* New directory entries must be durable before the MANIFEST names the files. */
   if (rc == MAYFLY_OK && o->num_numbers > 0) rc = db->env->sync_dir(db->env, db->dbname);
-  if (rc != MAYFLY_OK) {
-    /* Nothing of a failed job is referenced: remove what it finished. (Files that failed
-     * while being written were removed by db_table_out_finish / blob_finish already.) */
-    for (int e = 0; e < o->edit->num_new_files; e++)
-      for (int i = 0; i < o->num_numbers; i++)
-        if (o->edit->new_files[e].meta.number == o->numbers[i])
-          db_remove_table_file(db, o->numbers[i]);
-    for (int e = 0; e < o->edit->num_blob_files; e++)
-      for (int i = 0; i < o->num_numbers; i++)
-        if (o->edit->blob_files[e].number == o->numbers[i])
-          db_remove_blob_file(db, o->numbers[i]);
-  }
+  /* Nothing of a failed job is referenced: remove what it finished. (Files that failed while
+   * being written were removed by db_table_out_finish / blob_finish already.) */
+  if (rc != MAYFLY_OK) db_output_discard(o);
   return rc;
+}
+
+void db_output_discard(db_output *o) {
+  for (int e = 0; e < o->edit->num_new_files; e++)
+    for (int i = 0; i < o->num_numbers; i++)
+      if (o->edit->new_files[e].meta.number == o->numbers[i])
+        db_remove_table_file(o->db, o->numbers[i]);
+  for (int e = 0; e < o->edit->num_blob_files; e++)
+    for (int i = 0; i < o->num_numbers; i++)
+      if (o->edit->blob_files[e].number == o->numbers[i])
+        db_remove_blob_file(o->db, o->numbers[i]);
 }
 
 void db_output_release(db_output *o) {
