@@ -126,6 +126,7 @@ typedef struct block_iter {
   const block *b; /* the block iterated: someone else's, or &own */
   block own;      /* block_iter_create_borrowed: the block described in place */
   mf_compare_fn cmp;
+  size_t min_key_len;     /* shorter keys are corruption (block_iter_set_min_key_len) */
   uint32_t current;       /* offset of the current entry; restarts_offset when invalid */
   uint32_t next_offset;   /* offset just past the current entry */
   uint32_t restart_index; /* restart point at or before current */
@@ -208,6 +209,10 @@ static int parse_next(block_iter *it) {
   it->key.len = shared;
   if (mf_buf_append(&it->key, p, non_shared)) {
     set_error(it, MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block key", b->origin));
+    return 0;
+  }
+  if (it->key.len < it->min_key_len) {
+    corrupt(it, it->current, "key shorter than an internal key");
     return 0;
   }
   it->value = mf_slice_make(p + non_shared, value_len);
@@ -333,4 +338,8 @@ int block_iter_create_borrowed(const char *contents, size_t len, const char *ori
   mark_invalid(it);
   *out = &it->base;
   return MAYFLY_OK;
+}
+
+void block_iter_set_min_key_len(mf_iter *base, size_t min_key_len) {
+  ((block_iter *)base)->min_key_len = min_key_len;
 }

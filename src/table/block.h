@@ -48,4 +48,9 @@ mf_iter *block_iter_create(block *b, mf_compare_fn cmp);
 int block_iter_create_borrowed(const char *contents, size_t len, const char *origin,
                                uint64_t file_offset, mf_compare_fn cmp, mf_iter **out);
 
+/* Makes every key shorter than min_key_len corruption (MAYFLY_ECORRUPT, like any malformed
+ * entry). Tables set it to the internal key's trailer size: comparators and the layers above
+ * may then rely on every key having a trailer. Call before positioning the iterator. */
+void block_iter_set_min_key_len(mf_iter *it, size_t min_key_len);
+
 #endif

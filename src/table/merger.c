@@ -62,19 +62,32 @@ static void heap_sift_down(merger *m, int i) {
   }
 }
 
-/* Picks the current child after every child may have moved. */
+/* Picks the current child after every child may have moved. A child that failed ends the
+ * merged view (see merger.h). */
 static void rebuild(merger *m) {
   if (m->heap) {
     m->heap_len = 0;
-    for (int i = 0; i < m->n; i++)
-      if (iter_valid(m->children[i])) m->heap[m->heap_len++] = i;
+    for (int i = 0; i < m->n; i++) {
+      if (iter_valid(m->children[i])) {
+        m->heap[m->heap_len++] = i;
+      } else if (iter_status(m->children[i]) != MAYFLY_OK) {
+        m->current = -1;
+        return;
+      }
+    }
     for (int i = m->heap_len / 2 - 1; i >= 0; i--) heap_sift_down(m, i);
     m->current = m->heap_len ? m->heap[0] : -1;
     return;
   }
   m->current = -1;
   for (int i = 0; i < m->n; i++) {
-    if (!iter_valid(m->children[i])) continue;
+    if (!iter_valid(m->children[i])) {
+      if (iter_status(m->children[i]) != MAYFLY_OK) {
+        m->current = -1;
+        return;
+      }
+      continue;
+    }
     if (m->current < 0 || heap_above(m, i, m->current)) m->current = i;
   }
 }
@@ -86,7 +99,12 @@ static void advance_fixup(merger *m) {
     return;
   }
   /* The current child is the heap root. */
-  if (!iter_valid(m->children[m->heap[0]])) m->heap[0] = m->heap[--m->heap_len];
+  mf_iter *moved = m->children[m->heap[0]];
+  if (!iter_valid(moved) && iter_status(moved) != MAYFLY_OK) {
+    m->current = -1; /* the next seek rebuilds the heap */
+    return;
+  }
+  if (!iter_valid(moved)) m->heap[0] = m->heap[--m->heap_len];
   if (m->heap_len) heap_sift_down(m, 0);
   m->current = m->heap_len ? m->heap[0] : -1;
 }

@@ -4,7 +4,12 @@
  * Every entry of every child appears once. Entries with equal keys in different children
  * (which internal keys never produce, but the iterator does not rely on that) come out in
  * child order going forward (lower index first) and in exactly the reverse order going
- * backward, so a backward pass is always the mirror of a forward pass. */
+ * backward, so a backward pass is always the mirror of a forward pass.
+ *
+ * Errors. A child that fails (invalid with a non-OK status) ends the merged view: the merger
+ * turns invalid at that step instead of going on without the child, whose entries (a newer
+ * version, a tombstone) could change what the others' entries mean. A later seek tries
+ * again. */
 #ifndef MAYFLY_TABLE_MERGER_H
 #define MAYFLY_TABLE_MERGER_H
 

@@ -271,6 +271,7 @@ static mf_iter *open_in_place(table *t, const block_handle *h) {
   if (slot && atomic_load_explicit(slot, memory_order_relaxed) == h->offset + 1) {
     int rc = block_iter_create_borrowed(t->image + h->offset, (size_t)h->size, t->fname,
                                         h->offset, table_key_compare, &it);
+    if (rc == MAYFLY_OK) block_iter_set_min_key_len(it, 8);
     return rc ? iter_new_empty(rc) : it;
   }
   int rc = table_map_block(t->image, t->file_size, t->fname, h->offset, h->size, &contents,
@@ -284,6 +285,7 @@ static mf_iter *open_in_place(table *t, const block_handle *h) {
   if (!rc)
     rc = block_iter_create_borrowed(contents.data, contents.len, t->fname, h->offset,
                                     table_key_compare, &it);
+  if (!rc) block_iter_set_min_key_len(it, 8);
   return rc ? iter_new_empty(rc) : it;
 }
 
@@ -316,6 +318,7 @@ static mf_iter *open_data_block(void *arg, mf_slice index_value) {
   }
   mf_iter *it = block_iter_create(b, table_key_compare);
   if (it) {
+    block_iter_set_min_key_len(it, 8); /* the layers above compare keys as internal keys */
     rc = ch ? iter_register_cleanup(it, release_cached, t->cache, ch)
             : iter_register_cleanup(it, destroy_private, b, NULL);
     if (rc == MAYFLY_OK) return it;

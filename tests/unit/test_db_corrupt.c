@@ -646,6 +646,54 @@ static void test_sst_missing(void **state) {
   env->destroy(env);
 }
 
+/* Two tables: the older holds every key, the newer deletes the odd ones. Damage in the newer
+ * one's first data block must not bring deleted keys back from the older one: a get answers
+ * ECORRUPT, and a scan stops with ECORRUPT instead of going on without the damaged table. */
+static void test_sst_damage_hides_no_tombstone(void **state) {
+  (void)state;
+  mf_env *env = g_mapped ? test_map_env_create(0) : new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < SST_KEYS; i++) put_ver(db, i, 1, SST_VLEN, 0);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  for (int i = 1; i < SST_KEYS; i += 2) del_key(db, i, 0);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  char names[8][64];
+  assert_int_equal(list_files(env, ".sst", 0, names, 8), 2);
+  const char *newer = strcmp(names[0], names[1]) > 0 ? names[0] : names[1];
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, newer, &file);
+  file.data[200] ^= 0x04; /* inside the first data block's entries */
+  write_whole(env, newer, file.data, file.len);
+  mf_buf_free(&file);
+
+  db = open_ok(&o);
+  int rc = read_key(db, 1, 1, SST_VLEN);
+  if (rc != MAYFLY_ECORRUPT) fail_msg("get of a deleted key: %s, not ECORRUPT", mayfly_strerror(rc));
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(db, NULL, &it), MAYFLY_OK);
+  int seen = 0;
+  for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it); mayfly_iter_next(it)) {
+    size_t klen;
+    const char *k = mayfly_iter_key(it, &klen);
+    char kb[32];
+    int i = -1;
+    if (klen < sizeof kb) {
+      memcpy(kb, k, klen);
+      kb[klen] = '\0';
+      sscanf(kb, "key%08d", &i);
+    }
+    if (i < 0 || i % 2 == 1) fail_msg("scan showed %.*s, which was deleted", (int)klen, k);
+    seen++;
+  }
+  assert_int_equal(mayfly_iter_status(it), MAYFLY_ECORRUPT);
+  assert_true(seen < SST_KEYS / 2);
+  mayfly_iter_destroy(it);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
 /* A table test on the env that maps files. */
 #define MAPPED(fn) {#fn "/mapped", fn, use_mapped, NULL, NULL}
 
@@ -663,10 +711,12 @@ int main(void) {
       cmocka_unit_test_setup(test_sst_data_block_flip, use_pread),
       cmocka_unit_test_setup(test_sst_footer_flip, use_pread),
       cmocka_unit_test_setup(test_sst_missing, use_pread),
+      cmocka_unit_test_setup(test_sst_damage_hides_no_tombstone, use_pread),
       MAPPED(test_sst_truncated),
       MAPPED(test_sst_data_block_flip),
       MAPPED(test_sst_footer_flip),
       MAPPED(test_sst_missing),
+      MAPPED(test_sst_damage_hides_no_tombstone),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,14 +39,15 @@ typedef struct array_iter {
   mf_iter base;
   const kv *entries; /* borrowed; sorted by key */
   int n;
-  int at; /* -1 or n: not valid */
+  int at;      /* -1 or n: not valid */
+  int fail_at; /* reaching this position is a read error (ECORRUPT); -1: never */
 } array_iter;
 
 static mf_slice kv_key(const kv *e) { return mf_slice_make(e->key, e->klen); }
 
 static int ai_valid(const mf_iter *it) {
   const array_iter *a = (const array_iter *)it;
-  return a->at >= 0 && a->at < a->n;
+  return a->at >= 0 && a->at < a->n && a->at != a->fail_at;
 }
 static void ai_first(mf_iter *it) { ((array_iter *)it)->at = 0; }
 static void ai_last(mf_iter *it) {
@@ -71,7 +72,10 @@ static mf_slice ai_value(const mf_iter *it) {
   const array_iter *a = (const array_iter *)it;
   return mf_slice_make(a->entries[a->at].value, a->entries[a->at].vlen);
 }
-static int ai_status(const mf_iter *it) { return MAYFLY_OK; }
+static int ai_status(const mf_iter *it) {
+  const array_iter *a = (const array_iter *)it;
+  return a->at >= 0 && a->at == a->fail_at ? MAYFLY_ECORRUPT : MAYFLY_OK;
+}
 static void ai_destroy(mf_iter *it) { free(it); }
 
 static const mf_iter_ops array_ops = {ai_valid, ai_first, ai_last,  ai_seek,   ai_next,
@@ -84,6 +88,7 @@ static mf_iter *array_iter_create(const kv *entries, int n) {
   a->entries = entries;
   a->n = n;
   a->at = -1;
+  a->fail_at = -1;
   return &a->base;
 }
 
@@ -241,6 +246,8 @@ static void test_empty_and_null_array(void **state) {
   iter_destroy(m);
 }
 
+/* A child that is in error from the start: the merged view is empty with its status, in both
+ * directions, instead of showing the other children's entries without it. */
 static void test_child_error_status(void **state) {
   (void)state;
   static const kv entries[] = {{"a", 1, "0.0", 3, 0, 0}, {"c", 1, "0.1", 3, 0, 1}};
@@ -252,16 +259,53 @@ static void test_child_error_status(void **state) {
     mf_iter *m = merger_create(bytewise_compare, children, n);
     assert_non_null(m);
     iter_seek_to_first(m);
-    assert_true(iter_valid(m));
-    assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("a")));
-    iter_next(m);
-    assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("c")));
-    iter_prev(m); /* direction change with an erroring child present */
-    assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("a")));
-    iter_prev(m);
+    assert_false(iter_valid(m));
+    assert_int_equal(iter_status(m), MAYFLY_ECORRUPT);
+    iter_seek_to_last(m);
+    assert_false(iter_valid(m));
+    iter_seek(m, mf_slice_cstr("b"));
     assert_false(iter_valid(m));
     assert_int_equal(iter_status(m), MAYFLY_ECORRUPT);
     iter_destroy(m);
+  }
+}
+
+/* A child that fails partway (a damaged block further on): the merged view stops at the step
+ * that hit the error, going either way, and never shows the entries after it. */
+static void test_child_fails_midway(void **state) {
+  (void)state;
+  static const kv even[] = {{"a", 1, "0.0", 3, 0, 0}, {"c", 1, "0.1", 3, 0, 1},
+                            {"e", 1, "0.2", 3, 0, 2}, {"g", 1, "0.3", 3, 0, 3}};
+  static const kv odd[] = {{"b", 1, "1.0", 3, 1, 0}, {"d", 1, "1.1", 3, 1, 1},
+                           {"f", 1, "1.2", 3, 1, 2}};
+  for (int n = 2; n <= 7; n += 5) { /* both the linear and the heap path */
+    for (int pass = 0; pass < 3; pass++) {
+      mf_iter *children[7];
+      children[0] = array_iter_create(even, 4);
+      children[1] = array_iter_create(odd, 3);
+      ((array_iter *)children[1])->fail_at = 1; /* "d" cannot be read */
+      for (int i = 2; i < n; i++) children[i] = iter_new_empty(MAYFLY_OK);
+      mf_iter *m = merger_create(bytewise_compare, children, n);
+      assert_non_null(m);
+      if (pass == 0) { /* forward: a, b, then the error instead of c */
+        iter_seek_to_first(m);
+        assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("a")));
+        iter_next(m);
+        assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("b")));
+        iter_next(m);
+      } else if (pass == 1) { /* backward: g, f, then the error instead of e */
+        iter_seek_to_last(m);
+        assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("g")));
+        iter_prev(m);
+        assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("f")));
+        iter_prev(m);
+      } else { /* a seek that lands the failing child on "d" */
+        iter_seek(m, mf_slice_cstr("c"));
+      }
+      assert_false(iter_valid(m));
+      assert_int_equal(iter_status(m), MAYFLY_ECORRUPT);
+      iter_destroy(m);
+    }
   }
 }
 
@@ -349,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_random_merges),
       cmocka_unit_test(test_empty_and_null_array),
       cmocka_unit_test(test_child_error_status),
+      cmocka_unit_test(test_child_fails_midway),
       cmocka_unit_test(test_memtable_children),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
