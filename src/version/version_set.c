@@ -61,7 +61,7 @@
 struct version_set {
   mf_env *env;
   char *dbname;
-  const struct mayfly_options *opt; /* may be NULL */
+  int use_fsync; /* the open-time option, copied: the options struct changes under the db mutex */
   table_cache *tc;
   uint64_t next_file_number;
   uint64_t manifest_file_number;
@@ -818,7 +818,7 @@ int version_set_create(mf_env *env, const char *dbname, const struct mayfly_opti
   version_set *vs = calloc(1, sizeof *vs);
   if (!vs) return MF_ERR(MAYFLY_ENOMEM, "version set: out of memory");
   vs->env = env;
-  vs->opt = opt;
+  vs->use_fsync = opt ? opt->use_fsync : 0;
   vs->tc = tc;
   vs->next_file_number = 2; /* 1 is left unused: 0 means "none" in several places */
   vs->live.prev = vs->live.next = &vs->live;
@@ -1099,7 +1099,7 @@ static int start_manifest(version_set *vs, uint64_t number, mf_slice snapshot, m
   if (rc == MAYFLY_OK) *written += n;
   if (rc == MAYFLY_OK) rc = wal_writer_add_record(log, record, &n);
   if (rc == MAYFLY_OK) *written += n;
-  if (rc == MAYFLY_OK) rc = env->sync(file, vs->opt ? vs->opt->use_fsync : 0);
+  if (rc == MAYFLY_OK) rc = env->sync(file, vs->use_fsync);
   int current_attempted = 0;
   if (rc == MAYFLY_OK) {
     const char *slash = strrchr(name, '/');
@@ -1137,7 +1137,7 @@ static int append_manifest(version_set *vs, mf_slice record, uint64_t *written) 
   uint64_t n = 0;
   int rc = wal_writer_add_record(vs->manifest_log, record, &n);
   *written += n;
-  if (rc == MAYFLY_OK) rc = vs->env->sync(vs->manifest_file, vs->opt ? vs->opt->use_fsync : 0);
+  if (rc == MAYFLY_OK) rc = vs->env->sync(vs->manifest_file, vs->use_fsync);
   if (rc != MAYFLY_OK) close_manifest(vs);
   return rc;
 }
