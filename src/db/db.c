@@ -403,6 +403,71 @@ static int has_db_files(mayfly_db *db) {
   return found;
 }
 
+static int has_number(const uint64_t *sorted, size_t n, uint64_t number) {
+  return bsearch(&number, sorted, n, sizeof *sorted, cmp_u64) != NULL;
+}
+
+/* Every table and blob file of the recovered version is in the directory, and every table has
+ * the size the MANIFEST recorded (a table is synced before the edit that lists it, so its size
+ * is exact). A missing or cut file would otherwise surface only at some later read, or make a
+ * compaction fail and the database read-only; the open refuses it now and names it. */
+static int check_live_files(mayfly_db *db) {
+  char **names = NULL;
+  size_t count = 0;
+  int rc = db->env->list_dir(db->env, db->dbname, &names, &count);
+  if (rc) return rc;
+  uint64_t *tables = calloc(count + 1, sizeof *tables), *blobs = calloc(count + 1, sizeof *blobs);
+  size_t ntables = 0, nblobs = 0;
+  for (size_t i = 0; tables && blobs && i < count; i++) {
+    int type;
+    uint64_t number;
+    if (!filename_parse(names[i], &type, &number)) continue;
+    if (type == MF_FILE_TABLE) tables[ntables++] = number;
+    else if (type == MF_FILE_BLOB) blobs[nblobs++] = number;
+  }
+  env_free_names(names, count);
+  if (!tables || !blobs) {
+    free(tables);
+    free(blobs);
+    return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  }
+  qsort(tables, ntables, sizeof *tables, cmp_u64);
+  qsort(blobs, nblobs, sizeof *blobs, cmp_u64);
+  version *v = version_set_current(db->vs);
+  uint64_t missing = 0, first_missing = 0;
+  int first_is_blob = 0;
+  for (int level = 0; rc == MAYFLY_OK && level < MF_NUM_LEVELS; level++) {
+    for (int i = 0; rc == MAYFLY_OK && i < v->num_files[level]; i++) {
+      const file_meta *f = v->files[level][i];
+      if (!has_number(tables, ntables, f->number)) {
+        if (missing++ == 0) first_missing = f->number;
+        continue;
+      }
+      char *path = filename_table(db->dbname, f->number);
+      uint64_t size = 0;
+      if (!path) rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
+      else if ((rc = db->env->file_size(db->env, path, &size)) == MAYFLY_OK && size != f->file_size)
+        rc = MF_ERR(MAYFLY_ECORRUPT, "%s is %llu bytes but the MANIFEST lists it with %llu",
+                    path, (unsigned long long)size, (unsigned long long)f->file_size);
+      free(path);
+    }
+  }
+  for (int i = 0; rc == MAYFLY_OK && i < v->num_blobs; i++) {
+    if (has_number(blobs, nblobs, v->blobs[i]->number)) continue;
+    if (missing++ == 0) {
+      first_missing = v->blobs[i]->number;
+      first_is_blob = 1;
+    }
+  }
+  free(tables);
+  free(blobs);
+  if (rc == MAYFLY_OK && missing > 0)
+    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: %llu files listed in the MANIFEST are missing, e.g. "
+                "%06llu.%s", db->dbname, (unsigned long long)missing,
+                (unsigned long long)first_missing, first_is_blob ? "blob" : "sst");
+  return rc;
+}
+
 static int recover(mayfly_db *db) {
   int rc = version_set_recover(db->vs);
   int is_new = 0;
@@ -423,7 +488,8 @@ static int recover(mayfly_db *db) {
 
   version_edit edit;
   version_edit_init(&edit);
-  if (!is_new) rc = recover_wals(db, &edit);
+  if (!is_new) rc = check_live_files(db);
+  if (!is_new && rc == MAYFLY_OK) rc = recover_wals(db, &edit);
   uint64_t wal_number = 0;
   if (rc == MAYFLY_OK) {
     wal_number = version_set_new_file_number(db->vs);
