@@ -171,20 +171,25 @@ static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id) {
    * synced files that only the edit makes live, and a close that dropped the edit would leave
    * them behind as orphans. An interrupted job (EBUSY) has removed its outputs already. */
   if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
-  uint64_t read = 0, written = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
+  uint64_t read = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
   for (int i = 0; i < c->num_rewrite; i++) {
     db_output_release(&outs[i]);
     read += c->rewrite[i]->file_size;
-    written += outs[i].table_bytes + outs[i].blob_bytes;
     blob_bytes += outs[i].blob_bytes;
     relocated += outs[i].relocated_count;
     relocated_bytes += outs[i].relocated_bytes;
   }
   if (rc == MAYFLY_OK) {
     uint64_t micros = db->env->now_micros(db->env) - t0;
+    /* Each table is read and rewritten at its own level (the new value log is written by
+     * outs[0], so it counts at the first table's level); the job counts once, there. */
+    for (int i = 0; i < c->num_rewrite; i++) {
+      db_level_stats *ls = &db->level_stats[c->rewrite_levels[i]];
+      ls->bytes_read_next += c->rewrite[i]->file_size;
+      ls->bytes_written += outs[i].table_bytes + outs[i].blob_bytes;
+      ls->keys_in += c->rewrite[i]->num_entries;
+    }
     db_level_stats *s = &db->level_stats[c->output_level];
-    s->bytes_read_next += read;
-    s->bytes_written += written;
     s->micros += micros;
     s->count++;
     db->blob_bytes_written += blob_bytes;
