@@ -32,47 +32,9 @@
 #include "version/version_edit.h"
 #include "version/version_set.h"
 
+#include "fake_version.h"
+
 /* ---- part one: the policy on hand-built versions ---- */
-
-enum { MAX_BLOBS = 16, MAX_TABLES = 8 };
-
-typedef struct fake_version {
-  version v;
-  blob_meta metas[MAX_BLOBS];
-  blob_meta *blob_ptrs[MAX_BLOBS];
-  file_meta tables[MAX_TABLES];
-  file_meta *table_ptrs[MF_NUM_LEVELS][MAX_TABLES];
-  int num_tables;
-} fake_version;
-
-/* n blob files numbered 10, 20, ..., each of 1000 bytes in 10 records, no garbage; no
- * tables. */
-static void fake_init(fake_version *f, int n) {
-  memset(f, 0, sizeof *f);
-  f->v.refs = 1;
-  for (int i = 0; i < n; i++) {
-    f->metas[i].number = (uint64_t)(i + 1) * 10;
-    f->metas[i].total_count = 10;
-    f->metas[i].total_bytes = 1000;
-    f->blob_ptrs[i] = &f->metas[i];
-  }
-  f->v.blobs = f->blob_ptrs;
-  f->v.num_blobs = n;
-  for (int l = 0; l < MF_NUM_LEVELS; l++) f->v.files[l] = f->table_ptrs[l];
-}
-
-/* Adds a small table at level linked to blob file oldest_blob. */
-static file_meta *fake_table(fake_version *f, int level, uint64_t number, uint64_t oldest_blob) {
-  assert_true(f->num_tables < MAX_TABLES);
-  file_meta *t = &f->tables[f->num_tables++];
-  t->refs = 1;
-  t->number = number;
-  t->file_size = 1000;
-  t->num_entries = 10;
-  t->oldest_blob_file = oldest_blob;
-  f->v.files[level][f->v.num_files[level]++] = t;
-  return t;
-}
 
 static struct mayfly_options gc_opts(double cutoff, double force) {
   struct mayfly_options o;
@@ -128,9 +90,9 @@ static void test_forced_pick_rules(void **state) {
   f.metas[1].garbage_bytes = 100;
   f.metas[3].garbage_count = 10;
   f.metas[3].garbage_bytes = 1000; /* a young file full of garbage does not count */
-  fake_table(&f, 1, 100, 20);
-  file_meta *l2 = fake_table(&f, 2, 101, 10);
-  fake_table(&f, 3, 102, 10);
+  fake_table(&f, 1, 100, 20, 0);
+  file_meta *l2 = fake_table(&f, 2, 101, 10, 0);
+  fake_table(&f, 3, 102, 10, 0);
 
   /* cutoff 0.25 of 4: the oldest file alone, 80% garbage. */
   struct mayfly_options o = gc_opts(0.25, 0.3);
@@ -166,12 +128,12 @@ static void test_forced_pick_rules(void **state) {
   fake_init(&f, 2);
   f.metas[0].garbage_count = 9;
   f.metas[0].garbage_bytes = 900;
-  fake_table(&f, 1, 100, 20);
+  fake_table(&f, 1, 100, 20, 0);
   o = gc_opts(0.5, 0.3);
   assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
   /* Level 0 comes first. */
-  file_meta *l0 = fake_table(&f, 0, 103, 10);
-  fake_table(&f, 1, 104, 10);
+  file_meta *l0 = fake_table(&f, 0, 103, 10, 0);
+  fake_table(&f, 1, 104, 10, 0);
   assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1);
   assert_ptr_equal(file, l0);
   assert_int_equal(level, 0);
@@ -185,8 +147,8 @@ static void test_forced_pick_compaction(void **state) {
   fake_init(&f, 2);
   f.metas[0].garbage_count = 9;
   f.metas[0].garbage_bytes = 900;
-  fake_table(&f, 3, 100, 20);
-  file_meta *linked = fake_table(&f, 4, 101, 10);
+  fake_table(&f, 3, 100, 20, 0);
+  file_meta *linked = fake_table(&f, 4, 101, 10, 0);
   struct mayfly_options o = gc_opts(0.5, 0.5);
   int rc = -99;
   compaction *c = compaction_pick(NULL, &f.v, &o, NULL, 0, &rc);
