@@ -510,6 +510,22 @@ static int recover(mayfly_db *db) {
 
 /* ---- open / close ---- */
 
+/* Syncs the directory holding path's last component ("." when path has no slash). */
+static int sync_parent_dir(mf_env *env, const char *path) {
+  size_t len = strlen(path);
+  while (len > 1 && path[len - 1] == '/') len--; /* "a/b/" names b */
+  while (len > 0 && path[len - 1] != '/') len--; /* drop b */
+  while (len > 1 && path[len - 1] == '/') len--; /* "a//b" lives in "a"; "/db" in "/" */
+  if (len == 0) return env->sync_dir(env, ".");
+  char *parent = malloc(len + 1);
+  if (!parent) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  memcpy(parent, path, len);
+  parent[len] = '\0';
+  int rc = env->sync_dir(env, parent);
+  free(parent);
+  return rc;
+}
+
 static int open_dir(mayfly_db *db) {
   mf_env *env = db->env;
   if (env->file_exists(env, db->dbname) && !env->is_directory(env, db->dbname))
@@ -519,6 +535,9 @@ static int open_dir(mayfly_db *db) {
       return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
                     db->dbname);
     int rc = env->make_dir(env, db->dbname);
+    /* The new directory's own entry must be durable too, or a power cut can take the whole
+     * database with it, synced writes included. */
+    if (rc == MAYFLY_OK) rc = sync_parent_dir(env, db->dbname);
     if (rc) return rc;
   }
   char *lock_name = filename_lock(db->dbname);

@@ -1100,6 +1100,9 @@ static int start_manifest(version_set *vs, uint64_t number, mf_slice snapshot, m
   if (rc == MAYFLY_OK) rc = wal_writer_add_record(log, record, &n);
   if (rc == MAYFLY_OK) *written += n;
   if (rc == MAYFLY_OK) rc = env->sync(file, vs->use_fsync);
+  /* The new name must be durable before CURRENT names it: the OS may write back the CURRENT
+   * rename first, and a power cut between the two would leave CURRENT naming nothing. */
+  if (rc == MAYFLY_OK) rc = env->sync_dir(env, vs->dbname);
   int current_attempted = 0;
   if (rc == MAYFLY_OK) {
     const char *slash = strrchr(name, '/');
