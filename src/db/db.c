@@ -259,14 +259,31 @@ void db_remove_obsolete_files(mayfly_db *db) {
 typedef struct replay_state {
   mayfly_db *db;
   memtable *mem;
-  uint64_t max_seq;
+  uint64_t max_seq;  /* the largest sequence number known: the MANIFEST's, then replayed ones */
+  uint64_t last_seq; /* the last sequence number replayed, 0 before the first record */
 } replay_state;
 
 static int replay_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
   replay_state *st = arg;
   if (seq > st->max_seq) st->max_seq = seq;
+  st->last_seq = seq;
   int rc = memtable_add(st->mem, seq, type, key, value);
-  return rc ? MF_ERR(rc, "out of memory replaying the WAL") : MAYFLY_OK;
+  if (rc == MAYFLY_ENOMEM) return MF_ERR(rc, "out of memory replaying the WAL");
+  return rc ? MF_ERR(MAYFLY_ECORRUPT, "WAL record at sequence number %llu cannot be applied",
+                     (unsigned long long)seq)
+            : MAYFLY_OK;
+}
+
+/* Applies one WAL record, whole or not at all: it is checked first, and its sequence numbers
+ * must follow the ones replayed before (writes are logged in sequence order). */
+static int replay_record(replay_state *st, mf_slice rec) {
+  int rc = batch_check(rec);
+  if (rc) return rc;
+  uint64_t seq = decode_fixed64(rec.data);
+  if (decode_fixed32(rec.data + 8) > 0 && seq <= st->last_seq)
+    return MF_ERR(MAYFLY_ECORRUPT, "WAL record at sequence number %llu follows %llu",
+                  (unsigned long long)seq, (unsigned long long)st->last_seq);
+  return batch_iterate(rec, replay_one, st);
 }
 
 /* Writes st->mem to a level-0 table (and blob files) recorded in edit, and starts a new
@@ -311,10 +328,16 @@ static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_
     mf_slice rec;
     rc = wal_reader_read(r, &rec);
     if (rc != MAYFLY_OK) break;
-    rc = batch_iterate(rec, replay_one, st);
+    rc = replay_record(st, rec);
+    if (rc == MAYFLY_ECORRUPT) { /* name the file: the batch layer does not know it */
+      char inner[512];
+      snprintf(inner, sizeof inner, "%s", mf_error_message());
+      rc = MF_ERR(rc, "%s: record %llu: %s", name, (unsigned long long)records, inner);
+    }
+    if (rc != MAYFLY_OK) break;
     records++;
     db->recovery.records++;
-    if (rc == MAYFLY_OK && memtable_data_usage(st->mem) > db->opt.write_buffer_size)
+    if (memtable_data_usage(st->mem) > db->opt.write_buffer_size)
       rc = flush_recovered(db, st, edit);
   }
   db->recovery.wals++;
@@ -359,7 +382,7 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   if (!wals) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   qsort(wals, nwals, sizeof *wals, cmp_u64);
 
-  replay_state st = {db, NULL, version_set_last_sequence(db->vs)};
+  replay_state st = {db, NULL, version_set_last_sequence(db->vs), 0};
   rc = memtable_create(db_memtable_arena_block(db), 0, &st.mem);
   int stop = 0;
   for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++) {

@@ -106,3 +106,19 @@ int batch_iterate(mf_slice rep, int (*fn)(void *, uint64_t, int, mf_slice, mf_sl
     return MF_ERR(MAYFLY_ECORRUPT, "batch holds %u records but its header says %u", found, count);
   return MAYFLY_OK;
 }
+
+static int accept_record(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
+  (void)arg, (void)seq, (void)type, (void)key, (void)value;
+  return MAYFLY_OK;
+}
+
+int batch_check(mf_slice rep) {
+  int rc = batch_iterate(rep, accept_record, NULL);
+  if (rc) return rc;
+  uint64_t seq = decode_fixed64(rep.data);
+  uint32_t count = decode_fixed32(rep.data + 8);
+  if (count > 0 && (seq == 0 || seq > MF_MAX_SEQ - (count - 1)))
+    return MF_ERR(MAYFLY_ECORRUPT, "batch of %u records at sequence number %llu is out of range",
+                  count, (unsigned long long)seq);
+  return MAYFLY_OK;
+}

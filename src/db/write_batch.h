@@ -50,4 +50,9 @@ int batch_iterate(mf_slice rep, int (*fn)(void *arg, uint64_t seq, int type, mf_
                                            mf_slice value),
                   void *arg);
 
+/* Checks a representation read back from a WAL before anything of it is applied, so that a
+ * damaged batch is dropped whole (batches are atomic): every record parses, the count
+ * matches, and the sequence numbers fit (1 .. MF_MAX_SEQ). MAYFLY_ECORRUPT otherwise. */
+int batch_check(mf_slice rep);
+
 #endif

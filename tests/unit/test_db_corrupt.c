@@ -26,7 +26,10 @@
 #include "db/options.h"
 #include "env/env.h"
 #include "mayfly.h"
+#include "util/coding.h"
 #include "util/slice.h"
+#include "wal/wal_format.h"
+#include "wal/wal_writer.h"
 
 #define DBNAME "/db"
 #define WAL_BLOCK 32768
@@ -376,6 +379,90 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   expect_recovery_line(db, want);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   mem->destroy(mem);
+}
+
+/* A WAL record whose checksum is right but whose batch is not (a buggy writer, stale bytes):
+ * the batch is dropped whole, never applied in part, and replay stops there as at any damage.
+ * The crafted WAL 900 holds: a good batch (seq 1000, key "good"), the bad one, then another
+ * good batch (key "late"). */
+enum { BAD_TRUNCATED, BAD_SEQ_RANGE, BAD_SEQ_BACK, BAD_COUNT };
+
+static size_t craft_put(char *p, uint64_t seq, uint32_t count, const char *key, const char *val) {
+  encode_fixed64(p, seq);
+  encode_fixed32(p + 8, count);
+  size_t n = 12;
+  p[n++] = 1; /* a put */
+  p[n++] = (char)strlen(key);
+  memcpy(p + n, key, strlen(key));
+  n += strlen(key);
+  p[n++] = (char)strlen(val);
+  memcpy(p + n, val, strlen(val));
+  return n + strlen(val);
+}
+
+static void bad_batch(int kind) {
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  mayfly_db *db = open_ok(&o);
+  put_ver(db, 1, 1, WAL_VLEN, MAYFLY_SYNC);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+
+  char rec[3][128];
+  size_t len[3];
+  len[0] = craft_put(rec[0], 1000, 1, "good", "g");
+  switch (kind) {
+    case BAD_TRUNCATED: /* two records announced; the second's key runs past the end */
+      len[1] = craft_put(rec[1], 1001, 2, "half", "h");
+      rec[1][len[1]++] = 1;
+      rec[1][len[1]++] = 100;
+      rec[1][len[1]++] = 'y';
+      break;
+    case BAD_SEQ_RANGE: /* beyond the 56 bits of a sequence number */
+      len[1] = craft_put(rec[1], UINT64_C(1) << 60, 1, "half", "h");
+      break;
+    case BAD_SEQ_BACK: /* a sequence number already used */
+      len[1] = craft_put(rec[1], 1000, 1, "half", "h");
+      break;
+    default: /* BAD_COUNT: one record where the header says three */
+      len[1] = craft_put(rec[1], 1001, 3, "half", "h");
+      break;
+  }
+  len[2] = craft_put(rec[2], 1010, 1, "late", "l");
+  mf_wfile *f;
+  wal_writer *w;
+  assert_int_equal(env->new_writable(env, DBNAME "/000900.log", &f), MAYFLY_OK);
+  assert_int_equal(wal_writer_create(env, f, WAL_KIND_WAL, 900, &w, NULL), MAYFLY_OK);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(wal_writer_add_record(w, mf_slice_make(rec[i], len[i]), NULL), MAYFLY_OK);
+  assert_int_equal(env->sync(f, 1), MAYFLY_OK);
+  wal_writer_destroy(w);
+  assert_int_equal(env->close_writable(f), MAYFLY_OK);
+
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&o, MAYFLY_ECORRUPT, "000900.log");
+  o.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
+  db = open_ok(&o);
+  assert_int_equal(read_key(db, 1, 1, WAL_VLEN), MAYFLY_OK);
+  static const char *const keys[] = {"good", "half", "late"};
+  for (int i = 0; i < 3; i++) {
+    void *v = NULL;
+    size_t vlen = 0;
+    int rc = mayfly_get(db, NULL, keys[i], 4, &v, &vlen);
+    mayfly_free(v);
+    if (rc != (i == 0 ? MAYFLY_OK : MAYFLY_ENOTFOUND))
+      fail_msg("bad batch %d: key %s: %s", kind, keys[i], mayfly_strerror(rc));
+  }
+  expect_recovery_line(db, "Dropped at damage: 000900.log after 1 records, and 0 later WALs");
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
+static void test_wal_bad_batch(void **state) {
+  (void)state;
+  bad_batch(BAD_TRUNCATED);
+  bad_batch(BAD_SEQ_RANGE);
+  bad_batch(BAD_SEQ_BACK);
+  bad_batch(BAD_COUNT);
 }
 
 /* ---- CURRENT and MANIFEST damage ---- */
@@ -747,6 +834,7 @@ int main(void) {
       cmocka_unit_test(test_wal_corrupt_first_record),
       cmocka_unit_test(test_wal_torn_tail),
       cmocka_unit_test(test_wal_corrupt_with_later_wals),
+      cmocka_unit_test(test_wal_bad_batch),
       cmocka_unit_test(test_current_damaged),
       cmocka_unit_test(test_current_missing),
       cmocka_unit_test(test_manifest_record_damaged),
