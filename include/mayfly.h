@@ -82,7 +82,8 @@ MAYFLY_API int mayfly_batch_put(mayfly_batch *b, const void *key, size_t klen, c
 MAYFLY_API int mayfly_batch_delete(mayfly_batch *b, const void *key, size_t klen);
 MAYFLY_API void mayfly_batch_clear(mayfly_batch *b);
 MAYFLY_API size_t mayfly_batch_count(const mayfly_batch *b);
-MAYFLY_API int mayfly_write(mayfly_db *db, const mayfly_batch *b, unsigned flags); /* atomic */
+/* Atomic. An empty batch written with MAYFLY_SYNC makes every earlier logged write durable. */
+MAYFLY_API int mayfly_write(mayfly_db *db, const mayfly_batch *b, unsigned flags);
 
 /* Reads. snap NULL reads the latest state. On MAYFLY_OK *val is a malloc'd copy (free with
  * mayfly_free); on MAYFLY_ENOTFOUND *val is NULL. */

@@ -155,7 +155,8 @@ MAYFLY_API int mayfly_write(mayfly_db *db, const mayfly_batch *b, unsigned flags
   if (!b) return MF_ERR(MAYFLY_EINVAL, "mayfly_write: batch is NULL");
   int rc = check_flags(flags);
   if (rc) return rc;
-  if (batch_count(b) == 0) return MAYFLY_OK;
+  /* An empty batch changes nothing; with MAYFLY_SYNC it still syncs the writes before it. */
+  if (batch_count(b) == 0 && !(flags & MAYFLY_SYNC)) return MAYFLY_OK;
   return db_write(db, b, flags);
 }
 

@@ -206,6 +206,14 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
       /* The WAL may hold part of a record, or the memtable part of a batch: stop. */
       db_set_bg_error(db, rc, "write-ahead log append");
     }
+  } else if (rc == MAYFLY_OK && batch && (flags & MAYFLY_SYNC) && db->wal_dirty) {
+    /* An empty batch written with MAYFLY_SYNC makes every write logged before it durable
+     * (older WALs were synced when they were switched out). The leader owns the WAL. */
+    pthread_mutex_unlock(&db->mu);
+    rc = db->env->sync(db->wal_file, db->use_fsync);
+    pthread_mutex_lock(&db->mu);
+    if (rc == MAYFLY_OK) db->wal_dirty = 0;
+    else db_set_bg_error(db, rc, "syncing the write-ahead log");
   }
 
   /* Wake the group, then hand leadership on. */

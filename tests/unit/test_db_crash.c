@@ -383,6 +383,25 @@ static void test_clean_close_then_crash(void **state) {
   close_current(db);
 }
 
+/* An empty batch written with MAYFLY_SYNC makes the writes before it durable, as a sync write
+ * of one record would. */
+static void test_empty_sync_batch(void **state) {
+  (void)state;
+  crash_env_create();
+  struct mayfly_options o = crash_opts(1 << 20);
+  mayfly_db *db = open_current(&o);
+  for (int i = 0; i < 50; i++) put_ver(db, i, 1, 100, 0);
+  mayfly_batch *b = NULL;
+  assert_int_equal(mayfly_batch_create(&b), MAYFLY_OK);
+  assert_int_equal(mayfly_write(db, b, MAYFLY_SYNC), MAYFLY_OK);
+  assert_int_equal(mayfly_write(db, b, MAYFLY_SYNC), MAYFLY_OK); /* nothing new to sync */
+  mayfly_batch_destroy(b);
+  db = crash_and_reopen(db, &o);
+  for (int i = 0; i < 50; i++)
+    if (get_ver(db, NULL, i) != 1) fail_msg("key %d, written before an empty sync batch, is lost", i);
+  close_current(db);
+}
+
 /* Every open starts a new MANIFEST and points CURRENT at it. The OS may write the CURRENT
  * rename back before anything else: then the new MANIFEST's directory entry must already be
  * durable, or a power cut leaves CURRENT naming a file that is gone and the database cannot
@@ -779,6 +798,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_flush_is_durable, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash_after_idle, teardown),
       cmocka_unit_test_teardown(test_clean_close_then_crash, teardown),
+      cmocka_unit_test_teardown(test_empty_sync_batch, teardown),
       cmocka_unit_test_teardown(test_current_written_back_first, teardown),
       cmocka_unit_test_teardown(test_new_database_dir_synced, teardown),
       cmocka_unit_test_teardown(test_sync_covers_earlier_wals, teardown),
