@@ -89,7 +89,10 @@ int db_open_wal(mayfly_db *db, uint64_t number, db_new_wal_files *out) {
   if (rc == MAYFLY_OK) rc = db->env->flush(file);
   /* The new WAL's directory entry must be durable, or a MAYFLY_SYNC write to it could vanish
    * with the entry in an OS crash. Once per memtable, so cheap. */
-  if (rc == MAYFLY_OK) rc = db->env->sync_dir(db->env, db->dbname);
+  if (rc == MAYFLY_OK) {
+    rc = db->env->sync_dir(db->env, db->dbname);
+    out->dir_sync_failed = rc != MAYFLY_OK;
+  }
   if (rc != MAYFLY_OK) {
     if (w) wal_writer_destroy(w);
     if (file) {

@@ -219,6 +219,7 @@ typedef struct db_new_wal_files {
   wal_writer *wal;
   uint64_t number;
   uint64_t header_bytes; /* what creating it wrote */
+  int dir_sync_failed;   /* set when db_open_wal failed syncing the directory */
 } db_new_wal_files;
 /* Creates WAL `number` (its file header written and its directory entry synced) without
  * touching the database's state, so it needs no lock. */

@@ -68,8 +68,10 @@ static int switch_memtable(mayfly_db *db) {
   if (rc) {
     if (fresh) memtable_unref(fresh);
     /* After a failed sync the kernel may have dropped the WAL's dirty pages and marked them
-     * clean, so a retry could report success for writes that are gone: stop instead. */
+     * clean, so a retry could report success for writes that are gone: stop instead. The
+     * same holds for the directory, whose other new entries the failed sync covered. */
     if (sync_failed) db_set_bg_error(db, rc, "syncing the write-ahead log");
+    else if (files.dir_sync_failed) db_set_bg_error(db, rc, "syncing the database directory");
     return rc;
   }
   db_install_wal(db, &files);

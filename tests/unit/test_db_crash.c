@@ -201,14 +201,18 @@ static int fz_remove_dir(mf_env *env, const char *path) {
 }
 static char g_synced_dirs[4096]; /* the directories synced, each followed by ';' */
 
+static int g_fail_dir_sync; /* fail g_fail_thread's next directory sync, once */
+
 static int fz_sync_dir(mf_env *env, const char *path) {
   FROZEN_GUARD();
   pthread_mutex_lock(&g_wal_mu);
   size_t used = strlen(g_synced_dirs);
   if (used + strlen(path) + 2 < sizeof g_synced_dirs)
     snprintf(g_synced_dirs + used, sizeof g_synced_dirs - used, "%s;", path);
+  int fail = g_fail_dir_sync && pthread_equal(pthread_self(), g_fail_thread);
+  if (fail) g_fail_dir_sync = 0;
   pthread_mutex_unlock(&g_wal_mu);
-  return g_base->sync_dir(g_base, path);
+  return fail ? MAYFLY_EIO /* injected */ : g_base->sync_dir(g_base, path);
 }
 static int fz_lock_file(mf_env *env, const char *path, mf_lock **out) {
   return g_base->lock_file(g_base, path, out);
@@ -649,17 +653,17 @@ static void test_newest_wal_header_lost(void **state) {
   close_current(db);
 }
 
-/* The sync of the old WAL at a memtable switch fails: the write that switched reports it,
- * the database turns read-only (a retried fsync could report success for data the kernel
- * dropped), and every write acknowledged before is there after a reopen. */
-static void test_failed_wal_sync_at_switch(void **state) {
-  (void)state;
+/* A sync at a memtable switch fails (*flag picks which, set for the writer thread): the
+ * write that switched reports it, the database turns read-only (a retried fsync could report
+ * success for data the kernel dropped), and every write acknowledged before is there after a
+ * reopen. */
+static void failed_sync_at_switch(int *flag) {
   crash_env_create();
   struct mayfly_options o = crash_opts(64 * 1024);
   mayfly_db *db = open_current(&o);
   pthread_mutex_lock(&g_wal_mu);
   g_fail_thread = pthread_self();
-  g_fail_wal_sync = 1;
+  *flag = 1;
   pthread_mutex_unlock(&g_wal_mu);
   int acked = 0, rc = MAYFLY_OK;
   char k[32], v[150];
@@ -670,8 +674,8 @@ static void test_failed_wal_sync_at_switch(void **state) {
     if (rc != MAYFLY_OK) break;
   }
   pthread_mutex_lock(&g_wal_mu);
-  int fired = !g_fail_wal_sync;
-  g_fail_wal_sync = 0;
+  int fired = !*flag;
+  *flag = 0;
   pthread_mutex_unlock(&g_wal_mu);
   assert_true(fired);
   assert_int_equal(rc, MAYFLY_EIO);
@@ -691,6 +695,19 @@ static void test_failed_wal_sync_at_switch(void **state) {
   }
   assert_int_equal(mayfly_put(db, "after", 5, "x", 1, 0), MAYFLY_OK);
   close_current(db);
+}
+
+/* The old WAL's sync. */
+static void test_failed_wal_sync_at_switch(void **state) {
+  (void)state;
+  failed_sync_at_switch(&g_fail_wal_sync);
+}
+
+/* The same when the directory sync that makes the new WAL's entry durable fails: that sync
+ * covered other new entries too, and a retry could report success for lost ones. */
+static void test_failed_dir_sync_at_switch(void **state) {
+  (void)state;
+  failed_sync_at_switch(&g_fail_dir_sync);
 }
 
 enum { MAX_KEYS = 1000, MAX_OPS = 5000 };
@@ -794,6 +811,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_sync_after_wal_without_records, teardown),
       cmocka_unit_test_teardown(test_newest_wal_header_lost, teardown),
       cmocka_unit_test_teardown(test_failed_wal_sync_at_switch, teardown),
+      cmocka_unit_test_teardown(test_failed_dir_sync_at_switch, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash, teardown),
       cmocka_unit_test_teardown(test_flush_is_durable, teardown),
       cmocka_unit_test_teardown(test_sync_writes_survive_crash_after_idle, teardown),
