@@ -59,8 +59,8 @@ static int parse_number(const char **p, uint64_t *out) {
   if (*s < '0' || *s > '9') return 0;
   for (; *s >= '0' && *s <= '9'; s++) {
     unsigned d = (unsigned)(*s - '0');
-    if (v > (UINT64_MAX - d) / 10) return 0;
     v = v * 10 + d;
+    if (v > MF_MAX_FILE_NUMBER) return 0;
   }
   *p = s;
   *out = v;

@@ -33,6 +33,11 @@ enum mf_file_type {
   MF_FILE_OPTIONS
 };
 
+/* The largest file number a database uses. Numbers grow by one per file, so this is never
+ * reached in practice; a larger one (in a file name or the MANIFEST) is not the database's,
+ * and keeping the counter below it means it can never wrap around to numbers in use. */
+#define MF_MAX_FILE_NUMBER (UINT64_C(1) << 60)
+
 /* Each returns "dbname/<name>" as a malloc'd NUL-terminated string the caller frees, or NULL
  * when out of memory. */
 char *filename_wal(const char *dbname, uint64_t number);      /* dbname/000123.log */
@@ -47,8 +52,8 @@ char *filename_options(const char *dbname, uint64_t number);  /* dbname/OPTIONS-
 
 /* Parses a bare file name (no directory part). Returns 1 and sets *type (an enum
  * mf_file_type) and *number when name is exactly one of the names above, else 0 and leaves
- * both untouched. Rejects empty or overflowing numbers, signs, and trailing junk
- * ("000123.sst.bak", "MANIFEST-", "123"). */
+ * both untouched. Rejects empty numbers, numbers above MF_MAX_FILE_NUMBER, signs, and
+ * trailing junk ("000123.sst.bak", "MANIFEST-", "123"). */
 int filename_parse(const char *name, int *type, uint64_t *number);
 
 #endif

@@ -999,6 +999,11 @@ int version_set_recover(version_set *vs) {
   int rc = current_name ? MAYFLY_OK : MF_ERR(MAYFLY_ENOMEM, "version set: out of memory");
   if (rc == MAYFLY_OK && !vs->env->file_exists(vs->env, current_name))
     rc = MF_ERR(MAYFLY_ENOTFOUND, "%s: not found (no database)", current_name);
+  uint64_t current_size = 0;
+  if (rc == MAYFLY_OK) rc = vs->env->file_size(vs->env, current_name, &current_size);
+  if (rc == MAYFLY_OK && current_size > 4096) /* a MANIFEST name and a newline */
+    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: %llu bytes long", current_name,
+                (unsigned long long)current_size);
   if (rc == MAYFLY_OK) rc = env_read_file(vs->env, current_name, &contents);
   if (rc == MAYFLY_ENOTFOUND) /* vanished between the two calls: still no database */
     rc = MF_ERR(MAYFLY_ENOTFOUND, "%s: not found (no database)", current_name);
@@ -1032,6 +1037,14 @@ int version_set_recover(version_set *vs) {
         version_set_mark_file_number_used(vs, v->files[level][i]->number);
     for (int i = 0; i < v->num_blobs; i++)
       version_set_mark_file_number_used(vs, v->blobs[i]->number);
+    /* Likewise no write may get a sequence number a table already holds. */
+    for (int level = 0; level < MF_NUM_LEVELS; level++)
+      for (int i = 0; i < v->num_files[level]; i++)
+        if (v->files[level][i]->largest_seq > vs->last_sequence)
+          vs->last_sequence = v->files[level][i]->largest_seq;
+    if (vs->next_file_number >= MF_MAX_FILE_NUMBER)
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: file number %llu is out of range", manifest_name,
+                  (unsigned long long)vs->next_file_number);
   } else {
     /* Compact pointers may have been set from a partly replayed MANIFEST. */
     for (int level = 0; level < MF_NUM_LEVELS; level++) mf_buf_clear(&vs->compact_pointers[level]);

@@ -277,6 +277,10 @@ static void test_corrupt_current(void **state) {
   expect_corrupt_current(fx, "000005.sst\n", 11, "CURRENT");
   expect_corrupt_current(fx, "MANIFEST-000123\nX\n", 18, "CURRENT");
   expect_corrupt_current(fx, "MANIFEST-999999\n", 16, "MANIFEST-999999");
+  static char big[5000]; /* not read whole: CURRENT holds one short name */
+  memset(big, 'M', sizeof big);
+  big[sizeof big - 1] = '\n';
+  expect_corrupt_current(fx, big, sizeof big, "5000 bytes long");
   /* and the good contents still work */
   write_file(fx, DB "/CURRENT", good, (size_t)n);
   vs = open_set(fx, NULL, MAYFLY_OK);
@@ -412,14 +416,26 @@ static void test_inconsistent_manifest(void **state) {
   version_set_destroy(vs);
   free(path);
 
-  /* A valid hand-written one, with numbers above the recorded next file number. */
+  /* A next file number beyond any real database's (it would wrap around to numbers in use). */
+  version_edit_init(&e[0]);
+  counters(&e[0]);
+  version_edit_set_next_file_number(&e[0], MF_MAX_FILE_NUMBER);
+  write_manifest(fx, 56, e, 1);
+  vs = open_set(fx, NULL, MAYFLY_ECORRUPT);
+  assert_non_null(strstr(mf_error_message(), "out of range"));
+  version_set_destroy(vs);
+
+  /* A valid hand-written one, with numbers above the recorded next file number, and a table
+   * holding sequence numbers up to 100 above the recorded last sequence (10): neither may be
+   * handed out again. */
   for (int i = 0; i < 2; i++) version_edit_init(&e[i]);
   counters(&e[0]);
   add_file(&e[1], 1, 150, "a", "k");
-  write_manifest(fx, 55, e, 2);
+  write_manifest(fx, 57, e, 2);
   vs = open_set(fx, NULL, MAYFLY_OK);
   assert_layout(vs, "1:150");
   assert_true(version_set_next_file_number(vs) == 151);
+  assert_true(version_set_last_sequence(vs) == 100);
   version_set_destroy(vs);
 }
 
