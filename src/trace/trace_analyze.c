@@ -118,6 +118,7 @@ typedef struct loader {
   trace_progress_fn progress;
   void *arg;
   u64map seq_map, file_map, job_map;
+  u64map job_ok; /* the job file being loaded: job id -> 1 if it ended in success, else 0 */
   uint32_t *key_slots; /* key hash table of key ids, UINT32_MAX empty */
   size_t key_cap;
   size_t cap_v, cap_keys, cap_jobs, cap_files, cap_gets;
@@ -268,9 +269,28 @@ static int add_job_start(loader *l, uint64_t session, const trace_record *r) {
   return map_put(&l->job_map, r->job, (uint32_t)a->njobs++, NULL);
 }
 
+/* Whether r is the work of a job that failed or never ended in its session: such a job
+ * installed nothing (its outputs were removed, the inputs stayed), so what it dropped,
+ * placed, relocated or created did not happen; a later job redoes it. Records of job 0 (a
+ * job that started while tracing was off) are taken as they are. */
+static int undone_job_work(const loader *l, const trace_record *r) {
+  switch (r->tag) {
+    case TRACE_DROP:
+    case TRACE_PLACE:
+    case TRACE_RELOCATE:
+    case TRACE_FILE_CREATE: break;
+    default: return 0;
+  }
+  return r->job != 0 && map_get(&l->job_ok, r->job) != 1;
+}
+
 static int add_job_record(loader *l, uint64_t session, const trace_record *r) {
   trace_analysis *a = l->a;
   int rc = MAYFLY_OK;
+  if (undone_job_work(l, r)) {
+    a->undone_job_records++;
+    return MAYFLY_OK;
+  }
   ta_job *j = r->tag == TRACE_JOB_START ? NULL : find_job(l, r->job);
   switch (r->tag) {
     case TRACE_JOB_START: return add_job_start(l, session, r);
@@ -362,6 +382,23 @@ static int add_job_record(loader *l, uint64_t session, const trace_record *r) {
   }
 }
 
+/* First pass over a session's job file: how each job ended (l->job_ok). Job ids are unique
+ * within a session. */
+static int scan_job_outcomes(loader *l, const char *path) {
+  map_free(&l->job_ok);
+  trace_reader *r = NULL;
+  int rc = trace_reader_open(l->env, path, TRACE_JOB_FILE, &r);
+  if (rc == MAYFLY_ENOTFOUND) return MAYFLY_OK;
+  trace_record rec;
+  while (rc == MAYFLY_OK && (rc = trace_reader_next(r, &rec)) == MAYFLY_OK) {
+    if (rec.tag == TRACE_JOB_START) rc = map_put(&l->job_ok, rec.job, 0, NULL);
+    else if (rec.tag == TRACE_JOB_END && rec.status == 0) rc = map_put(&l->job_ok, rec.job, 1, NULL);
+  }
+  if (rc == MAYFLY_ENOTFOUND) rc = MAYFLY_OK;
+  if (r) trace_reader_close(r);
+  return rc;
+}
+
 /* Reads one file of a session. A missing file is an empty trace. */
 static int load_file(loader *l, uint64_t session, int which) {
   trace_analysis *a = l->a;
@@ -370,7 +407,8 @@ static int load_file(loader *l, uint64_t session, int which) {
   uint64_t size = 0;
   l->env->file_size(l->env, path, &size);
   trace_reader *r = NULL;
-  int rc = trace_reader_open(l->env, path, which, &r);
+  int rc = which == TRACE_JOB_FILE ? scan_job_outcomes(l, path) : MAYFLY_OK;
+  if (rc == MAYFLY_OK) rc = trace_reader_open(l->env, path, which, &r);
   if (rc == MAYFLY_ENOTFOUND) rc = MAYFLY_OK;
   if (rc == MAYFLY_OK && r) {
     const trace_session_info *info = trace_reader_info(r);
@@ -710,6 +748,7 @@ int trace_analyze(mf_env *env, const char *dir, trace_progress_fn progress, void
   map_free(&l.seq_map);
   map_free(&l.file_map);
   map_free(&l.job_map);
+  map_free(&l.job_ok);
   free(l.key_slots);
   free(l.gets);
   if (rc != MAYFLY_OK) {

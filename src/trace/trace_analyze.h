@@ -97,6 +97,9 @@ typedef struct trace_analysis {
   uint64_t untraced_blob_moves;
   uint64_t duplicate_seqs;
   uint64_t drops_by_reason[5];
+  /* drops, placements, relocations and file creations of jobs that failed or never ended
+   * (the process stopped): they installed nothing, so they are left out of the lives */
+  uint64_t undone_job_records;
 } trace_analysis;
 
 /* Called now and then while loading: what is being done, done out of total (bytes or items;

@@ -249,6 +249,10 @@ int trace_report_summary(const trace_analysis *a, mf_buf *out) {
              a->drops_by_reason[4], a->untraced_drops);
   buf_printf(out, &rc, "blobs: %" PRIu64 " placements, %" PRIu64 " relocations\n", a->placements,
              a->relocations);
+  if (a->undone_job_records)
+    buf_printf(out, &rc, "left out: %" PRIu64 " drops, placements, relocations and file "
+               "creations of jobs that failed or never ended (redone by later jobs)\n",
+               a->undone_job_records);
   buf_printf(out, &rc, "\n%-11s %10s %14s %14s %14s %14s %14s\n", "lifetime", "n", "mean",
              "p50", "p90", "p99", "max");
   for (int k = 0; k < LT_COUNT; k++) {

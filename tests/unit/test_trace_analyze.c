@@ -277,6 +277,77 @@ static void test_known_answers(void **state) {
   trace_analysis_free(a);
 }
 
+/* Jobs that failed, or never ended (the process stopped), installed nothing: their drops,
+ * relocations and created files are left out, and the job that redoes the work gets them.
+ *   10 put a#1   20 put a#2 (1000 B, blob)
+ *   30-35 compaction job 1 drops a#1, relocates a#2 to blob 5, creates table 6, FAILS (EBUSY)
+ *   40- compaction job 2 drops a#1 (never ends: a crash)
+ * next session (job ids restart):
+ *   60-65 compaction job 1 drops a#1, creates table 7: succeeds */
+static void test_failed_jobs_left_out(void **state) {
+  mf_env *mem = *state;
+  mf_env clocked = *mem;
+  clocked.now_micros = fake_clock;
+  trace_writer *t = NULL;
+  mf_buf k = MF_BUF_INIT, v = MF_BUF_INIT, lo = MF_BUF_INIT, hi = MF_BUF_INIT;
+  mf_slice none = mf_slice_make("", 0);
+  static const char a_value[100] = {0};
+  AT(0);
+  assert_int_equal(trace_writer_open(&clocked, "/undone", "/db", 0, 1, &t), MAYFLY_OK);
+  AT(10), trace_op(t, TRACE_PUT, 1, mf_slice_cstr("a"), 100, 0);
+  AT(20), trace_op(t, TRACE_PUT, 2, mf_slice_cstr("a"), 1000, TRACE_OP_TO_BLOB);
+  uint64_t in[] = {3};
+  AT(30), trace_job_start(t, 1, TRACE_JOB_COMPACTION, 0, 0, 1, in, 1);
+  AT(31), trace_drop(t, 1, 1, TRACE_DROP_HIDDEN, ik(&k, "a", 1, MF_TYPE_VALUE),
+                     mf_slice_make(a_value, sizeof a_value));
+  AT(32), trace_blob_write(t, 1, ik(&k, "a", 2, MF_TYPE_BLOB_INDEX), 1000, 4, 5);
+  AT(33), trace_file_create(t, 1, 5, TRACE_FILE_BLOB, 1, 1100, 1, 0, 0, none, none);
+  AT(34), trace_file_create(t, 1, 6, TRACE_FILE_TABLE, 1, 150, 1, 2, 2,
+                            ik(&lo, "a", 2, MF_TYPE_VALUE), ik(&hi, "a", 2, MF_TYPE_VALUE));
+  AT(35), trace_job_end(t, 1, MAYFLY_EBUSY);
+  AT(40), trace_job_start(t, 2, TRACE_JOB_COMPACTION, 0, 0, 1, in, 1);
+  AT(41), trace_drop(t, 2, 1, TRACE_DROP_HIDDEN, ik(&k, "a", 1, MF_TYPE_VALUE),
+                     mf_slice_make(a_value, sizeof a_value));
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+  AT(50);
+  assert_int_equal(trace_writer_open(&clocked, "/undone", "/db", 0, 1, &t), MAYFLY_OK);
+  AT(60), trace_job_start(t, 1, TRACE_JOB_COMPACTION, 0, 0, 1, in, 1);
+  AT(61), trace_drop(t, 1, 1, TRACE_DROP_HIDDEN, ik(&k, "a", 1, MF_TYPE_VALUE),
+                     mf_slice_make(a_value, sizeof a_value));
+  AT(62), trace_file_create(t, 1, 7, TRACE_FILE_TABLE, 1, 150, 1, 2, 2,
+                            ik(&lo, "a", 2, MF_TYPE_VALUE), ik(&hi, "a", 2, MF_TYPE_VALUE));
+  AT(65), trace_job_end(t, 1, MAYFLY_OK);
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+
+  trace_analysis *a = NULL;
+  int rc = trace_analyze(mem, "/undone", NULL, NULL, &a);
+  if (rc) fail_msg("analyze: %s", mf_error_message());
+  assert_int_equal(a->num_sessions, 2);
+  assert_int_equal(a->njobs, 3);
+  assert_int_equal(a->untraced_drops, 0);
+  assert_int_equal(a->undone_job_records, 5); /* job 1: drop, relocation, 2 files; job 2: drop */
+  assert_int_equal(a->relocations, 0);
+  const ta_version *a1 = version_by_seq(a, 1), *a2 = version_by_seq(a, 2);
+  /* (each session's times start from its own wall clock reading, so only the job tells) */
+  assert_int_equal(a1->drop_reason, TRACE_DROP_HIDDEN);
+  assert_int_equal(a1->drop_job, 2);
+  assert_int_equal(a->jobs[2].status, 0);
+  assert_true(a->jobs[2].session != a->jobs[0].session);
+  assert_int_equal(a2->relocations, 0);
+  assert_int_equal(a2->blob_file, 0);
+  for (size_t i = 0; i < a->nfiles; i++)
+    if (a->files[i].number == 5 || a->files[i].number == 6)
+      fail_msg("file %llu of the failed job is in the analysis",
+               (unsigned long long)a->files[i].number);
+  trace_analysis_free(a);
+  mf_buf_free(&k);
+  mf_buf_free(&v);
+  mf_buf_free(&lo);
+  mf_buf_free(&hi);
+}
+
 static void test_errors(void **state) {
   mf_env *env = *state;
   trace_analysis *a = NULL;
@@ -457,6 +528,7 @@ static void test_end_to_end(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_known_answers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_jobs_left_out, setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
   };
