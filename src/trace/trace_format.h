@@ -47,6 +47,10 @@
 #define MAYFLY_TRACE_TRACE_FORMAT_H
 
 #define TRACE_FORMAT_VERSION 1u
+/* Every time in a trace (a session's wall-clock start plus a record's offset) is below this
+ * (2^62 us, some 146,000 years after 1970); a larger one is corruption. Readers can add and
+ * compare times without overflow. */
+#define TRACE_MAX_TIME_US (UINT64_C(1) << 62)
 
 /* A chunk is written as one log record once it holds this many bytes (and on close). */
 #define TRACE_CHUNK_BYTES (32u << 10)

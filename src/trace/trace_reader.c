@@ -158,6 +158,8 @@ int trace_reader_next(trace_reader *r, trace_record *rec) {
       if (tag < TRACE_PUT || tag > TRACE_FILE_DELETE) continue; /* unknown and timeless */
       return corrupt(r, at, tag, "truncated time");
     }
+    if (offset >= TRACE_MAX_TIME_US - r->info.wall_start_us)
+      return corrupt(r, at, tag, "time out of range");
     rec->time_us = r->info.wall_start_us + offset;
     if (tag < TRACE_PUT || tag > TRACE_FILE_DELETE || (tag > TRACE_GET && tag < TRACE_JOB_START))
       continue; /* a tag from a newer writer */
@@ -183,6 +185,8 @@ static int read_session(trace_reader *r) {
   if (!(get_varint32(&body, &flags) && get_varint64(&body, &r->info.wall_start_us) &&
         get_varint64(&body, &r->info.session) && get_length_prefixed(&body, &dbname)))
     return corrupt(r, at, tag, "truncated session record");
+  if (r->info.wall_start_us >= TRACE_MAX_TIME_US)
+    return corrupt(r, at, tag, "start time out of range");
   r->dbname = malloc(dbname.len + 1);
   if (!r->dbname) return r->status = MF_ERR(MAYFLY_ENOMEM, "%s: out of memory", r->path);
   memcpy(r->dbname, dbname.data, dbname.len);

@@ -26,6 +26,7 @@
 #include "db/options.h"
 #include "env/env.h"
 #include "mayfly.h"
+#include "trace/trace_format.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_writer.h"
 #include "util/checksum.h"
@@ -33,6 +34,8 @@
 #include "util/error.h"
 #include "util/ikey.h"
 #include "util/random.h"
+#include "wal/wal_format.h"
+#include "wal/wal_writer.h"
 
 static uint64_t test_seed(void) {
   const char *env = getenv("MAYFLY_TEST_SEED");
@@ -328,6 +331,71 @@ static void test_many_and_corrupt(void **state) {
   free(name);
 }
 
+/* A hand-made op trace: a SESSION record starting at wall, then one PUT at offset. */
+static void write_timed_trace(mf_env *env, const char *path, uint64_t wall, uint64_t offset) {
+  char chunk[128], body[64];
+  size_t n = 0, b = 0;
+  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* format version */
+  b += (size_t)(encode_varint64(body + b, 0) - (body + b));      /* flags */
+  b += (size_t)(encode_varint64(body + b, wall) - (body + b));   /* wall start */
+  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* session */
+  b += (size_t)(encode_varint64(body + b, 3) - (body + b));
+  memcpy(body + b, "/db", 3);
+  b += 3;
+  chunk[n++] = TRACE_SESSION;
+  n += (size_t)(encode_varint64(chunk + n, b) - (chunk + n));
+  memcpy(chunk + n, body, b);
+  n += b;
+  b = 0;
+  b += (size_t)(encode_varint64(body + b, offset) - (body + b)); /* time */
+  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* seq */
+  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* key */
+  body[b++] = 'a';
+  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* key size */
+  b += (size_t)(encode_varint64(body + b, 10) - (body + b));     /* value size */
+  body[b++] = 0;                                                 /* flags */
+  chunk[n++] = TRACE_PUT;
+  n += (size_t)(encode_varint64(chunk + n, b) - (chunk + n));
+  memcpy(chunk + n, body, b);
+  n += b;
+  mf_wfile *f;
+  wal_writer *w;
+  assert_int_equal(env->new_writable(env, path, &f), MAYFLY_OK);
+  assert_int_equal(wal_writer_create(env, f, WAL_KIND_OP_TRACE, 1, &w, NULL), MAYFLY_OK);
+  assert_int_equal(wal_writer_add_record(w, mf_slice_make(chunk, n), NULL), MAYFLY_OK);
+  wal_writer_destroy(w);
+  assert_int_equal(env->close_writable(f), MAYFLY_OK);
+}
+
+/* Times stay below TRACE_MAX_TIME_US, so that readers can add and compare them: a session
+ * start or a record time beyond it is corruption (a report once looped forever on one). */
+static void test_time_range(void **state) {
+  mf_env *env = *state;
+  static const struct {
+    uint64_t wall, offset;
+    int rc_open, rc_next;
+  } cases[] = {
+      {1700000000000000, 5, MAYFLY_OK, MAYFLY_OK},
+      {TRACE_MAX_TIME_US - 1, 0, MAYFLY_OK, MAYFLY_OK},
+      {TRACE_MAX_TIME_US - 1, 1, MAYFLY_OK, MAYFLY_ECORRUPT},
+      {1700000000000000, UINT64_MAX - 10, MAYFLY_OK, MAYFLY_ECORRUPT},
+      {TRACE_MAX_TIME_US, 0, MAYFLY_ECORRUPT, 0},
+      {UINT64_MAX - 100, 50, MAYFLY_ECORRUPT, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    write_timed_trace(env, "/timed.op", cases[i].wall, cases[i].offset);
+    trace_reader *r = NULL;
+    int rc = trace_reader_open(env, "/timed.op", TRACE_OP_FILE, &r);
+    if (rc != cases[i].rc_open) fail_msg("case %zu: open gave %d", i, rc);
+    if (rc) continue;
+    trace_record rec;
+    rc = trace_reader_next(r, &rec);
+    if (rc != cases[i].rc_next) fail_msg("case %zu: next gave %d", i, rc);
+    if (rc == MAYFLY_OK) assert_true(rec.time_us == cases[i].wall + cases[i].offset);
+    trace_reader_close(r);
+  }
+}
+
 typedef struct appender {
   trace_writer *t;
   int id, n;
@@ -496,6 +564,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_and_corrupt, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_time_range, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
       cmocka_unit_test_setup_teardown(test_db_options, setup, teardown),
   };
