@@ -115,7 +115,8 @@ int trace_analyze(mf_env *env, const char *dir, trace_progress_fn progress, void
 void trace_analysis_free(trace_analysis *a); /* NULL is OK */
 
 /* The key of version or key id as text: hex of the user key, or the hash as 16 hex digits.
- * Writes at most n bytes including the NUL (long keys are cut). */
+ * Writes at most n bytes including the NUL: a key longer than (n - 1) / 2 bytes is cut, so
+ * callers that need keys whole give 2 * the longest key + 1. */
 void trace_key_text(const trace_analysis *a, uint32_t key_id, char *buf, size_t n);
 
 /* ---- reports (trace_report.c) ---- */

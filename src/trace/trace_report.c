@@ -304,16 +304,29 @@ int trace_report_summary(const trace_analysis *a, mf_buf *out) {
 
 /* ---- the CSV/TSV files ---- */
 
+/* A buffer for trace_key_text that holds the longest key whole (a cut key could make two
+ * keys print alike), or NULL when out of memory. */
+static char *key_text_buffer(const trace_analysis *a, size_t *n) {
+  size_t longest = 8; /* a hash */
+  for (size_t k = 0; k < a->nkeys; k++)
+    if (a->keys[k].len > longest) longest = a->keys[k].len;
+  *n = 2 * longest + 1;
+  return malloc(*n);
+}
+
 static int write_versions(const trace_analysis *a, mf_env *env, const char *dir) {
   out_file o;
   if (of_open(&o, env, dir, "versions.csv")) return of_close(&o);
   of_printf(&o, "key,seq,op,key_size,value_size,to_blob,written_us,invalidated_seq,"
             "invalidated_us,dropped_seq,dropped_us,drop_reason,drop_job,reclaimed_seq,"
             "reclaimed_us,blob_file,placements,relocations,compactions,write_bytes,reads\n");
-  char key[2 * 64 + 1], c[8][24];
+  char c[8][24];
+  size_t key_cap;
+  char *key = key_text_buffer(a, &key_cap);
+  if (!key) o.rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
   for (size_t i = 0; i < a->nv && o.rc == MAYFLY_OK; i++) {
     const ta_version *v = &a->v[i];
-    trace_key_text(a, v->key_id, key, sizeof key);
+    trace_key_text(a, v->key_id, key, key_cap);
     uint64_t job = v->drop_job == TA_NO_JOB ? TA_NONE : (uint64_t)v->drop_job + 1;
     uint64_t compactions = v->compactions == UINT32_MAX ? TA_NONE : v->compactions;
     of_printf(&o, "%s,%" PRIu64 ",%s,%u,%" PRIu64 ",%d,%" PRIu64 ",%s,%s,%s,%s,%s,%s,%s,%s,%"
@@ -326,6 +339,7 @@ static int write_versions(const trace_analysis *a, mf_env *env, const char *dir)
               cell(v->reclaimed_us, c[6], 24, ""), v->blob_file, v->placements, v->relocations,
               cell(compactions, c[7], 24, ""), v->write_bytes, v->reads_after);
   }
+  free(key);
   return of_close(&o);
 }
 
@@ -334,11 +348,13 @@ static int write_keys(const trace_analysis *a, mf_env *env, const char *dir) {
   if (of_open(&o, env, dir, "keys.csv")) return of_close(&o);
   of_printf(&o, "key,key_size,puts,deletes,valid_n,valid_mean_us,valid_var_us2,actual_n,"
             "actual_mean_us,actual_var_us2\n");
-  char key[2 * 64 + 1];
+  size_t key_cap;
+  char *key = key_text_buffer(a, &key_cap);
+  if (!key) o.rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
   for (uint32_t k = 0; k < a->nkeys && o.rc == MAYFLY_OK; k++) {
     key_stats s;
     stats_of_key(a, k, &s);
-    trace_key_text(a, k, key, sizeof key);
+    trace_key_text(a, k, key, key_cap);
     of_printf(&o, "%s,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",", key, a->keys[k].key_size, s.puts,
               s.deletes, s.valid_n);
     if (s.valid_n) of_printf(&o, "%.1f,%.1f,", s.valid_mean, s.valid_var);
@@ -347,6 +363,7 @@ static int write_keys(const trace_analysis *a, mf_env *env, const char *dir) {
     if (s.actual_n) of_printf(&o, "%.1f,%.1f\n", s.actual_mean, s.actual_var);
     else of_printf(&o, ",\n");
   }
+  free(key);
   return of_close(&o);
 }
 
@@ -610,13 +627,15 @@ int trace_export_training(const trace_analysis *a, mf_env *env, const char *path
   }
   for (size_t k = 0; k < a->nkeys; k++)
     for (uint32_t x = 0; x < a->keys[k].count; x++) rank[a->by_key[a->keys[k].first + x]] = x;
-  char key[2 * 64 + 1];
+  size_t key_cap;
+  char *key = key_text_buffer(a, &key_cap);
+  if (!key) o.rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
   for (size_t i = 0; i < a->nv && o.rc == MAYFLY_OK; i++) {
     const ta_version *v = &a->v[i];
     while (times[window_start] + 1000000 <= times[i]) window_start++;
     const ta_key *tk = &a->keys[v->key_id];
     const ta_version *prev = rank[i] ? &a->v[a->by_key[tk->first + rank[i] - 1]] : NULL;
-    trace_key_text(a, v->key_id, key, sizeof key);
+    trace_key_text(a, v->key_id, key, key_cap);
     of_printf(&o, "%s,%s,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",", key,
               v->type == TRACE_PUT ? "put" : "delete", v->key_size, v->value_size, v->seq,
               v->written_us);
@@ -629,6 +648,7 @@ int trace_export_training(const trace_analysis *a, mf_env *env, const char *path
     if (label != TA_NONE) of_printf(&o, "%" PRIu64 ",0,%" PRIu64 "\n", label, label);
     else of_printf(&o, ",1,%" PRIu64 "\n", diff(a->last_us, v->written_us));
   }
+  free(key);
   free(rank);
   free(times);
   return of_close(&o);

@@ -348,6 +348,39 @@ static void test_failed_jobs_left_out(void **state) {
   mf_buf_free(&hi);
 }
 
+/* Keys longer than 64 bytes that differ only at the end print whole in every CSV, so they
+ * stay two keys there too. */
+static void test_long_keys_whole(void **state) {
+  mf_env *mem = *state;
+  char k1[200], k2[200];
+  memset(k1, 'k', sizeof k1);
+  memcpy(k2, k1, sizeof k2);
+  k2[sizeof k2 - 1] = 'x';
+  trace_writer *t = NULL;
+  assert_int_equal(trace_writer_open(mem, "/long", "/db", 0, 0, &t), MAYFLY_OK);
+  trace_op(t, TRACE_PUT, 1, mf_slice_make(k1, sizeof k1), 10, 0);
+  trace_op(t, TRACE_PUT, 2, mf_slice_make(k2, sizeof k2), 10, 0);
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+  trace_analysis *a = NULL;
+  assert_int_equal(trace_analyze(mem, "/long", NULL, NULL, &a), MAYFLY_OK);
+  assert_int_equal(a->nkeys, 2);
+  assert_int_equal(trace_report_write(a, mem, "/long-out"), MAYFLY_OK);
+  assert_int_equal(trace_export_training(a, mem, "/long-out/train.csv"), MAYFLY_OK);
+  static const char *const files[] = {"/long-out/keys.csv", "/long-out/versions.csv",
+                                      "/long-out/train.csv"};
+  for (size_t f = 0; f < 3; f++) {
+    char *text = read_text(mem, files[f]);
+    const char *line2 = strchr(text, '\n') + 1, *line3 = strchr(line2, '\n') + 1;
+    size_t cell2 = strcspn(line2, ","), cell3 = strcspn(line3, ",");
+    if (cell2 != 2 * sizeof k1 || cell3 != 2 * sizeof k2 || memcmp(line2, line3, cell2) == 0)
+      fail_msg("%s: keys of %zu and %zu hex digits, %s", files[f], cell2, cell3,
+               memcmp(line2, line3, cell2) == 0 ? "alike" : "different");
+    free(text);
+  }
+  trace_analysis_free(a);
+}
+
 static void test_errors(void **state) {
   mf_env *env = *state;
   trace_analysis *a = NULL;
@@ -529,6 +562,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_known_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_jobs_left_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_long_keys_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
   };
