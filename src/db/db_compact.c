@@ -335,9 +335,9 @@ void db_background_compaction(mayfly_db *db) {
         /* No user key spans two files of a level, so the next step can start at this step's
          * last user key: the file holding it is gone from the level. */
         mf_slice uhi = ikey_user_key(hi);
-        if (mf_buf_set(&m->begin_buf, uhi.data, uhi.len))
+        if (mf_buf_set(&m->step_buf, uhi.data, uhi.len))
           rc = MF_ERR(MAYFLY_ENOMEM, "out of memory");
-        m->begin = mf_buf_slice(&m->begin_buf);
+        m->begin = mf_buf_slice(&m->step_buf); /* the caller's begin stays for the next level */
         m->has_begin = 1;
       }
     }
@@ -394,5 +394,6 @@ int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end) 
   pthread_mutex_unlock(&db->mu);
   mf_buf_free(&m.begin_buf);
   mf_buf_free(&m.end_buf);
+  mf_buf_free(&m.step_buf);
   return rc;
 }

@@ -69,8 +69,9 @@ typedef struct db_manual_compaction {
   int level;
   int done;
   int has_begin, has_end;
-  mf_slice begin, end; /* user keys */
-  mf_buf begin_buf, end_buf;
+  mf_slice begin, end; /* user keys: where the next step of this level starts, and the end */
+  mf_buf begin_buf, end_buf; /* the caller's range, for every level */
+  mf_buf step_buf;           /* begin after a step of this level (a level may take several) */
 } db_manual_compaction;
 
 /* A table being written by a flush or a compaction. */

@@ -688,6 +688,52 @@ static void test_compact_range_returns_when_done(void **state) {
   if (premature) fail_msg("mayfly_compact_range returned early %d times of 6", premature);
 }
 
+/* mayfly_compact_range(begin, end) compacts the whole [begin, end] at every level, also
+ * below a level that took several steps (each step of a level starts where the last one
+ * ended; the next level starts at begin again). Layout: level 1 holds tombstones for the
+ * even keys in many small tables, level 2 every key in one table, level 3 one key past the
+ * range. */
+static void test_compact_range_bounded_multi_step(void **state) {
+  mf_env *env = *state;
+  struct mayfly_options o = small_opts(env);
+  set_opt(&o, "write_buffer_size", "8MiB");
+  set_opt(&o, "max_bytes_for_level_base", "1TiB");
+  set_opt(&o, "level0_file_num_compaction_trigger", "1000");
+  set_opt(&o, "level0_slowdown_writes_trigger", "10000");
+  set_opt(&o, "level0_stop_writes_trigger", "10000");
+  set_opt(&o, "enable_blob_files", "false");
+  mayfly_db *db = open_db(&o);
+  enum { N = 20000 };
+  ok(db, mayfly_set_option(db, "max_mem_compaction_level", "3"), "set_option");
+  put_i(db, 5 * N, 1, 100);
+  ok(db, mayfly_flush(db), "flush");
+  ok(db, mayfly_set_option(db, "max_mem_compaction_level", "2"), "set_option");
+  for (int i = 0; i < N; i++) put_i(db, i, 1, 100);
+  ok(db, mayfly_flush(db), "flush");
+  ok(db, mayfly_set_option(db, "max_mem_compaction_level", "0"), "set_option");
+  for (int i = 0; i < N; i += 2) del_i(db, i);
+  ok(db, mayfly_flush(db), "flush");
+  ok(db, mayfly_set_option(db, "level0_file_num_compaction_trigger", "1"), "set_option");
+  ok(db, mayfly_wait_idle(db), "wait_idle");
+  ok(db, mayfly_set_option(db, "level0_file_num_compaction_trigger", "1000"), "set_option");
+  print_levels(db, "bounded range: before");
+  assert_int_equal(files_at(db, 0), 0);
+  assert_true(files_at(db, 1) >= 2); /* level 1 goes down in several steps */
+  assert_int_equal(files_at(db, 2), 1);
+  assert_int_equal(files_at(db, 3), 1);
+
+  char lo[32], hi[32];
+  size_t lo_len = key_of(0, lo), hi_len = key_of(N - 1, hi);
+  ok(db, mayfly_compact_range(db, lo, lo_len, hi, hi_len), "compact_range");
+  print_levels(db, "bounded range: after");
+  for (int l = 0; l < 3; l++)
+    if (files_at(db, l)) fail_msg("level %d keeps %d files inside the range", l, files_at(db, l));
+  for (int i = 0; i < N; i++)
+    if (get_i(db, NULL, i) != (i % 2 ? 1 : -1)) fail_msg("key %d has the wrong version", i);
+  assert_int_equal(get_i(db, NULL, 5 * N), 1);
+  close_db(db);
+}
+
 /* ================================================================================== */
 /* Sequential writes flush to non-overlapping level-0 tables, which move down by MANIFEST
  * edits alone. */
@@ -1439,6 +1485,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_snapshots_and_drops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_compaction_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_range_returns_when_done, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_range_bounded_multi_step, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trivial_move, setup, teardown),
       cmocka_unit_test_setup_teardown(test_model_static_levels, setup, teardown),
       cmocka_unit_test_setup_teardown(test_model_dynamic_levels, setup, teardown),
