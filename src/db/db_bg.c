@@ -23,7 +23,11 @@
  * A flushed table goes to level 0, or deeper (up to max_mem_compaction_level) when it
  * overlaps nothing there; the level is chosen when the table is installed, and only while no
  * compaction is running, because a running compaction's outputs are not in the current
- * version yet and could overlap it. */
+ * version yet and could overlap it. For the same reason no compaction starts from the
+ * moment such a level is chosen until the table is in the version (flush_placing): the
+ * MANIFEST write in between releases db->mu, and a compaction picked from the version
+ * without the table could write an output over it (a manual compaction's inputs can leave
+ * gaps for the table to fall into). */
 #include <stdlib.h>
 
 #include "blob/blob_cache.h"
@@ -70,8 +74,13 @@ static void flush_oldest(mayfly_db *db) {
       nf->level = compaction_pick_flush_level(
           version_set_current(db->vs), &db->opt, ikey_user_key(mf_buf_slice(&nf->meta.smallest)),
           ikey_user_key(mf_buf_slice(&nf->meta.largest)), db->opt.max_mem_compaction_level);
+      db->flush_placing = nf->level > 0;
     }
     rc = db_log_and_apply(db, &edit);
+    if (db->flush_placing) {
+      db->flush_placing = 0;
+      pthread_cond_broadcast(&db->bg_cv); /* a compaction may start now */
+    }
   }
   if (db->trace) trace_job_end(db->trace, out.job_id, rc);
   db_output_release(&out);
@@ -114,7 +123,7 @@ static void *bg_main(void *arg) {
     if (db->bg_error == MAYFLY_OK && db->num_imm > 0 && !db->flush_running) {
       db->flush_running = 1;
       flush_oldest(db); /* clears flush_running */
-    } else if (db->bg_error == MAYFLY_OK && !db->compaction_running &&
+    } else if (db->bg_error == MAYFLY_OK && !db->compaction_running && !db->flush_placing &&
                db_compaction_needed(db)) {
       db->compaction_running = 1;
       db_background_compaction(db);

@@ -169,6 +169,8 @@ struct mayfly_db {
   _Atomic int stop_jobs; /* shutting_down, readable without mu by running jobs */
   int flush_running;      /* one flush at a time: memtables are flushed in order */
   int compaction_running; /* one compaction at a time */
+  int flush_placing;      /* a flush is installing a table below level 0: no compaction may
+                             start until it is in the version (db_bg.c) */
   int manifest_busy;      /* a thread is in version_set_log_and_apply */
   db_manual_compaction *manual;
   file_meta *seek_file;   /* ran out of seeks; checked against the current version before use */

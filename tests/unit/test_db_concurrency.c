@@ -843,6 +843,175 @@ static void test_close_while_compaction_finishes(void **state) {
   gate_teardown();
 }
 
+/* ---- a flush placed below level 0 while a manual compaction goes on ---- */
+
+/* The story, forced by hooks in an env wrapper (each wait gives up after a few seconds, so a
+ * run that misses the interleaving passes instead of hanging):
+ *  1. mayfly_compact_range(NULL, NULL) starts; its level-0 step (table {m} into level 1,
+ *     which holds {a} and {e}) is held in the sync of its output;
+ *  2. the other worker is held deleting a table an iterator kept alive;
+ *  3. a memtable {c} waits for a flush; the level-0 step is let go and installs, and the
+ *     flush of {c} finds no compaction running and places its table at level 2 (c falls in
+ *     the gap between level 1's tables); its MANIFEST write releases db->mu;
+ *  4. meanwhile compact_range's level-1 step could be picked from the version without {c}:
+ *     its inputs {a},{e},{m} would give an output [a..m] at level 2, over {c}, and the
+ *     database would turn read-only when that edit is refused. No compaction may start
+ *     until the flushed table is in the version. */
+static struct {
+  mf_env *base;
+  mf_env env;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int phase; /* 1: the level-0 step; 2: the flush of {c}; 3: its MANIFEST write */
+  mf_wfile *l0_step_out, *flush_out, *manifest;
+  int l0_step_held, l0_step_go, purge_held, purge_go, l1_step_output;
+  char pinned[64]; /* "/NNNNNN.sst" of the table whose deletion is held */
+} g_fr = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* REQUIRES: g_fr.mu held. */
+static void fr_wait(int *flag, int seconds) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += seconds;
+  while (!*flag && pthread_cond_timedwait(&g_fr.cv, &g_fr.mu, &until) != ETIMEDOUT) {
+  }
+}
+
+/* REQUIRES: g_fr.mu held. */
+static void fr_set(int *flag) {
+  *flag = 1;
+  pthread_cond_broadcast(&g_fr.cv);
+}
+
+static int fr_new_writable(mf_env *env, const char *path, mf_wfile **out) {
+  (void)env;
+  int rc = g_fr.base->new_writable(g_fr.base, path, out);
+  size_t l = strlen(path);
+  pthread_mutex_lock(&g_fr.mu);
+  if (rc == MAYFLY_OK && strstr(path, "MANIFEST-")) g_fr.manifest = *out;
+  if (rc == MAYFLY_OK && l > 4 && strcmp(path + l - 4, ".sst") == 0) {
+    if (g_fr.phase == 1 && !g_fr.l0_step_out) g_fr.l0_step_out = *out;
+    else if (g_fr.phase == 2 && !g_fr.flush_out) g_fr.flush_out = *out;
+    else if (g_fr.phase == 3) fr_set(&g_fr.l1_step_output); /* a compaction started */
+  }
+  pthread_mutex_unlock(&g_fr.mu);
+  return rc;
+}
+
+static int fr_sync(mf_wfile *f, int full) {
+  pthread_mutex_lock(&g_fr.mu);
+  if (f == g_fr.l0_step_out && !g_fr.l0_step_held) {
+    fr_set(&g_fr.l0_step_held);
+    fr_wait(&g_fr.l0_step_go, 10);
+  } else if (f == g_fr.flush_out && g_fr.phase == 2) {
+    pthread_mutex_unlock(&g_fr.mu);
+    usleep(300 * 1000); /* compact_range moves on to level 1 meanwhile */
+    pthread_mutex_lock(&g_fr.mu);
+    g_fr.phase = 3;
+  } else if (f == g_fr.manifest && g_fr.phase == 3) {
+    /* The flush's MANIFEST write, its level chosen: free the other worker and give it time
+     * to start the level-1 step (which it must not do). */
+    fr_set(&g_fr.purge_go);
+    fr_wait(&g_fr.l1_step_output, 2);
+    g_fr.phase = 4;
+  }
+  pthread_mutex_unlock(&g_fr.mu);
+  return g_fr.base->sync(f, full);
+}
+
+static int fr_remove_file(mf_env *env, const char *path) {
+  (void)env;
+  pthread_mutex_lock(&g_fr.mu);
+  if (g_fr.phase >= 1 && g_fr.pinned[0] && strstr(path, g_fr.pinned)) {
+    fr_set(&g_fr.purge_held);
+    fr_wait(&g_fr.purge_go, 10);
+  }
+  pthread_mutex_unlock(&g_fr.mu);
+  return g_fr.base->remove_file(g_fr.base, path);
+}
+
+static int g_fr_range_rc, g_fr_flush_rc;
+
+static void *fr_compact_all(void *arg) {
+  (void)arg;
+  g_fr_range_rc = mayfly_compact_range(g_db, NULL, 0, NULL, 0);
+  return NULL;
+}
+
+static void *fr_flush_c(void *arg) {
+  (void)arg;
+  g_fr_flush_rc = mayfly_put(g_db, "c", 1, "c", 1, 0);
+  if (g_fr_flush_rc == MAYFLY_OK) g_fr_flush_rc = mayfly_flush(g_db);
+  return NULL;
+}
+
+static void fr_put_flush(const char *key, const char *level) {
+  assert_int_equal(mayfly_set_option(g_db, "max_mem_compaction_level", level), MAYFLY_OK);
+  assert_int_equal(mayfly_put(g_db, key, strlen(key), key, strlen(key), 0), MAYFLY_OK);
+  assert_int_equal(mayfly_flush(g_db), MAYFLY_OK);
+}
+
+static void test_flush_placed_during_manual_compaction(void **state) {
+  (void)state;
+  assert_int_equal(env_mem_create(&g_fr.base), MAYFLY_OK);
+  g_fr.env = *g_fr.base;
+  g_fr.env.new_writable = fr_new_writable;
+  g_fr.env.sync = fr_sync;
+  g_fr.env.remove_file = fr_remove_file;
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, &g_fr.env);
+  o.max_background_jobs = 2;
+  o.enable_blob_files = 0;
+  assert_int_equal(mayfly_open(DBNAME, &o, &g_db), MAYFLY_OK);
+  fr_put_flush("zzz", "3"); /* level 3: the bottom */
+  fr_put_flush("a", "1");
+  fr_put_flush("e", "1");
+  fr_put_flush("y", "0");
+  pthread_mutex_lock(&g_db->mu);
+  snprintf(g_fr.pinned, sizeof g_fr.pinned, "/%06llu.sst",
+           (unsigned long long)version_set_current(g_db->vs)->files[0][0]->number);
+  pthread_mutex_unlock(&g_db->mu);
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(g_db, NULL, &it), MAYFLY_OK); /* keeps table {y} */
+  assert_int_equal(mayfly_compact_range(g_db, "y", 1, "y", 1), MAYFLY_OK);
+  fr_put_flush("m", "0");
+  assert_int_equal(mayfly_set_option(g_db, "max_mem_compaction_level", "2"), MAYFLY_OK);
+
+  pthread_t compact, flush;
+  pthread_mutex_lock(&g_fr.mu);
+  g_fr.phase = 1;
+  pthread_mutex_unlock(&g_fr.mu);
+  assert_int_equal(pthread_create(&compact, NULL, fr_compact_all, NULL), 0);
+  pthread_mutex_lock(&g_fr.mu);
+  fr_wait(&g_fr.l0_step_held, 10);
+  pthread_mutex_unlock(&g_fr.mu);
+  mayfly_iter_destroy(it); /* the other worker deletes table {y}, and is held there */
+  pthread_mutex_lock(&g_fr.mu);
+  fr_wait(&g_fr.purge_held, 10);
+  g_fr.phase = 2;
+  pthread_mutex_unlock(&g_fr.mu);
+  assert_int_equal(pthread_create(&flush, NULL, fr_flush_c, NULL), 0);
+  usleep(100 * 1000);
+  pthread_mutex_lock(&g_fr.mu);
+  fr_set(&g_fr.l0_step_go);
+  pthread_mutex_unlock(&g_fr.mu);
+  assert_int_equal(pthread_join(flush, NULL), 0);
+  assert_int_equal(pthread_join(compact, NULL), 0);
+  if (g_fr.l1_step_output)
+    fail_msg("a compaction started while a flushed table was being placed at level 2");
+  if (g_fr_range_rc != MAYFLY_OK || g_fr_flush_rc != MAYFLY_OK)
+    fail_msg("compact_range: %s, flush: %s (%s)", mayfly_strerror(g_fr_range_rc),
+             mayfly_strerror(g_fr_flush_rc), mayfly_errmsg(g_db));
+  assert_int_equal(mayfly_put(g_db, "q", 1, "q", 1, 0), MAYFLY_OK);
+  static const char *const keys[] = {"a", "c", "e", "m", "q", "y", "zzz"};
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+    expect_key_as_value(keys[i], strlen(keys[i]));
+  assert_int_equal(mayfly_close(g_db), MAYFLY_OK);
+  g_db = NULL;
+  g_fr.base->destroy(g_fr.base);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const struct CMUnitTest tests[] = {
@@ -852,6 +1021,7 @@ int main(void) {
       cmocka_unit_test(test_writes_while_deleting),
       cmocka_unit_test(test_reads_during_memtable_switch),
       cmocka_unit_test(test_close_while_compaction_finishes),
+      cmocka_unit_test(test_flush_placed_during_manual_compaction),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
