@@ -52,6 +52,7 @@ static void flush_oldest(mayfly_db *db) {
   db_output out;
   db_output_init(&out, db, 0, &edit, 0);
   if (db->trace) out.job_id = db_trace_job_start(db, NULL);
+  out.table_trace_deferred = 1; /* traced below, at the level the table goes to */
   uint64_t oldest_snapshot = db_oldest_snapshot_seq(db), dropped = 0;
   pthread_mutex_unlock(&db->mu);
 
@@ -75,6 +76,13 @@ static void flush_oldest(mayfly_db *db) {
           version_set_current(db->vs), &db->opt, ikey_user_key(mf_buf_slice(&nf->meta.smallest)),
           ikey_user_key(mf_buf_slice(&nf->meta.largest)), db->opt.max_mem_compaction_level);
       db->flush_placing = nf->level > 0;
+    }
+    for (int i = 0; db->trace && i < edit.num_new_files; i++) {
+      const version_edit_new_file *nf = &edit.new_files[i];
+      const file_meta *f = &nf->meta;
+      trace_file_create(db->trace, out.job_id, f->number, TRACE_FILE_TABLE, nf->level,
+                        f->file_size, f->num_entries, f->smallest_seq, f->largest_seq,
+                        mf_buf_slice(&f->smallest), mf_buf_slice(&f->largest));
     }
     rc = db_log_and_apply(db, &edit);
     if (db->flush_placing) {

@@ -85,6 +85,7 @@ typedef struct db_table_out {
   uint64_t oldest_blob_file; /* UINT64_MAX: none referenced yet */
   uint64_t newest_blob_file; /* 0: none referenced yet */
   uint64_t job_id;           /* the trace job writing it (db_trace.c); 0 when untraced */
+  int trace_deferred;        /* its FILE_CREATE is traced by the caller (db_output) */
 } db_table_out;
 
 typedef struct db_blob_out {
@@ -122,6 +123,8 @@ struct db_output {
   size_t inflow_len;
   blob_index inflow_bi;
   uint64_t job_id; /* the trace job (db_trace.c); set by the caller after init, 0 untraced */
+  int table_trace_deferred; /* the caller traces the tables' FILE_CREATE: a flush, which
+                               chooses their level after writing them */
 };
 
 struct mayfly_db {

@@ -89,7 +89,7 @@ int db_table_out_finish(mayfly_db *db, db_table_out *t, int rc, int level, versi
                                oldest);
     if (rc == MAYFLY_OK) rc = version_edit_set_newest_blob_file(edit, t->newest_blob_file);
     if (file_size) *file_size += size;
-    if (rc == MAYFLY_OK && db->trace)
+    if (rc == MAYFLY_OK && db->trace && !t->trace_deferred)
       trace_file_create(db->trace, t->job_id, t->number, TRACE_FILE_TABLE, level, size, entries,
                         t->smallest_seq, t->largest_seq, mf_buf_slice(&t->smallest),
                         mf_buf_slice(&t->largest));
@@ -213,6 +213,7 @@ static int table_add(db_output *o, mf_slice ikey, mf_slice value, uint64_t blob_
     if (rc) return rc;
     o->have_table = 1;
     o->table.job_id = o->job_id;
+    o->table.trace_deferred = o->table_trace_deferred;
   }
   if (blob_file && blob_file < o->table.oldest_blob_file) o->table.oldest_blob_file = blob_file;
   if (blob_file > o->table.newest_blob_file) o->table.newest_blob_file = blob_file;

@@ -428,6 +428,37 @@ static void set(struct mayfly_options *o, const char *name, const char *value) {
   if (options_set(o, name, value, 0)) fail_msg("%s=%s: %s", name, value, mf_error_message());
 }
 
+/* A flushed table placed below level 0 (it overlaps nothing there) is traced at the level
+ * it went to. */
+static void test_flush_level_traced(void **state) {
+  mf_env *env = *state;
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, env);
+  set(&o, "trace_dir", "/fl-trace");
+  set(&o, "max_mem_compaction_level", "2");
+  set(&o, "enable_blob_files", "false");
+  mayfly_db *db = NULL;
+  ok(NULL, mayfly_open("/fl", &o, &db), "open");
+  ok(db, mayfly_put(db, "k", 1, "v", 1, 0), "put");
+  ok(db, mayfly_flush(db), "flush");
+  char *n2 = NULL;
+  ok(db, mayfly_property(db, "mayfly.num-files-at-level2", &n2), "property");
+  assert_string_equal(n2, "1");
+  mayfly_free(n2);
+  ok(db, mayfly_close(db), "close");
+  trace_analysis *a = NULL;
+  ok(NULL, trace_analyze(env, "/fl-trace", NULL, NULL, &a), "analyze");
+  int tables = 0;
+  for (size_t i = 0; i < a->nfiles; i++) {
+    if (a->files[i].kind != TRACE_FILE_TABLE) continue;
+    tables++;
+    assert_int_equal(a->files[i].level, 2);
+  }
+  assert_int_equal(tables, 1);
+  trace_analysis_free(a);
+}
+
 static void test_end_to_end(void **state) {
   mf_env *env = *state;
   struct mayfly_options o;
@@ -564,6 +595,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_failed_jobs_left_out, setup, teardown),
       cmocka_unit_test_setup_teardown(test_long_keys_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flush_level_traced, setup, teardown),
       cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
