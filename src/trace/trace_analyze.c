@@ -421,7 +421,11 @@ static int load_file(loader *l, uint64_t session, int which) {
       } else if (hash != a->key_hash) {
         a->mixed_modes = 1;
       }
-      if (which == TRACE_OP_FILE) a->num_sessions++;
+      if (which == TRACE_OP_FILE) {
+        if (a->num_sessions > 0 && a->last_us != TA_NONE && info->wall_start_us < a->last_us)
+          a->clock_steps_back++;
+        a->num_sessions++;
+      }
       note_time(a, info->wall_start_us);
     }
     trace_record rec;

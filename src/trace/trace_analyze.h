@@ -100,6 +100,10 @@ typedef struct trace_analysis {
   /* drops, placements, relocations and file creations of jobs that failed or never ended
    * (the process stopped): they installed nothing, so they are left out of the lives */
   uint64_t undone_job_records;
+  /* sessions whose wall-clock start is before a time already seen in an earlier session (the
+   * clock was set back): intervals across that reopen are unreliable (a negative one is
+   * reported as 0) */
+  uint64_t clock_steps_back;
 } trace_analysis;
 
 /* Called now and then while loading: what is being done, done out of total (bytes or items;

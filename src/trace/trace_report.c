@@ -249,6 +249,10 @@ int trace_report_summary(const trace_analysis *a, mf_buf *out) {
              a->drops_by_reason[4], a->untraced_drops);
   buf_printf(out, &rc, "blobs: %" PRIu64 " placements, %" PRIu64 " relocations\n", a->placements,
              a->relocations);
+  if (a->clock_steps_back)
+    buf_printf(out, &rc, "warning: the wall clock went back at %" PRIu64 " reopen(s): intervals "
+               "across them are unreliable, and negative ones are reported as 0\n",
+               a->clock_steps_back);
   if (a->undone_job_records)
     buf_printf(out, &rc, "left out: %" PRIu64 " drops, placements, relocations and file "
                "creations of jobs that failed or never ended (redone by later jobs)\n",

@@ -26,6 +26,7 @@
 #include "db/options.h"
 #include "env/env.h"
 #include "mayfly.h"
+#include "trace/trace_analyze.h"
 #include "trace/trace_format.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_writer.h"
@@ -331,14 +332,16 @@ static void test_many_and_corrupt(void **state) {
   free(name);
 }
 
-/* A hand-made op trace: a SESSION record starting at wall, then one PUT at offset. */
-static void write_timed_trace(mf_env *env, const char *path, uint64_t wall, uint64_t offset) {
+/* A hand-made op trace of session `session`: a SESSION record starting at wall, then one PUT
+ * of key "a" with sequence number seq at offset. */
+static void write_session_trace(mf_env *env, const char *path, uint64_t session, uint64_t wall,
+                                uint64_t offset, uint64_t seq) {
   char chunk[128], body[64];
   size_t n = 0, b = 0;
   b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* format version */
   b += (size_t)(encode_varint64(body + b, 0) - (body + b));      /* flags */
   b += (size_t)(encode_varint64(body + b, wall) - (body + b));   /* wall start */
-  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* session */
+  b += (size_t)(encode_varint64(body + b, session) - (body + b)); /* session */
   b += (size_t)(encode_varint64(body + b, 3) - (body + b));
   memcpy(body + b, "/db", 3);
   b += 3;
@@ -348,7 +351,7 @@ static void write_timed_trace(mf_env *env, const char *path, uint64_t wall, uint
   n += b;
   b = 0;
   b += (size_t)(encode_varint64(body + b, offset) - (body + b)); /* time */
-  b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* seq */
+  b += (size_t)(encode_varint64(body + b, seq) - (body + b));    /* seq */
   b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* key */
   body[b++] = 'a';
   b += (size_t)(encode_varint64(body + b, 1) - (body + b));      /* key size */
@@ -361,10 +364,14 @@ static void write_timed_trace(mf_env *env, const char *path, uint64_t wall, uint
   mf_wfile *f;
   wal_writer *w;
   assert_int_equal(env->new_writable(env, path, &f), MAYFLY_OK);
-  assert_int_equal(wal_writer_create(env, f, WAL_KIND_OP_TRACE, 1, &w, NULL), MAYFLY_OK);
+  assert_int_equal(wal_writer_create(env, f, WAL_KIND_OP_TRACE, session, &w, NULL), MAYFLY_OK);
   assert_int_equal(wal_writer_add_record(w, mf_slice_make(chunk, n), NULL), MAYFLY_OK);
   wal_writer_destroy(w);
   assert_int_equal(env->close_writable(f), MAYFLY_OK);
+}
+
+static void write_timed_trace(mf_env *env, const char *path, uint64_t wall, uint64_t offset) {
+  write_session_trace(env, path, 1, wall, offset, 1);
 }
 
 /* Times stay below TRACE_MAX_TIME_US, so that readers can add and compare them: a session
@@ -394,6 +401,30 @@ static void test_time_range(void **state) {
     if (rc == MAYFLY_OK) assert_true(rec.time_us == cases[i].wall + cases[i].offset);
     trace_reader_close(r);
   }
+}
+
+/* A session whose wall clock starts before times of the one before (the clock was set back
+ * between them) is counted, and the summary warns that intervals across it are unreliable. */
+static void test_clock_step_back(void **state) {
+  mf_env *env = *state;
+  assert_int_equal(env->make_dir(env, "/clock"), MAYFLY_OK);
+  write_session_trace(env, "/clock/trace-000001.op", 1, 1700000010000000, 100, 1);
+  write_session_trace(env, "/clock/trace-000002.op", 2, 1700000005000000, 100, 2);
+  trace_analysis *a = NULL;
+  assert_int_equal(trace_analyze(env, "/clock", NULL, NULL, &a), MAYFLY_OK);
+  assert_int_equal(a->num_sessions, 2);
+  assert_int_equal(a->clock_steps_back, 1);
+  mf_buf summary = MF_BUF_INIT;
+  assert_int_equal(trace_report_summary(a, &summary), MAYFLY_OK);
+  assert_int_equal(mf_buf_append(&summary, "", 1), MAYFLY_OK);
+  assert_non_null(strstr(summary.data, "wall clock went back at 1 reopen"));
+  mf_buf_free(&summary);
+  trace_analysis_free(a);
+  /* In order, nothing is counted. */
+  write_session_trace(env, "/clock/trace-000002.op", 2, 1700000020000000, 100, 2);
+  assert_int_equal(trace_analyze(env, "/clock", NULL, NULL, &a), MAYFLY_OK);
+  assert_int_equal(a->clock_steps_back, 0);
+  trace_analysis_free(a);
 }
 
 typedef struct appender {
@@ -565,6 +596,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_and_corrupt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_time_range, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_clock_step_back, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
       cmocka_unit_test_setup_teardown(test_db_options, setup, teardown),
   };
