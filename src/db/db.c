@@ -636,6 +636,9 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
     rc = memtable_create(db_memtable_arena_block(db), db_memtable_filter_bytes(db), &db->mem);
   if (rc == MAYFLY_OK) rc = db_trace_open(db); /* before recovery: its flushes are traced */
   if (rc == MAYFLY_OK) rc = recover(db);
+  /* Writes an earlier session traced beyond this were lost in a crash: their sequence
+   * numbers come again (the analyzer leaves the lost ones out). */
+  if (rc == MAYFLY_OK && db->trace) trace_recovered(db->trace, version_set_last_sequence(db->vs));
   if (rc == MAYFLY_OK) rc = db_start_background(db);
   if (rc != MAYFLY_OK) {
     char saved[1024];

@@ -179,9 +179,33 @@ static void note_time(trace_analysis *a, uint64_t t) {
   if (a->last_us == TA_NONE || t > a->last_us) a->last_us = t;
 }
 
+/* A session opened on a database that recovered up to last_seq: versions traced before
+ * with a larger seq were lost in a crash, and their seqs will be given again. Ops are traced
+ * in seq order, so they are the newest versions loaded so far. */
+static void drop_lost_versions(loader *l, uint64_t last_seq) {
+  trace_analysis *a = l->a;
+  while (a->nv > 0 && a->v[a->nv - 1].seq > last_seq) {
+    const ta_version *v = &a->v[--a->nv];
+    if (v->type == TRACE_PUT) a->puts--;
+    else a->deletes--;
+    a->lost_writes++;
+  }
+}
+
+/* The version loaded with seq, or UINT32_MAX (seq_map may still name a lost version's slot,
+ * since reused by another). */
+static uint32_t version_index(const loader *l, uint64_t seq) {
+  uint32_t i = map_get(&l->seq_map, seq);
+  return i != UINT32_MAX && i < l->a->nv && l->a->v[i].seq == seq ? i : UINT32_MAX;
+}
+
 static int add_op(loader *l, const trace_record *r) {
   trace_analysis *a = l->a;
   int rc = MAYFLY_OK;
+  if (r->tag == TRACE_RECOVERED) {
+    drop_lost_versions(l, r->seq);
+    return MAYFLY_OK;
+  }
   if (r->tag == TRACE_GET) {
     a->gets_count++;
     uint32_t id = key_id(l, r->key, r->key_size, 0, &rc);
@@ -207,9 +231,8 @@ static int add_op(loader *l, const trace_record *r) {
   v->dropped_us = v->dropped_seq = v->reclaimed_us = v->reclaimed_seq = TA_NONE;
   v->drop_job = TA_NO_JOB;
   v->last_job_counted = TA_NO_JOB;
-  int replaced;
-  if ((rc = map_put(&l->seq_map, r->seq, (uint32_t)a->nv, &replaced)) != MAYFLY_OK) return rc;
-  if (replaced) a->duplicate_seqs++;
+  if (version_index(l, r->seq) != UINT32_MAX) a->duplicate_seqs++;
+  if ((rc = map_put(&l->seq_map, r->seq, (uint32_t)a->nv, NULL)) != MAYFLY_OK) return rc;
   if (r->tag == TRACE_PUT) a->puts++;
   else a->deletes++;
   a->nv++;
@@ -218,7 +241,7 @@ static int add_op(loader *l, const trace_record *r) {
 
 /* The version a job record names, or NULL when it was not traced (or the key differs). */
 static ta_version *find_version(loader *l, const trace_record *r) {
-  uint32_t i = map_get(&l->seq_map, r->seq);
+  uint32_t i = version_index(l, r->seq);
   if (i == UINT32_MAX) return NULL;
   ta_version *v = &l->a->v[i];
   return mf_slice_equal(key_of(l->a, v->key_id), r->key) ? v : NULL;

@@ -104,6 +104,9 @@ typedef struct trace_analysis {
    * clock was set back): intervals across that reopen are unreliable (a negative one is
    * reported as 0) */
   uint64_t clock_steps_back;
+  /* writes traced in a session that ended in a crash and not recovered (their sequence
+   * numbers were above the next session's recovered last sequence): left out */
+  uint64_t lost_writes;
 } trace_analysis;
 
 /* Called now and then while loading: what is being done, done out of total (bytes or items;

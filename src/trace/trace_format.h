@@ -60,6 +60,7 @@ enum trace_tag {
   TRACE_PUT = 0x10,
   TRACE_DELETE = 0x11,
   TRACE_GET = 0x12,
+  TRACE_RECOVERED = 0x13,
   TRACE_JOB_START = 0x20,
   TRACE_JOB_END = 0x21,
   TRACE_DROP = 0x22,

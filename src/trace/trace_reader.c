@@ -97,6 +97,7 @@ static int decode_body(trace_reader *r, mf_slice *in, trace_record *rec) {
       rec->num_inputs = (int)n;
       return 1;
     }
+    case TRACE_RECOVERED: return get_varint64(in, &rec->seq);
     case TRACE_JOB_END:
       return get_varint64(in, &rec->job) && get_int(in, &rec->status);
     case TRACE_DROP:
@@ -161,7 +162,8 @@ int trace_reader_next(trace_reader *r, trace_record *rec) {
     if (offset >= TRACE_MAX_TIME_US - r->info.wall_start_us)
       return corrupt(r, at, tag, "time out of range");
     rec->time_us = r->info.wall_start_us + offset;
-    if (tag < TRACE_PUT || tag > TRACE_FILE_DELETE || (tag > TRACE_GET && tag < TRACE_JOB_START))
+    if (tag < TRACE_PUT || tag > TRACE_FILE_DELETE ||
+        (tag > TRACE_RECOVERED && tag < TRACE_JOB_START))
       continue; /* a tag from a newer writer */
     if (!decode_body(r, &body, rec)) return corrupt(r, at, tag, "truncated or bad field");
     return MAYFLY_OK;

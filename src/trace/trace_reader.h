@@ -34,7 +34,7 @@ typedef struct trace_session_info {
 typedef struct trace_record {
   int tag;          /* enum trace_tag */
   uint64_t time_us; /* absolute wall-clock microseconds (session start + offset) */
-  uint64_t seq, job, value_size;
+  uint64_t seq, job, value_size; /* RECOVERED: seq is the recovered last sequence number */
   mf_slice key;     /* user key, or 8 hash bytes when the session hashes keys */
   uint32_t key_size;
   int flags;        /* ops: enum trace_op_flags */

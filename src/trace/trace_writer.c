@@ -378,6 +378,12 @@ void trace_job_start(trace_writer *t, uint64_t job, int kind, int reason, int le
   body_end(&b);
 }
 
+void trace_recovered(trace_writer *t, uint64_t last_seq) {
+  if (!t) return;
+  char buf[16], *p = v64(buf, last_seq);
+  emit(t, TRACE_OP_FILE, TRACE_RECOVERED, buf, (size_t)(p - buf));
+}
+
 void trace_job_end(trace_writer *t, uint64_t job, int rc) {
   if (!t) return;
   char buf[32], *p = v64(buf, job);

@@ -67,6 +67,10 @@ void trace_ops_end(trace_writer *t);
 
 void trace_job_start(trace_writer *t, uint64_t job, int kind, int reason, int level,
                      int output_level, const uint64_t *inputs, int num_inputs);
+/* The database finished recovery with last_seq as its last sequence number (op file): a
+ * write traced in an earlier session with a larger one was lost in a crash (not in the WAL
+ * or a table), and its sequence number will be given again. */
+void trace_recovered(trace_writer *t, uint64_t last_seq);
 void trace_job_end(trace_writer *t, uint64_t job, int rc);
 /* ikey and value as the job read them; a blob index value gives blob_file and value size. */
 void trace_drop(trace_writer *t, uint64_t job, int level, int reason, mf_slice ikey,

@@ -322,8 +322,11 @@ static void loop_kind(int kind, int persistent) {
     }
     steps++;
     if (step(kind, n, persistent)) break;
-    if (n > total + 20) fail_msg("%s: the fault keeps firing past the fault-free count %" PRIu64,
-                                kind_names[kind], total);
+    /* The count moves a little between runs (how far background work gets before the close,
+     * and the info LOG lines it writes, depend on timing), so the bound has some slack. */
+    if (n > total + total / 50 + 20)
+      fail_msg("%s: the fault keeps firing past the fault-free count %" PRIu64,
+               kind_names[kind], total);
   }
   printf("  %s%s: %" PRIu64 " calls in a fault-free run, %d steps, %d problems\n",
          kind_names[kind], persistent ? " (persistent)" : "", total, steps, g_problems);

@@ -348,6 +348,52 @@ static void test_failed_jobs_left_out(void **state) {
   mf_buf_free(&hi);
 }
 
+/* Writes traced in a session that crashed and not recovered are left out: the next session
+ * says what it recovered (RECOVERED), and gives their sequence numbers again.
+ *   session 1: a#1, b#2, c#3, d#4, e#5; a crash keeps 1..3
+ *   session 2: recovered up to 3; f#4, a#5 */
+static void test_lost_writes_left_out(void **state) {
+  mf_env *mem = *state;
+  trace_writer *t = NULL;
+  assert_int_equal(trace_writer_open(mem, "/lost", "/db", 0, 0, &t), MAYFLY_OK);
+  trace_recovered(t, 0);
+  static const char *const first[] = {"a", "b", "c", "d", "e"};
+  for (int i = 0; i < 5; i++) trace_op(t, TRACE_PUT, (uint64_t)i + 1, mf_slice_cstr(first[i]), 10, 0);
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+  assert_int_equal(trace_writer_open(mem, "/lost", "/db", 0, 0, &t), MAYFLY_OK);
+  trace_recovered(t, 3);
+  trace_op(t, TRACE_PUT, 4, mf_slice_cstr("f"), 10, 0);
+  trace_op(t, TRACE_PUT, 5, mf_slice_cstr("a"), 10, 0);
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+
+  trace_analysis *a = NULL;
+  assert_int_equal(trace_analyze(mem, "/lost", NULL, NULL, &a), MAYFLY_OK);
+  assert_int_equal(a->lost_writes, 2);
+  assert_int_equal(a->duplicate_seqs, 0);
+  assert_int_equal(a->puts, 5);
+  assert_int_equal(a->nv, 5);
+  static const char *const keys[] = {"a", "b", "c", "f", "a"};
+  for (uint64_t seq = 1; seq <= 5; seq++) {
+    const ta_version *v = version_by_seq(a, seq);
+    char text[8];
+    trace_key_text(a, v->key_id, text, sizeof text);
+    char want[8];
+    snprintf(want, sizeof want, "%02x", (unsigned char)keys[seq - 1][0]);
+    if (strcmp(text, want) != 0) fail_msg("seq %llu: key %s, not %s", (unsigned long long)seq, text, want);
+  }
+  /* a#1 is invalidated by a#5, not by anything lost */
+  assert_int_equal(version_by_seq(a, 1)->invalidated_seq, 5);
+  assert_int_equal(version_by_seq(a, 4)->invalidated_seq, TA_NONE);
+  mf_buf summary = MF_BUF_INIT;
+  assert_int_equal(trace_report_summary(a, &summary), MAYFLY_OK);
+  assert_int_equal(mf_buf_append(&summary, "", 1), MAYFLY_OK);
+  assert_non_null(strstr(summary.data, "2 writes lost in a crash"));
+  mf_buf_free(&summary);
+  trace_analysis_free(a);
+}
+
 /* Keys longer than 64 bytes that differ only at the end print whole in every CSV, so they
  * stay two keys there too. */
 static void test_long_keys_whole(void **state) {
@@ -593,6 +639,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_known_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_jobs_left_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_writes_left_out, setup, teardown),
       cmocka_unit_test_setup_teardown(test_long_keys_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_flush_level_traced, setup, teardown),
