@@ -229,12 +229,14 @@ void db_remove_obsolete_files(mayfly_db *db) {
   }
   uint64_t log_number = version_set_log_number(db->vs);
   uint64_t manifest_number = version_set_manifest_file_number(db->vs);
+  uint64_t next_number = version_set_next_file_number(db->vs);
   doomed_file *doomed = count ? malloc(count * sizeof *doomed) : NULL;
   size_t n = 0;
   for (size_t i = 0; doomed && i < count; i++) {
     int type;
     uint64_t number;
-    if (!filename_parse(names[i], &type, &number)) continue;
+    /* A number the counter has not reached is not the database's (filename.h). */
+    if (!filename_parse(names[i], &type, &number) || number >= next_number) continue;
     int keep = 1;
     switch (type) {
       case MF_FILE_WAL: keep = number >= log_number || number == db->wal_number; break;
@@ -374,10 +376,11 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   uint64_t *wals = calloc(count + 1, sizeof *wals);
   size_t nwals = 0;
   uint64_t min_log = version_set_log_number(db->vs);
+  uint64_t foreign = version_set_next_file_number(db->vs) + MF_STRAY_FILE_SPAN;
   for (size_t i = 0; wals && i < count; i++) {
     int type;
     uint64_t number;
-    if (!filename_parse(names[i], &type, &number)) continue;
+    if (!filename_parse(names[i], &type, &number) || number >= foreign) continue;
     version_set_mark_file_number_used(db->vs, number);
     if (type == MF_FILE_WAL && number >= min_log) wals[nwals++] = number;
   }
@@ -561,10 +564,15 @@ static int open_dir(mayfly_db *db) {
       return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
                     db->dbname);
     int rc = env->make_dir(env, db->dbname);
-    /* The new directory's own entry must be durable too, or a power cut can take the whole
-     * database with it, synced writes included. */
-    if (rc == MAYFLY_OK) rc = sync_parent_dir(env, db->dbname);
     if (rc) return rc;
+    /* The new directory's own entry must be durable too, or a power cut can take the whole
+     * database with it, synced writes included. Best effort: a parent that may be written
+     * but not read (mode 0733) cannot be opened to sync, and that is no reason to refuse the
+     * database. The info LOG is not open yet; the message is kept for it. */
+    if (sync_parent_dir(env, db->dbname) != MAYFLY_OK)
+      snprintf(db->open_note, sizeof db->open_note,
+               "could not sync the directory holding the new database (%s); its entry may "
+               "not survive a power cut", mf_error_message());
   }
   char *lock_name = filename_lock(db->dbname);
   if (!lock_name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
@@ -578,6 +586,7 @@ static int open_dir(mayfly_db *db) {
     if (env->new_writable(env, log_name, &db->info_log) != MAYFLY_OK) db->info_log = NULL;
     free(log_name);
   }
+  if (db->open_note[0]) db_info(db, "%s", db->open_note);
   return MAYFLY_OK;
 }
 

@@ -196,6 +196,7 @@ struct mayfly_db {
   db_level_stats level_stats[MF_NUM_LEVELS];
   /* What the last open's WAL replay did (mayfly.recovery); written before the database is
    * shared, read-only after. */
+  char open_note[512]; /* a warning from before the info LOG was open, written to it then */
   struct {
     uint64_t wals, records;   /* WAL files and write batches replayed */
     uint64_t torn_bytes;      /* unfinished tails ignored (a crash mid-append) */

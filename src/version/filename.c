@@ -60,7 +60,7 @@ static int parse_number(const char **p, uint64_t *out) {
   for (; *s >= '0' && *s <= '9'; s++) {
     unsigned d = (unsigned)(*s - '0');
     v = v * 10 + d;
-    if (v > MF_MAX_FILE_NUMBER) return 0;
+    if (v >= MF_MAX_FILE_NUMBER) return 0;
   }
   *p = s;
   *out = v;

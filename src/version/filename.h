@@ -33,10 +33,15 @@ enum mf_file_type {
   MF_FILE_OPTIONS
 };
 
-/* The largest file number a database uses. Numbers grow by one per file, so this is never
- * reached in practice; a larger one (in a file name or the MANIFEST) is not the database's,
- * and keeping the counter below it means it can never wrap around to numbers in use. */
+/* File numbers. Names parse below MF_MAX_FILE_NUMBER (2^60). A MANIFEST whose next file
+ * number is at or above MF_FILE_NUMBER_LIMIT (2^59) is corrupt. At open, a file in the
+ * directory numbered MF_STRAY_FILE_SPAN (2^32) or more past the MANIFEST's next file number
+ * cannot be the database's (far more files than are ever made between two MANIFEST edits):
+ * it is neither replayed nor counted as used, so a stray name cannot push the counter to
+ * numbers whose names no longer parse, and it is never deleted. */
 #define MF_MAX_FILE_NUMBER (UINT64_C(1) << 60)
+#define MF_FILE_NUMBER_LIMIT (UINT64_C(1) << 59)
+#define MF_STRAY_FILE_SPAN (UINT64_C(1) << 32)
 
 /* Each returns "dbname/<name>" as a malloc'd NUL-terminated string the caller frees, or NULL
  * when out of memory. */
@@ -52,7 +57,7 @@ char *filename_options(const char *dbname, uint64_t number);  /* dbname/OPTIONS-
 
 /* Parses a bare file name (no directory part). Returns 1 and sets *type (an enum
  * mf_file_type) and *number when name is exactly one of the names above, else 0 and leaves
- * both untouched. Rejects empty numbers, numbers above MF_MAX_FILE_NUMBER, signs, and
+ * both untouched. Rejects empty numbers, numbers from MF_MAX_FILE_NUMBER up, signs, and
  * trailing junk ("000123.sst.bak", "MANIFEST-", "123"). */
 int filename_parse(const char *name, int *type, uint64_t *number);
 

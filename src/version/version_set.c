@@ -1042,7 +1042,7 @@ int version_set_recover(version_set *vs) {
       for (int i = 0; i < v->num_files[level]; i++)
         if (v->files[level][i]->largest_seq > vs->last_sequence)
           vs->last_sequence = v->files[level][i]->largest_seq;
-    if (vs->next_file_number >= MF_MAX_FILE_NUMBER)
+    if (vs->next_file_number >= MF_FILE_NUMBER_LIMIT)
       rc = MF_ERR(MAYFLY_ECORRUPT, "%s: file number %llu is out of range", manifest_name,
                   (unsigned long long)vs->next_file_number);
   } else {

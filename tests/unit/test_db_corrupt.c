@@ -825,6 +825,40 @@ static void test_live_file_missing_or_cut(void **state) {
   env->destroy(env);
 }
 
+/* Files whose numbers are far past the database's counter (a copy, a tool, an attack) are not
+ * the database's: not replayed (garbage in a WAL-named file would fail an absolute-mode open),
+ * not counted (the counter would run to numbers whose names do not parse, and the next open
+ * would not find the MANIFEST), not deleted. */
+static void test_stray_file_numbers(void **state) {
+  (void)state;
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  mayfly_db *db = open_ok(&o);
+  put_ver(db, 1, 1, 100, 0);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  static const char *const strays[] = {
+      "1152921504606846975.log", /* 2^60 - 1: the largest name that parses */
+      "576460752303423487.sst",  /* 2^59 - 1 */
+      "4294967396.log",          /* 2^32 + 100 */
+  };
+  for (size_t i = 0; i < 3; i++) write_whole(env, strays[i], "garbage", 7);
+  for (int round = 0; round < 3; round++) {
+    db = open_ok(&o);
+    assert_int_equal(read_key(db, 1, round ? 2 : 1, 100), MAYFLY_OK);
+    put_ver(db, 1, 2, 100, 0);
+    assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+    assert_int_equal(mayfly_compact_range(db, NULL, 0, NULL, 0), MAYFLY_OK);
+    assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  }
+  for (size_t i = 0; i < 3; i++) {
+    char path[128];
+    path_of(strays[i], path);
+    assert_true(env->file_exists(env, path));
+  }
+  env->destroy(env);
+}
+
 /* A table test on the env that maps files. */
 #define MAPPED(fn) {#fn "/mapped", fn, use_mapped, NULL, NULL}
 
@@ -840,6 +874,7 @@ int main(void) {
       cmocka_unit_test(test_manifest_record_damaged),
       cmocka_unit_test(test_manifest_header_damaged),
       cmocka_unit_test(test_live_file_missing_or_cut),
+      cmocka_unit_test(test_stray_file_numbers),
       cmocka_unit_test_setup(test_sst_truncated, use_pread),
       cmocka_unit_test_setup(test_sst_data_block_flip, use_pread),
       cmocka_unit_test_setup(test_sst_footer_flip, use_pread),

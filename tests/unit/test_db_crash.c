@@ -445,6 +445,26 @@ static void test_new_database_dir_synced(void **state) {
   g_db = db;
   assert_null(strstr(g_synced_dirs, "/data;"));
   close_current(db);
+  /* A parent that cannot be synced (say, writable but not readable) does not stop the
+   * creation; the info LOG says so. */
+  pthread_mutex_lock(&g_wal_mu);
+  g_fail_thread = pthread_self();
+  g_fail_dir_sync = 1;
+  pthread_mutex_unlock(&g_wal_mu);
+  assert_int_equal(mayfly_open("/data/db2", &o, &db), MAYFLY_OK);
+  g_db = db;
+  pthread_mutex_lock(&g_wal_mu);
+  int fired = !g_fail_dir_sync;
+  g_fail_dir_sync = 0;
+  pthread_mutex_unlock(&g_wal_mu);
+  assert_true(fired);
+  put_ver(db, 1, 1, 100, MAYFLY_SYNC);
+  close_current(db);
+  mf_buf log = MF_BUF_INIT;
+  assert_int_equal(env_read_file(g_base, "/data/db2/LOG", &log), MAYFLY_OK);
+  assert_int_equal(mf_buf_append(&log, "", 1), MAYFLY_OK);
+  assert_non_null(strstr(log.data, "could not sync the directory holding the new database"));
+  mf_buf_free(&log);
 }
 
 /* mayfly_flush "returns when durable": unsynced writes followed by a flush survive a crash,

@@ -69,7 +69,7 @@ static void check_round_trip(uint64_t number) {
 static void test_round_trips(void **state) {
   (void)state;
   const uint64_t fixed[] = {0,         1,         9, 10, 999999, 1000000, 123456789,
-                            MF_MAX_FILE_NUMBER - 1, MF_MAX_FILE_NUMBER};
+                            MF_FILE_NUMBER_LIMIT, MF_MAX_FILE_NUMBER - 1};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) check_round_trip(fixed[i]);
 
   const char *env = getenv("MAYFLY_TEST_SEED");
@@ -80,7 +80,7 @@ static void test_round_trips(void **state) {
   mf_random_seed(&rnd, seed);
   for (int i = 0; i < 1000; i++) {
     uint64_t n = mf_random_next(&rnd) >> mf_random_uniform(&rnd, 64);
-    check_round_trip(n % (MF_MAX_FILE_NUMBER + 1));
+    check_round_trip(n % MF_MAX_FILE_NUMBER);
   }
 
   struct {
@@ -110,8 +110,8 @@ static void test_parse_accepts(void **state) {
   assert_int_equal(filename_parse("0000000000000000000042.log", &type, &number), 1);
   assert_int_equal(type, MF_FILE_WAL);
   assert_true(number == 42);
-  assert_int_equal(filename_parse("1152921504606846976.blob", &type, &number), 1);
-  assert_true(number == MF_MAX_FILE_NUMBER);
+  assert_int_equal(filename_parse("1152921504606846975.blob", &type, &number), 1);
+  assert_true(number == MF_MAX_FILE_NUMBER - 1);
 }
 
 static void test_parse_rejects(void **state) {
@@ -146,7 +146,7 @@ static void test_parse_rejects(void **state) {
       "LOCK2",
       "LOG.old",
       "LOGX",
-      "1152921504606846977.sst",   /* MF_MAX_FILE_NUMBER + 1 */
+      "1152921504606846976.sst",   /* MF_MAX_FILE_NUMBER */
       "18446744073709551615.log",  /* UINT64_MAX: would wrap the file number counter */
       "18446744073709551616.sst",  /* UINT64_MAX + 1 */
       "99999999999999999999.log",  /* overflow */

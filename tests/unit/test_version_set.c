@@ -419,7 +419,7 @@ static void test_inconsistent_manifest(void **state) {
   /* A next file number beyond any real database's (it would wrap around to numbers in use). */
   version_edit_init(&e[0]);
   counters(&e[0]);
-  version_edit_set_next_file_number(&e[0], MF_MAX_FILE_NUMBER);
+  version_edit_set_next_file_number(&e[0], MF_FILE_NUMBER_LIMIT);
   write_manifest(fx, 56, e, 1);
   vs = open_set(fx, NULL, MAYFLY_ECORRUPT);
   assert_non_null(strstr(mf_error_message(), "out of range"));
