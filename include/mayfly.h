@@ -125,7 +125,7 @@ MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *va
  *                                  version of every key (costs a full read of the database)
  *   "mayfly.space-amplification"   bytes of every file in the database directory (tables,
  *                                  blob files, WALs, MANIFEST, LOG) / live-data-size-exact
- *   "mayfly.recovery"              what this open's WAL replay did: WALs and records replayed,
+ *   "mayfly.recovery"              what this open's WAL replay did: WALs read, records replayed,
  *                                  torn tail bytes ignored, and "Dropped at damage: none" or
  *                                  the WAL where point_in_time recovery stopped at corruption
  *   "mayfly.bytes-written"         every byte the engine wrote to files since open

@@ -85,7 +85,7 @@ typedef struct db_table_out {
   uint64_t oldest_blob_file; /* UINT64_MAX: none referenced yet */
   uint64_t newest_blob_file; /* 0: none referenced yet */
   uint64_t job_id;           /* the trace job writing it (db_trace.c); 0 when untraced */
-  int trace_deferred;        /* its FILE_CREATE is traced by the caller (db_output) */
+  int trace_deferred;        /* its FILE_CREATE is traced by the flush (db_bg.c) */
 } db_table_out;
 
 typedef struct db_blob_out {
@@ -198,7 +198,7 @@ struct mayfly_db {
    * shared, read-only after. */
   char open_note[512]; /* a warning from before the info LOG was open, written to it then */
   struct {
-    uint64_t wals, records;   /* WAL files and write batches replayed */
+    uint64_t wals, records;   /* WAL files read (the one replay stopped in too), batches replayed */
     uint64_t torn_bytes;      /* unfinished tails ignored (a crash mid-append) */
     uint64_t stop_wal;        /* point_in_time: the WAL whose damage stopped replay, or 0 */
     uint64_t stop_records;    /* batches of stop_wal replayed before the damage */

@@ -72,7 +72,7 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
  * last says whether point_in_time recovery dropped writes at damage (ABSOLUTE mode refuses to
  * open instead, so there it is always "none"). */
 static int format_recovery(mayfly_db *db, mf_buf *b) {
-  int rc = mf_buf_appendf(b, "WALs replayed: %" PRIu64 "\nRecords replayed: %" PRIu64
+  int rc = mf_buf_appendf(b, "WALs read: %" PRIu64 "\nRecords replayed: %" PRIu64
                           "\nTorn tail bytes ignored: %" PRIu64 "\n", db->recovery.wals,
                           db->recovery.records, db->recovery.torn_bytes);
   if (rc != MAYFLY_OK) return rc;

@@ -8,8 +8,8 @@
  *
  * Errors. A child that fails (invalid with a non-OK status) ends the merged view: the merger
  * turns invalid at that step instead of going on without the child, whose entries (a newer
- * version, a tombstone) could change what the others' entries mean. A later seek tries
- * again. */
+ * version, a tombstone) could change what the others' entries mean. (A seek repositions
+ * every child; table iterators keep their error, so the view then ends again.) */
 #ifndef MAYFLY_TABLE_MERGER_H
 #define MAYFLY_TABLE_MERGER_H
 

@@ -118,7 +118,9 @@ typedef struct loader {
   trace_progress_fn progress;
   void *arg;
   u64map seq_map, file_map, job_map;
-  u64map job_ok; /* the job file being loaded: job id -> 1 if it ended in success, else 0 */
+  u64map job_ok; /* the open being loaded: job id -> 0 started, 1 ended well, 2 failed */
+  size_t cur;      /* index of the session whose op file is being loaded */
+  uint8_t *opened; /* per session index: it began with a RECOVERED record (a database open) */
   uint32_t *key_slots; /* key hash table of key ids, UINT32_MAX empty */
   size_t key_cap;
   size_t cap_v, cap_keys, cap_jobs, cap_files, cap_gets;
@@ -203,6 +205,7 @@ static int add_op(loader *l, const trace_record *r) {
   trace_analysis *a = l->a;
   int rc = MAYFLY_OK;
   if (r->tag == TRACE_RECOVERED) {
+    l->opened[l->cur] = 1;
     drop_lost_versions(l, r->seq);
     return MAYFLY_OK;
   }
@@ -292,10 +295,11 @@ static int add_job_start(loader *l, uint64_t session, const trace_record *r) {
   return map_put(&l->job_map, r->job, (uint32_t)a->njobs++, NULL);
 }
 
-/* Whether r is the work of a job that failed or never ended in its session: such a job
- * installed nothing (its outputs were removed, the inputs stayed), so what it dropped,
- * placed, relocated or created did not happen; a later job redoes it. Records of job 0 (a
- * job that started while tracing was off) are taken as they are. */
+/* Whether r is the work of a job whose JOB_END reports a failure (an error, or a close that
+ * interrupted it): such a job installed nothing (its outputs were removed, the inputs
+ * stayed), so what it dropped, placed, relocated or created did not happen; a later job
+ * redoes it. A job without a JOB_END keeps its records: a crash can lose the trace's last
+ * buffer, JOB_END included, after the job installed its work. */
 static int undone_job_work(const loader *l, const trace_record *r) {
   switch (r->tag) {
     case TRACE_DROP:
@@ -304,7 +308,7 @@ static int undone_job_work(const loader *l, const trace_record *r) {
     case TRACE_FILE_CREATE: break;
     default: return 0;
   }
-  return r->job != 0 && map_get(&l->job_ok, r->job) != 1;
+  return r->job != 0 && map_get(&l->job_ok, r->job) == 2;
 }
 
 static int add_job_record(loader *l, uint64_t session, const trace_record *r) {
@@ -331,9 +335,20 @@ static int add_job_record(loader *l, uint64_t session, const trace_record *r) {
         j->dropped_bytes += r->key_size + r->value_size;
       }
       ta_version *v = find_version(l, r);
-      if (!v || v->drop_reason) { /* a version is dropped once; a second drop is untraced */
+      if (!v) {
         a->untraced_drops++;
         return MAYFLY_OK;
+      }
+      if (v->drop_reason) {
+        /* A version is dropped once. Twice: the first job never ended (a crash stopped it
+         * before it installed anything) and this one redid its work; else the version was
+         * not traced. */
+        const ta_job *first = v->drop_job == TA_NO_JOB ? NULL : &a->jobs[v->drop_job];
+        if (!first || !first->never_ended) {
+          a->untraced_drops++;
+          return MAYFLY_OK;
+        }
+        a->redone_drops++;
       }
       v->dropped_us = r->time_us;
       v->drop_reason = (uint8_t)r->reason;
@@ -405,20 +420,52 @@ static int add_job_record(loader *l, uint64_t session, const trace_record *r) {
   }
 }
 
-/* First pass over a session's job file: how each job ended (l->job_ok). Job ids are unique
- * within a session. */
-static int scan_job_outcomes(loader *l, const char *path) {
-  map_free(&l->job_ok);
+/* First pass over a session's job file: how each job ended, into l->job_ok (which holds one
+ * database open: job ids are unique while a database is open, and a job that spans a session
+ * switch has its JOB_START and JOB_END in two sessions' files). */
+static int scan_job_outcomes(loader *l, uint64_t session) {
+  char *path = trace_file_name(l->dir, session, TRACE_JOB_FILE);
+  if (!path) return MF_ERR(MAYFLY_ENOMEM, "trace analysis: out of memory");
   trace_reader *r = NULL;
   int rc = trace_reader_open(l->env, path, TRACE_JOB_FILE, &r);
+  free(path);
   if (rc == MAYFLY_ENOTFOUND) return MAYFLY_OK;
   trace_record rec;
   while (rc == MAYFLY_OK && (rc = trace_reader_next(r, &rec)) == MAYFLY_OK) {
     if (rec.tag == TRACE_JOB_START) rc = map_put(&l->job_ok, rec.job, 0, NULL);
-    else if (rec.tag == TRACE_JOB_END && rec.status == 0) rc = map_put(&l->job_ok, rec.job, 1, NULL);
+    else if (rec.tag == TRACE_JOB_END) rc = map_put(&l->job_ok, rec.job, rec.status ? 2 : 1, NULL);
   }
   if (rc == MAYFLY_ENOTFOUND) rc = MAYFLY_OK;
   if (r) trace_reader_close(r);
+  return rc;
+}
+
+static int load_file(loader *l, uint64_t session, int which);
+
+/* Jobs of the open just loaded that have no JOB_END never ended as far as the trace tells. */
+static void mark_never_ended(trace_analysis *a, size_t first_job) {
+  for (size_t i = first_job; i < a->njobs; i++)
+    if (a->jobs[i].status == -1) a->jobs[i].never_ended = 1;
+}
+
+/* Loads the job files: one database open at a time (sessions from one with a RECOVERED
+ * record up to the next; traces without RECOVERED records, each session alone). */
+static int load_job_files(loader *l, const uint64_t *sessions, size_t n) {
+  int any_open = 0;
+  for (size_t i = 0; i < n; i++) any_open |= l->opened[i];
+  int rc = MAYFLY_OK;
+  size_t open_first_job = 0;
+  for (size_t i = 0; rc == MAYFLY_OK && i < n; i++) {
+    if (i == 0 || !any_open || l->opened[i]) {
+      mark_never_ended(l->a, open_first_job);
+      open_first_job = l->a->njobs;
+      map_free(&l->job_ok);
+      for (size_t j = i; rc == MAYFLY_OK && j < n && (j == i || (any_open && !l->opened[j])); j++)
+        rc = scan_job_outcomes(l, sessions[j]);
+    }
+    if (rc == MAYFLY_OK) rc = load_file(l, sessions[i], TRACE_JOB_FILE);
+  }
+  if (rc == MAYFLY_OK) mark_never_ended(l->a, open_first_job);
   return rc;
 }
 
@@ -430,8 +477,7 @@ static int load_file(loader *l, uint64_t session, int which) {
   uint64_t size = 0;
   l->env->file_size(l->env, path, &size);
   trace_reader *r = NULL;
-  int rc = which == TRACE_JOB_FILE ? scan_job_outcomes(l, path) : MAYFLY_OK;
-  if (rc == MAYFLY_OK) rc = trace_reader_open(l->env, path, which, &r);
+  int rc = trace_reader_open(l->env, path, which, &r);
   if (rc == MAYFLY_ENOTFOUND) rc = MAYFLY_OK;
   if (rc == MAYFLY_OK && r) {
     const trace_session_info *info = trace_reader_info(r);
@@ -768,10 +814,16 @@ int trace_analyze(mf_env *env, const char *dir, trace_progress_fn progress, void
   }
   a->first_us = a->last_us = TA_NONE;
   loader l = {.a = a, .env = env, .dir = dir, .progress = progress, .arg = arg};
-  for (size_t i = 0; rc == MAYFLY_OK && i < n; i++) rc = load_file(&l, sessions[i], TRACE_OP_FILE);
-  for (size_t i = 0; rc == MAYFLY_OK && i < n; i++) rc = load_file(&l, sessions[i], TRACE_JOB_FILE);
+  l.opened = calloc(n, 1);
+  if (!l.opened) rc = MF_ERR(MAYFLY_ENOMEM, "trace analysis: out of memory");
+  for (size_t i = 0; rc == MAYFLY_OK && i < n; i++) {
+    l.cur = i;
+    rc = load_file(&l, sessions[i], TRACE_OP_FILE);
+  }
+  if (rc == MAYFLY_OK) rc = load_job_files(&l, sessions, n);
   if (rc == MAYFLY_OK) rc = compute(&l);
   free(sessions);
+  free(l.opened);
   map_free(&l.seq_map);
   map_free(&l.file_map);
   map_free(&l.job_map);

@@ -50,6 +50,8 @@ typedef struct ta_job {
   uint64_t session, id;
   int kind, reason, level, output_level;
   int status; /* JOB_END status, -1 no end record */
+  int never_ended; /* no JOB_END by the end of its database's open (a crash may have lost
+                      it with the trace's last buffer: the outcome is unknown) */
   uint64_t start_us, end_us; /* TA_NONE unknown */
   uint64_t *inputs;
   int num_inputs;
@@ -97,9 +99,11 @@ typedef struct trace_analysis {
   uint64_t untraced_blob_moves;
   uint64_t duplicate_seqs;
   uint64_t drops_by_reason[5];
-  /* drops, placements, relocations and file creations of jobs that failed or never ended
-   * (the process stopped): they installed nothing, so they are left out of the lives */
+  /* drops, placements, relocations and file creations of jobs that ended in failure: they
+   * installed nothing, so they are left out of the lives */
   uint64_t undone_job_records;
+  /* drops by a job that never ended, replaced by a later job's drop of the same version */
+  uint64_t redone_drops;
   /* sessions whose wall-clock start is before a time already seen in an earlier session (the
    * clock was set back): intervals across that reopen are unreliable (a negative one is
    * reported as 0) */

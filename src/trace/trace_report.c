@@ -258,8 +258,10 @@ int trace_report_summary(const trace_analysis *a, mf_buf *out) {
                a->clock_steps_back);
   if (a->undone_job_records)
     buf_printf(out, &rc, "left out: %" PRIu64 " drops, placements, relocations and file "
-               "creations of jobs that failed or never ended (redone by later jobs)\n",
-               a->undone_job_records);
+               "creations of jobs that failed (redone by later jobs)\n", a->undone_job_records);
+  if (a->redone_drops)
+    buf_printf(out, &rc, "redone: %" PRIu64 " drops by jobs that never ended, taken from the "
+               "job that dropped the version again\n", a->redone_drops);
   buf_printf(out, &rc, "\n%-11s %10s %14s %14s %14s %14s %14s\n", "lifetime", "n", "mean",
              "p50", "p90", "p99", "max");
   for (int k = 0; k < LT_COUNT; k++) {

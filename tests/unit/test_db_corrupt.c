@@ -375,7 +375,7 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   snprintf(want, sizeof want, "Dropped at damage: %s after 10 records, and %d later WALs",
            names[victim_wal], nwal - 1 - victim_wal);
   expect_recovery_line(db, want);
-  snprintf(want, sizeof want, "WALs replayed: %d", victim_wal + 1);
+  snprintf(want, sizeof want, "WALs read: %d", victim_wal + 1);
   expect_recovery_line(db, want);
   assert_int_equal(mayfly_close(db), MAYFLY_OK);
   mem->destroy(mem);

@@ -5,8 +5,9 @@
  * step:
  *  - nothing crashes (run under ASan in the sanitizer build);
  *  - a fault that fired reaches the caller: some API call returned an error, or the database
- *    went read-only (writes fail with MAYFLY_ECLOSED). Only a failed unlink may go unreported
- *    (deleting an obsolete file is best effort);
+ *    went read-only (writes fail with MAYFLY_ECLOSED). Only a failed unlink (deleting an
+ *    obsolete file is best effort) and a failed sync of the directory holding a new database
+ *    (noted in its LOG) may go unreported;
  *  - closing a handle that saw a background error deletes no file (the files are what
  *    recovery needs);
  *  - after a reopen with the fault cleared, every write acknowledged with MAYFLY_OK is there
@@ -272,9 +273,12 @@ static int step(int kind, uint64_t nth, int persistent) {
   snprintf(label, sizeof label, "%s fault #%" PRIu64 "%s at %s (first error: %s)",
            kind_names[kind], nth, persistent ? " and on" : "", path,
            r.failed ? r.where : "none");
-  /* The info log is best effort, and so is deleting an obsolete file. */
+  /* The info log is best effort, and so are deleting an obsolete file and syncing the
+   * directory that holds a new database ("/" here; the LOG notes it). */
   size_t plen = strlen(path);
-  int best_effort = kind == ENV_FAULT_UNLINK || (plen >= 4 && strcmp(path + plen - 4, "/LOG") == 0);
+  int best_effort = kind == ENV_FAULT_UNLINK ||
+                    (plen >= 4 && strcmp(path + plen - 4, "/LOG") == 0) ||
+                    (kind == ENV_FAULT_DIR_SYNC && strcmp(path, "/") == 0);
   if (fired && !r.failed && !best_effort)
     PROBLEM("%s: the fault fired but no API call reported an error", label);
   env_fault_clear(r.env);

@@ -277,12 +277,15 @@ static void test_known_answers(void **state) {
   trace_analysis_free(a);
 }
 
-/* Jobs that failed, or never ended (the process stopped), installed nothing: their drops,
- * relocations and created files are left out, and the job that redoes the work gets them.
+/* Jobs whose JOB_END reports a failure installed nothing: their drops, relocations and
+ * created files are left out. A job without a JOB_END keeps its records (a crash may have
+ * lost the end with the trace's last buffer after the job installed its work), unless a job
+ * of a later open drops the same version again: then that drop counts. Each session below
+ * begins with RECOVERED, as one opened with the database does.
  *   10 put a#1   20 put a#2 (1000 B, blob)
  *   30-35 compaction job 1 drops a#1, relocates a#2 to blob 5, creates table 6, FAILS (EBUSY)
  *   40- compaction job 2 drops a#1 (never ends: a crash)
- * next session (job ids restart):
+ * next open (job ids restart):
  *   60-65 compaction job 1 drops a#1, creates table 7: succeeds */
 static void test_failed_jobs_left_out(void **state) {
   mf_env *mem = *state;
@@ -294,6 +297,7 @@ static void test_failed_jobs_left_out(void **state) {
   static const char a_value[100] = {0};
   AT(0);
   assert_int_equal(trace_writer_open(&clocked, "/undone", "/db", 0, 1, &t), MAYFLY_OK);
+  trace_recovered(t, 0);
   AT(10), trace_op(t, TRACE_PUT, 1, mf_slice_cstr("a"), 100, 0);
   AT(20), trace_op(t, TRACE_PUT, 2, mf_slice_cstr("a"), 1000, TRACE_OP_TO_BLOB);
   uint64_t in[] = {3};
@@ -312,6 +316,7 @@ static void test_failed_jobs_left_out(void **state) {
   trace_writer_free(t);
   AT(50);
   assert_int_equal(trace_writer_open(&clocked, "/undone", "/db", 0, 1, &t), MAYFLY_OK);
+  trace_recovered(t, 2);
   AT(60), trace_job_start(t, 1, TRACE_JOB_COMPACTION, 0, 0, 1, in, 1);
   AT(61), trace_drop(t, 1, 1, TRACE_DROP_HIDDEN, ik(&k, "a", 1, MF_TYPE_VALUE),
                      mf_slice_make(a_value, sizeof a_value));
@@ -327,8 +332,11 @@ static void test_failed_jobs_left_out(void **state) {
   assert_int_equal(a->num_sessions, 2);
   assert_int_equal(a->njobs, 3);
   assert_int_equal(a->untraced_drops, 0);
-  assert_int_equal(a->undone_job_records, 5); /* job 1: drop, relocation, 2 files; job 2: drop */
+  assert_int_equal(a->undone_job_records, 4); /* job 1: drop, relocation, 2 files */
+  assert_int_equal(a->redone_drops, 1);       /* job 2's drop, taken over by the next open */
   assert_int_equal(a->relocations, 0);
+  assert_true(a->jobs[1].never_ended);
+  assert_false(a->jobs[2].never_ended);
   const ta_version *a1 = version_by_seq(a, 1), *a2 = version_by_seq(a, 2);
   /* (each session's times start from its own wall clock reading, so only the job tells) */
   assert_int_equal(a1->drop_reason, TRACE_DROP_HIDDEN);
@@ -346,6 +354,57 @@ static void test_failed_jobs_left_out(void **state) {
   mf_buf_free(&v);
   mf_buf_free(&lo);
   mf_buf_free(&hi);
+}
+
+/* A job's outcome is known across the sessions of one open: tracing switched to a new session
+ * while jobs ran puts their JOB_START and drops in one file and their JOB_END in the next (a
+ * flush that succeeds, a compaction a close interrupted); and a job whose JOB_END a crash
+ * lost keeps its drops. */
+static void test_job_outcome_across_sessions(void **state) {
+  mf_env *mem = *state;
+  mf_buf k = MF_BUF_INIT;
+  trace_writer *t = NULL;
+  assert_int_equal(trace_writer_open(mem, "/straddle", "/db", 0, 0, &t), MAYFLY_OK);
+  trace_recovered(t, 0);
+  trace_op(t, TRACE_PUT, 1, mf_slice_cstr("a"), 10, 0);
+  trace_op(t, TRACE_PUT, 2, mf_slice_cstr("a"), 10, 0);
+  trace_op(t, TRACE_PUT, 3, mf_slice_cstr("b"), 10, 0);
+  trace_op(t, TRACE_PUT, 4, mf_slice_cstr("b"), 10, 0);
+  trace_op(t, TRACE_PUT, 5, mf_slice_cstr("c"), 10, 0);
+  trace_op(t, TRACE_PUT, 6, mf_slice_cstr("c"), 10, 0);
+  trace_job_start(t, 1, TRACE_JOB_FLUSH, 0, 0, 0, NULL, 0);
+  trace_drop(t, 1, 0, TRACE_DROP_MEMTABLE, ik(&k, "a", 1, MF_TYPE_VALUE), mf_slice_cstr("x"));
+  uint64_t in[] = {9};
+  trace_job_start(t, 3, TRACE_JOB_COMPACTION, 0, 0, 1, in, 1);
+  trace_drop(t, 3, 1, TRACE_DROP_HIDDEN, ik(&k, "c", 5, MF_TYPE_VALUE), mf_slice_cstr("x"));
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+  /* the same open, a new session (trace options changed): the flush ends here */
+  assert_int_equal(trace_writer_open(mem, "/straddle", "/db", 0, 1, &t), MAYFLY_OK);
+  trace_job_end(t, 1, MAYFLY_OK);
+  trace_job_end(t, 3, MAYFLY_EBUSY); /* interrupted by a close: installed nothing */
+  trace_job_start(t, 2, TRACE_JOB_FLUSH, 0, 0, 0, NULL, 0);
+  trace_drop(t, 2, 0, TRACE_DROP_MEMTABLE, ik(&k, "b", 3, MF_TYPE_VALUE), mf_slice_cstr("x"));
+  /* ...and a crash loses job 2's JOB_END */
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+  assert_int_equal(trace_writer_open(mem, "/straddle", "/db", 0, 0, &t), MAYFLY_OK);
+  trace_recovered(t, 6);
+  assert_int_equal(trace_writer_close(t), MAYFLY_OK);
+  trace_writer_free(t);
+
+  trace_analysis *a = NULL;
+  assert_int_equal(trace_analyze(mem, "/straddle", NULL, NULL, &a), MAYFLY_OK);
+  assert_int_equal(a->undone_job_records, 1); /* job 3's drop */
+  assert_int_equal(version_by_seq(a, 5)->drop_reason, 0);
+  assert_int_equal(a->untraced_drops, 0);
+  assert_int_equal(version_by_seq(a, 1)->drop_reason, TRACE_DROP_MEMTABLE);
+  assert_int_equal(a->jobs[version_by_seq(a, 1)->drop_job].id, 1);
+  assert_int_equal(a->jobs[version_by_seq(a, 1)->drop_job].status, 0);
+  assert_int_equal(version_by_seq(a, 3)->drop_reason, TRACE_DROP_MEMTABLE);
+  assert_true(a->jobs[version_by_seq(a, 3)->drop_job].never_ended);
+  trace_analysis_free(a);
+  mf_buf_free(&k);
 }
 
 /* Writes traced in a session that crashed and not recovered are left out: the next session
@@ -639,6 +698,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_known_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_jobs_left_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_job_outcome_across_sessions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lost_writes_left_out, setup, teardown),
       cmocka_unit_test_setup_teardown(test_long_keys_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
