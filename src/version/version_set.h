@@ -131,8 +131,8 @@ typedef struct version_set version_set;
 
 /* Creates a version set with an empty current version. dbname is copied; env and tc are not
  * owned and must outlive the set (tc may be NULL when no version_get/iterators are used). opt
- * is read here only (use_fsync) and may be NULL: defaults. *out is owned by the caller (version_set_destroy).
- * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
+ * is read here only (use_fsync) and may be NULL: defaults. *out is owned by the caller
+ * (version_set_destroy). Returns MAYFLY_OK or MAYFLY_ENOMEM. */
 int version_set_create(mf_env *env, const char *dbname, const struct mayfly_options *opt,
                        table_cache *tc, version_set **out);
 /* Closes the MANIFEST (no sync needed: every edit was synced) and frees the set.

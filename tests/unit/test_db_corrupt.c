@@ -757,7 +757,8 @@ static void test_sst_damage_hides_no_tombstone(void **state) {
 
   db = open_ok(&o);
   int rc = read_key(db, 1, 1, SST_VLEN);
-  if (rc != MAYFLY_ECORRUPT) fail_msg("get of a deleted key: %s, not ECORRUPT", mayfly_strerror(rc));
+  if (rc != MAYFLY_ECORRUPT)
+    fail_msg("get of a deleted key: %s, not ECORRUPT", mayfly_strerror(rc));
   mayfly_iter *it = NULL;
   assert_int_equal(mayfly_iter_create(db, NULL, &it), MAYFLY_OK);
   int seen = 0;

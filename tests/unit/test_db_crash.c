@@ -402,7 +402,8 @@ static void test_empty_sync_batch(void **state) {
   mayfly_batch_destroy(b);
   db = crash_and_reopen(db, &o);
   for (int i = 0; i < 50; i++)
-    if (get_ver(db, NULL, i) != 1) fail_msg("key %d, written before an empty sync batch, is lost", i);
+    if (get_ver(db, NULL, i) != 1)
+      fail_msg("key %d, written before an empty sync batch, is lost", i);
   close_current(db);
 }
 
@@ -420,7 +421,8 @@ static void test_current_written_back_first(void **state) {
     mayfly_open(DBNAME, &o, &db); /* frozen right after CURRENT's rename: it may fail */
     assert_int_equal(atomic_load(&g_writeback_current), 0);
     db = crash_and_reopen(db, &o);
-    if (round == 1 && get_ver(db, NULL, 7) != 1) fail_msg("key 7, written with MAYFLY_SYNC, is lost");
+    if (round == 1 && get_ver(db, NULL, 7) != 1)
+      fail_msg("key 7, written with MAYFLY_SYNC, is lost");
     put_ver(db, 7, 1, 100, MAYFLY_SYNC);
     close_current(db);
   }
@@ -668,7 +670,8 @@ static void test_newest_wal_header_lost(void **state) {
   const char *base = strrchr(path, '/') + 1;
   char want[300];
   snprintf(want, sizeof want, "Dropped at damage: %s after 0 records, and 0 later WALs\n", base);
-  if (!strstr(report, want)) fail_msg("mayfly.recovery does not report the dropped WAL:\n%s", report);
+  if (!strstr(report, want))
+    fail_msg("mayfly.recovery does not report the dropped WAL:\n%s", report);
   mayfly_free(report);
   close_current(db);
 }

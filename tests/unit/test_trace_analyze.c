@@ -417,7 +417,8 @@ static void test_lost_writes_left_out(void **state) {
   assert_int_equal(trace_writer_open(mem, "/lost", "/db", 0, 0, &t), MAYFLY_OK);
   trace_recovered(t, 0);
   static const char *const first[] = {"a", "b", "c", "d", "e"};
-  for (int i = 0; i < 5; i++) trace_op(t, TRACE_PUT, (uint64_t)i + 1, mf_slice_cstr(first[i]), 10, 0);
+  for (int i = 0; i < 5; i++)
+    trace_op(t, TRACE_PUT, (uint64_t)i + 1, mf_slice_cstr(first[i]), 10, 0);
   assert_int_equal(trace_writer_close(t), MAYFLY_OK);
   trace_writer_free(t);
   assert_int_equal(trace_writer_open(mem, "/lost", "/db", 0, 0, &t), MAYFLY_OK);
@@ -440,7 +441,8 @@ static void test_lost_writes_left_out(void **state) {
     trace_key_text(a, v->key_id, text, sizeof text);
     char want[8];
     snprintf(want, sizeof want, "%02x", (unsigned char)keys[seq - 1][0]);
-    if (strcmp(text, want) != 0) fail_msg("seq %llu: key %s, not %s", (unsigned long long)seq, text, want);
+    if (strcmp(text, want) != 0)
+      fail_msg("seq %llu: key %s, not %s", (unsigned long long)seq, text, want);
   }
   /* a#1 is invalidated by a#5, not by anything lost */
   assert_int_equal(version_by_seq(a, 1)->invalidated_seq, 5);
