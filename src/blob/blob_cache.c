@@ -169,7 +169,7 @@ int blob_cache_get_record(blob_cache *bc, blob_cache_pins *pins, mf_slice user_k
                           const blob_index *bi, uint64_t file_size, mf_buf *scratch,
                           mf_slice *record) {
   int slot = (int)(bi->file_number % BLOB_CACHE_PINS);
-  if (pins->number[slot] != bi->file_number) {
+  if (!pins->handle[slot] || pins->number[slot] != bi->file_number) {
     if (pins->handle[slot]) cache_release(bc->readers, pins->handle[slot]);
     pins->handle[slot] = NULL;
     pins->number[slot] = 0;

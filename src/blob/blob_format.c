@@ -34,6 +34,13 @@ int blob_index_decode(mf_slice in, blob_index *out) {
       limit - p != 1)
     return MF_ERR(MAYFLY_ECORRUPT, "malformed blob index (%zu bytes)", in.len);
   uint8_t c = (uint8_t)*p;
+  if (file_number == 0) /* file numbers start at 1 */
+    return MF_ERR(MAYFLY_ECORRUPT, "blob index into file 000000, which cannot exist");
+  /* A stored value is at most a value plus its compression's overhead: a larger size is
+   * damage, refused before garbage accounting adds it up. */
+  if (size > 2 * (uint64_t)MAYFLY_MAX_VALUE_SIZE)
+    return MF_ERR(MAYFLY_ECORRUPT, "blob index into file %06llu: stored size %llu is too large",
+                  (unsigned long long)file_number, (unsigned long long)size);
   if (!compression_known(c))
     return MF_ERR(MAYFLY_ECORRUPT, "blob index into file %06llu has unknown compression %u",
                   (unsigned long long)file_number, c);

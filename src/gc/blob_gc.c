@@ -27,7 +27,9 @@ int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta *
     total += v->blobs[i]->total_bytes;
     garbage += v->blobs[i]->garbage_bytes;
   }
-  if (total == 0 ||
+  /* No garbage, nothing to reclaim: with a threshold of 0 the rewritten oldest file would
+   * be due again at once, for ever. */
+  if (total == 0 || garbage == 0 ||
       (double)garbage < o->blob_garbage_collection_force_threshold * (double)total)
     return 0;
   uint64_t oldest = v->blobs[0]->number;

@@ -102,8 +102,13 @@ static int decompress_lz4(mf_slice payload, uint32_t ulen, mf_buf *out) {
   if (payload.len > (size_t)INT32_MAX || (uint64_t)ulen > (uint64_t)payload.len * LZ4_MAX_RATIO + 16)
     return MF_ERR(MAYFLY_ECORRUPT, "lz4: claimed size %u impossible for %zu compressed bytes",
                   ulen, payload.len);
+  /* As for zstd: nothing mayfly compresses is larger than a value, so a larger claim is
+   * damage, found before it sizes an allocation. */
+  if (ulen > MAYFLY_MAX_VALUE_SIZE)
+    return MF_ERR(MAYFLY_ECORRUPT, "lz4: claimed size %u exceeds the largest value (%u)", ulen,
+                  MAYFLY_MAX_VALUE_SIZE);
   int rc = mf_buf_reserve(out, (size_t)ulen + 1); /* +1: never a NULL buffer, even for 0 */
-  if (rc) return rc;
+  if (rc) return MF_ERR(rc, "lz4: no memory for %u decompressed bytes", ulen);
   int n = LZ4_decompress_safe(payload.data, out->data + out->len, (int)payload.len, (int)ulen);
   if (n < 0 || (uint32_t)n != ulen)
     return MF_ERR(MAYFLY_ECORRUPT, "lz4: payload of %zu bytes does not decode to %u bytes",

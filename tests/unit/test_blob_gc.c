@@ -123,6 +123,15 @@ static void test_forced_pick_rules(void **state) {
   o = gc_opts(1.0, 0.1);
   o.enable_blob_garbage_collection = 0;
   assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
+  /* Threshold 0 forces as soon as there is any garbage, but not without: the rewritten file
+   * would be the oldest again, with none, and due again for ever. */
+  o = gc_opts(0.25, 0.0);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1);
+  f.metas[0].garbage_count = 0;
+  f.metas[0].garbage_bytes = 0;
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
+  f.metas[0].garbage_count = 8;
+  f.metas[0].garbage_bytes = 800;
 
   /* A due forced GC with no table linked to the oldest file picks nothing. */
   fake_init(&f, 2);

@@ -15,6 +15,7 @@
 
 #include "db/options.h"
 #include "mayfly.h"
+#include "util/coding.h"
 #include "util/compress.h"
 #include "util/random.h"
 
@@ -131,6 +132,17 @@ static void corrupt_one_type(int type) {
   assert_int_equal(mf_buf_append(&bad, "garbage!", 8), MAYFLY_OK);
   mf_buf_clear(&d);
   assert_int_equal(decompress_block(type, mf_buf_slice(&bad), &d), MAYFLY_ECORRUPT);
+  /* A claim the payload's length would allow but no value reaches (lz4 expands at most
+   * 255:1): refused before it sizes an allocation, with nothing reserved. */
+  mf_buf_clear(&bad);
+  char prefix[5];
+  size_t plen = (size_t)(encode_varint32(prefix, MAYFLY_MAX_VALUE_SIZE + 1) - prefix);
+  assert_int_equal(mf_buf_append(&bad, prefix, plen), MAYFLY_OK);
+  fill_random(&in, (MAYFLY_MAX_VALUE_SIZE + 1) / 255 + 1);
+  assert_int_equal(mf_buf_append(&bad, in.data, in.len), MAYFLY_OK);
+  mf_buf_free(&d);
+  assert_int_equal(decompress_block(type, mf_buf_slice(&bad), &d), MAYFLY_ECORRUPT);
+  assert_true(d.cap < MAYFLY_MAX_VALUE_SIZE);
   /* Random garbage. */
   for (int i = 0; i < 200; i++) {
     fill_random(&bad, 1 + mf_random_uniform(&rnd, 300));
