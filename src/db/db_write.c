@@ -249,8 +249,12 @@ int db_flush_memtables(mayfly_db *db) {
   while ((db->num_imm > 0 || db->purge_pending || db->deleting_files) &&
          db->bg_error == MAYFLY_OK)
     pthread_cond_wait(&db->bg_cv, &db->mu);
+  /* Only with no writer in the queue: a MAYFLY_NO_WAL leader sets unlogged_writes, then
+   * copies its batch into db->mem with mu released, so an empty db->mem does not mean no
+   * unlogged write is on its way (close would then skip the flush that keeps it). */
   if (db->bg_error) rc = db_closed_error(db);
-  else if (memtable_num_entries(db->mem) == 0) db->unlogged_writes = 0;
+  else if (memtable_num_entries(db->mem) == 0 && db->writers_head == NULL)
+    db->unlogged_writes = 0;
   pthread_mutex_unlock(&db->mu);
   return rc;
 }
