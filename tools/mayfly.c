@@ -36,9 +36,15 @@ static void print_escaped(const void *data, size_t n) {
   }
 }
 
+/* put creates the database. The reading commands open it as an application would (recovery
+ * writes the WALs into a table), but refuse a missing database instead of creating one, and
+ * a damaged WAL instead of dropping what follows the damage (absolute recovery): a mistyped
+ * path or a look at a damaged database must not change it. --options can say otherwise. */
 static int open_db(const char *path, const char *spec, int create, mayfly_db **db) {
   mayfly_options *opt = NULL;
   int rc = mayfly_options_create(&opt);
+  if (rc == MAYFLY_OK && !create) rc = mayfly_options_set(opt, "create_if_missing", "false");
+  if (rc == MAYFLY_OK && !create) rc = mayfly_options_set(opt, "wal_recovery_mode", "absolute");
   if (rc == MAYFLY_OK && spec) rc = mayfly_options_parse(opt, spec);
   if (rc == MAYFLY_OK && create) rc = mayfly_options_set(opt, "create_if_missing", "true");
   if (rc != MAYFLY_OK) {

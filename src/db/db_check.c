@@ -247,8 +247,10 @@ static void check_version(checker *c, char **names, size_t count) {
   for (int l = 0; l < MF_NUM_LEVELS; l++)
     for (int i = 0; i < v->num_files[l]; i++) {
       char *name = filename_table(c->dbname, v->files[l][i]->number);
-      if (name && !c->env->file_exists(c->env, name))
+      if (name && !c->env->file_exists(c->env, name)) {
         problem(c, "%s: level-%d table listed in the MANIFEST is missing", name, l);
+        c->unread_tables++; /* its blob references cannot be recounted either */
+      }
       free(name);
     }
   for (int i = 0; i < v->num_blobs; i++) {
