@@ -51,6 +51,8 @@ static int parse_size(const char *text, uint64_t *out)
 {
   char *end = NULL;
   errno = 0;
+  if (*text < '0' || *text > '9') /* strtoull would take "-3" as 2^64 - 3 */
+    return 1;
   unsigned long long v = strtoull(text, &end, 10);
   if (errno != 0 || end == text)
     return 1;
@@ -69,6 +71,8 @@ static int parse_size(const char *text, uint64_t *out)
     if (strcasecmp(end, "ib") != 0 && strcasecmp(end, "b") != 0 && *end != '\0')
       return 1;
   }
+  if (v > UINT64_MAX / mult)
+    return 1;
   *out = v * mult;
   return 0;
 }
@@ -77,7 +81,8 @@ static int apply_option(ldb_handle *h, const char *name, const char *value, char
                         size_t err_len)
 {
   uint64_t v = 0;
-  if (parse_size(value, &v) != 0) {
+  int is_int = strcmp(name, "max_open_files") == 0 || strcmp(name, "bloom_bits_per_key") == 0;
+  if (parse_size(value, &v) != 0 || (is_int && v > INT32_MAX) || v > SIZE_MAX) {
     snprintf(err, err_len, "leveldb: option %s: bad value \"%s\"", name, value);
     return 1;
   }

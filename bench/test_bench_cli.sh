@@ -37,6 +37,11 @@ case " $engines " in
 *" leveldb "*)
   expect 2 'leveldb cannot write without its WAL' --engine=leveldb --disable_wal
   expect 2 'leveldb supports none,snappy' --engine=leveldb --compression_type=zstd
+  # Engine options: no negative or out-of-range numbers (strtoull took "-3" as 2^64 - 3).
+  expect 1 'bloom_bits_per_key: bad value "-3"' --engine=leveldb --num=10 \
+    --leveldb_options="bloom_bits_per_key=-3"
+  expect 1 'max_open_files: bad value "4294967297"' --engine=leveldb --num=10 \
+    --leveldb_options="max_open_files=4294967297"
   # --engine=all skips LevelDB and runs the others.
   expect 0 'leveldb cannot write without its WAL (skipped)' --engine=all --disable_wal \
     --num=200 --benchmarks=fillrandom,readrandom --settle_seconds=0.05
