@@ -10,6 +10,7 @@
  * Exit status: 0 success, 1 failure (or problems found, or key not found), 2 usage error.
  * Keys and values are printed as they are, with bytes outside printable ASCII escaped \xNN.
  * See docs/reliability.md. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,9 +158,11 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "stats") == 0 && nrest != 0) return usage();
   if (strcmp(cmd, "scan") == 0) {
     if (nrest == 2 && strcmp(rest[0], "--limit") == 0) {
+      if (rest[1][0] < '0' || rest[1][0] > '9') return usage(); /* no sign, no empty value */
       char *end = NULL;
+      errno = 0;
       limit = strtoull(rest[1], &end, 10);
-      if (!end || *end) return usage();
+      if (!end || *end || errno) return usage();
     } else if (nrest != 0) {
       return usage();
     }

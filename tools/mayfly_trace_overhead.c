@@ -68,7 +68,7 @@ static double run(const run_config *cfg, int traced, uint64_t seed, uint64_t *tr
   char trace_dir[4200];
   snprintf(trace_dir, sizeof trace_dir, "%s-trace", cfg->db);
   remove_tree(env, cfg->db);
-  remove_tree(env, trace_dir);
+  if (traced) remove_tree(env, trace_dir); /* an untraced run leaves a kept trace alone */
   mayfly_options *opt = NULL;
   mayfly_db *db = NULL;
   int rc = mayfly_options_create(&opt);

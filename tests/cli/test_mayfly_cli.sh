@@ -28,6 +28,11 @@ for i in 1 2 3 4 5 6 7 8 9; do
 done
 out=$("$tool" get "$dir/db" key3) || fail "get key3"
 case "$out" in value-3-*) ;; *) fail "get key3 printed '$out'" ;; esac
+[ "$("$tool" scan "$dir/db" --limit 2 | wc -l)" -eq 2 ] || fail "scan --limit 2"
+for bad in -1 "" 1x 99999999999999999999; do
+  "$tool" scan "$dir/db" --limit "$bad" >/dev/null 2>&1
+  [ $? -eq 2 ] || fail "scan --limit '$bad' was not a usage error"
+done
 
 # A WAL holding many records (a bench fill: the tool itself flushes at every open), damaged
 # in its middle. Needs mayfly_bench (third argument); skipped without it.
