@@ -6,8 +6,10 @@
  * The version (when the MANIFEST replays) adds the cross-file checks: key bounds, blob
  * references, garbage counts, missing and orphan files.
  *
- * Memory: one blob_reader per blob file in the directory stays open for the whole check, so
- * that references can be resolved with blob_reader_get as tables are iterated. */
+ * Open files: each blob file is scanned once and closed; references are then resolved with
+ * blob_reader_get through at most CHECK_OPEN_BLOBS readers open at a time (the oldest is
+ * closed first), so a database of thousands of blob files needs no more descriptors than a
+ * small one. */
 #include "db/db_check.h"
 
 #include <inttypes.h>
@@ -28,10 +30,14 @@
 #include "wal/wal_format.h"
 #include "wal/wal_reader.h"
 
+enum { CHECK_OPEN_BLOBS = 64 };
+
 typedef struct check_blob {
   uint64_t number;
   char *name;
-  blob_reader *reader; /* NULL when the file could not be opened */
+  int bad;             /* could not be opened or scanned (reported once) */
+  uint64_t records;    /* from the scan */
+  blob_reader *reader; /* open for reference checks, or NULL */
   uint64_t ref_count, ref_bytes; /* references found in the current version's tables */
 } check_blob;
 
@@ -43,6 +49,8 @@ typedef struct checker {
   version *v; /* NULL when the MANIFEST did not replay */
   check_blob *blobs;
   size_t num_blobs;
+  size_t open[CHECK_OPEN_BLOBS]; /* indexes into blobs of the open readers, oldest first */
+  int num_open;
   mf_buf value; /* scratch for blob_reader_get */
   int unread_tables; /* tables that could not be read to the end: no garbage recount */
 } checker;
@@ -119,20 +127,51 @@ static int count_record(void *arg, mf_slice key, const blob_index *bi, mf_slice 
   return MAYFLY_OK;
 }
 
-static void open_blob(checker *c, check_blob *b) {
+static int open_reader(checker *c, check_blob *b) {
   uint64_t size = 0;
   mf_rfile *f = NULL;
   int rc = c->env->file_size(c->env, b->name, &size);
   if (rc == MAYFLY_OK) rc = c->env->open_readable(c->env, b->name, &f);
   if (rc == MAYFLY_OK) rc = blob_reader_open(c->env, f, b->name, b->number, size, &b->reader);
+  if (rc != MAYFLY_OK) b->reader = NULL;
+  return rc;
+}
+
+/* Opens, scans every record and closes the blob file. */
+static void scan_blob(checker *c, check_blob *b) {
+  int rc = open_reader(c, b);
   if (rc != MAYFLY_OK) {
     problem(c, "%s: cannot open blob file: %s", b->name, why(rc));
-    b->reader = NULL;
+    b->bad = 1;
     return;
   }
-  uint64_t records = 0;
-  rc = blob_reader_scan(b->reader, count_record, &records);
-  if (rc != MAYFLY_OK) problem(c, "%s: record %" PRIu64 ": %s", b->name, records, why(rc));
+  rc = blob_reader_scan(b->reader, count_record, &b->records);
+  if (rc != MAYFLY_OK) problem(c, "%s: record %" PRIu64 ": %s", b->name, b->records, why(rc));
+  b->records = blob_reader_count(b->reader);
+  blob_reader_close(b->reader);
+  b->reader = NULL;
+}
+
+/* b's reader for reference checks, opened if need be (closing the oldest open one when
+ * CHECK_OPEN_BLOBS are open); NULL for a file the scan found bad. */
+static blob_reader *blob_for_refs(checker *c, check_blob *b) {
+  if (b->bad) return NULL;
+  if (b->reader) return b->reader;
+  if (c->num_open == CHECK_OPEN_BLOBS) {
+    check_blob *old = &c->blobs[c->open[0]];
+    blob_reader_close(old->reader);
+    old->reader = NULL;
+    memmove(c->open, c->open + 1, (CHECK_OPEN_BLOBS - 1) * sizeof *c->open);
+    c->num_open--;
+  }
+  int rc = open_reader(c, b);
+  if (rc != MAYFLY_OK) {
+    problem(c, "%s: cannot open blob file: %s", b->name, why(rc));
+    b->bad = 1;
+    return NULL;
+  }
+  c->open[c->num_open++] = (size_t)(b - c->blobs);
+  return b->reader;
 }
 
 static check_blob *find_blob(checker *c, uint64_t number) {
@@ -167,8 +206,9 @@ static void check_blob_ref(checker *c, const char *name, mf_slice ikey, mf_slice
   }
   b->ref_count++;
   b->ref_bytes += blob_record_bytes(user_key.len, bi.size);
-  if (!b->reader) return; /* already reported */
-  rc = blob_reader_get(b->reader, user_key, &bi, &c->value);
+  blob_reader *r = blob_for_refs(c, b);
+  if (!r) return; /* already reported */
+  rc = blob_reader_get(r, user_key, &bi, &c->value);
   if (rc != MAYFLY_OK)
     problem(c, "%s: key '%.*s' -> %s offset %" PRIu64 ": %s", name, (int)user_key.len,
             user_key.data, b->name, bi.offset, why(rc));
@@ -263,9 +303,9 @@ static void check_version(checker *c, char **names, size_t count) {
       continue;
     }
     free(name);
-    if (b->reader && blob_reader_count(b->reader) != m->total_count)
-      problem(c, "%s: %" PRIu64 " records, the MANIFEST says %" PRIu64, b->name,
-              blob_reader_count(b->reader), m->total_count);
+    if (!b->bad && b->records != m->total_count)
+      problem(c, "%s: %" PRIu64 " records, the MANIFEST says %" PRIu64, b->name, b->records,
+              m->total_count);
     if (b->ref_count > m->total_count || b->ref_bytes > m->total_bytes) {
       problem(c, "%s: %" PRIu64 " references (%" PRIu64 " bytes) but only %" PRIu64
               " records (%" PRIu64 " bytes)", b->name, b->ref_count, b->ref_bytes,
@@ -328,7 +368,7 @@ static void run_check(checker *c, char **names, size_t count) {
       memset(b, 0, sizeof *b);
       b->number = number;
       b->name = name;
-      open_blob(c, b);
+      scan_blob(c, b);
       continue;
     }
     free(name);

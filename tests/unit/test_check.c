@@ -197,6 +197,60 @@ static void test_missing_blob(void **state) {
   expect_reported(path);
 }
 
+/* Files the check has open at once, through an env that counts them. */
+static mf_env *g_count_base;
+static int g_open_now, g_open_max;
+
+static int count_open_readable(mf_env *env, const char *path, mf_rfile **out) {
+  (void)env;
+  int rc = g_count_base->open_readable(g_count_base, path, out);
+  if (rc == MAYFLY_OK && ++g_open_now > g_open_max) g_open_max = g_open_now;
+  return rc;
+}
+
+static void count_close_readable(mf_rfile *f) {
+  g_open_now--;
+  g_count_base->close_readable(f);
+}
+
+/* Hundreds of blob files, every one referenced: the check resolves every reference yet keeps
+ * a bounded number of files open (it once held one per blob file, and a clean database of
+ * about 1000 blob files failed under `ulimit -n 1024`). */
+static void test_many_blob_files(void **state) {
+  (void)state;
+  assert_int_equal(env_mem_create(&g_env), MAYFLY_OK);
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, g_env);
+  o.write_buffer_size = 64 * 1024;
+  o.min_blob_size = 100;
+  o.blob_file_size = 1024; /* a few values per blob file */
+  o.enable_blob_garbage_collection = 0;
+  mayfly_db *db = NULL;
+  assert_int_equal(mayfly_open(DBNAME, &o, &db), MAYFLY_OK);
+  for (int i = 0; i < 1500; i++) put(db, i, 0, 300);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  char **names = NULL;
+  size_t count = 0;
+  int blobs = 0;
+  assert_int_equal(g_env->list_dir(g_env, DBNAME, &names, &count), MAYFLY_OK);
+  for (size_t i = 0; i < count; i++) blobs += strstr(names[i], ".blob") != NULL;
+  env_free_names(names, count);
+  if (blobs < 300) fail_msg("setup: %d blob files, expected hundreds", blobs);
+  mf_env counting = *g_env;
+  g_count_base = g_env;
+  counting.open_readable = count_open_readable;
+  counting.close_readable = count_close_readable;
+  g_open_now = g_open_max = 0;
+  uint64_t problems = 99;
+  assert_int_equal(db_check(DBNAME, &counting, NULL, &problems), MAYFLY_OK);
+  assert_int_equal(problems, 0);
+  assert_int_equal(g_open_now, 0);
+  printf("check of %d blob files: at most %d files open at once\n", blobs, g_open_max);
+  if (g_open_max > 80) fail_msg("%d files open at once for %d blob files", g_open_max, blobs);
+}
+
 /* A missing table is one problem: its blob references are unknown, so the blob files'
  * garbage counts are not blamed for them (they were, one false problem per blob file). */
 static void test_missing_table(void **state) {
@@ -263,6 +317,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_manifest_record, teardown),
       cmocka_unit_test_teardown(test_missing_blob, teardown),
       cmocka_unit_test_teardown(test_missing_table, teardown),
+      cmocka_unit_test_teardown(test_many_blob_files, teardown),
       cmocka_unit_test_teardown(test_orphan_table, teardown),
       cmocka_unit_test_teardown(test_garbage_mismatch, teardown),
   };
