@@ -176,6 +176,29 @@ static inline uint64_t prop_u64(mayfly_db *db, const char *name) {
   return n;
 }
 
+/* The text of mayfly.blob-stats (free with mayfly_free). The out-pointer lives on the heap:
+ * on the stack, GCC's -Wdangling-pointer takes strstr results into the text for pointers
+ * into the out-pointer variable once this is inlined. */
+static inline char *blob_stats(mayfly_db *db) {
+  char **holder = calloc(1, sizeof *holder);
+  assert_non_null(holder);
+  int rc = mayfly_property(db, "mayfly.blob-stats", holder);
+  char *text = *holder;
+  free(holder);
+  ok(db, rc, "blob-stats");
+  return text;
+}
+
+/* A counter line of mayfly.blob-stats, e.g. "Forced-GC compactions: ". */
+static inline uint64_t stat_counter(mayfly_db *db, const char *label) {
+  char *s = blob_stats(db);
+  char *p = strstr(s, label);
+  if (!p) fail_msg("no \"%s\" in blob stats:\n%s", label, s);
+  uint64_t x = strtoull(p + strlen(label), NULL, 10);
+  mayfly_free(s);
+  return x;
+}
+
 /* The files in DBNAME whose names end with suffix. */
 static inline int count_files(mf_env *env, const char *suffix) {
   char **names = NULL;

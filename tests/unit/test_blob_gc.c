@@ -300,27 +300,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* The text of mayfly.blob-stats (free with mayfly_free). */
-static char *blob_stats(mayfly_db *db) {
-  char **v = calloc(1, sizeof *v);
-  assert_non_null(v);
-  int rc = mayfly_property(db, "mayfly.blob-stats", v);
-  char *text = *v;
-  free(v);
-  ok(db, rc, "blob-stats");
-  return text;
-}
-
-/* A counter line of mayfly.blob-stats, e.g. "Forced-GC compactions: ". */
-static uint64_t stat_counter(mayfly_db *db, const char *label) {
-  char *s = blob_stats(db);
-  char *p = strstr(s, label);
-  if (!p) fail_msg("no \"%s\" in blob stats:\n%s", label, s);
-  uint64_t x = strtoull(p + strlen(label), NULL, 10);
-  mayfly_free(s);
-  return x;
-}
-
 typedef struct blob_line {
   uint64_t number, count, bytes, garbage_count, garbage_bytes;
   int linked;

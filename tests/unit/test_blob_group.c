@@ -350,29 +350,6 @@ static mf_env *plain_env(void) { return g_mem ? g_mem : g_env; }
 
 /* ---- what the database shows ---- */
 
-/* The text of mayfly.blob-stats (free with mayfly_free). The out-pointer lives on the heap:
- * on the stack, GCC's -Wdangling-pointer takes strstr results into the text for pointers
- * into the out-pointer variable once this is inlined. */
-static char *blob_stats(mayfly_db *db) {
-  char **holder = calloc(1, sizeof *holder);
-  assert_non_null(holder);
-  int rc = mayfly_property(db, "mayfly.blob-stats", holder);
-  char *text = *holder;
-  free(holder);
-  ok(db, rc, "blob-stats");
-  return text;
-}
-
-/* A counter of mayfly.blob-stats, e.g. "Group GCs: ". */
-static uint64_t stat_counter(mayfly_db *db, const char *label) {
-  char *s = blob_stats(db);
-  char *p = strstr(s, label);
-  if (!p) fail_msg("no \"%s\" in blob stats:\n%s", label, s);
-  uint64_t x = strtoull(p + strlen(label), NULL, 10);
-  mayfly_free(s);
-  return x;
-}
-
 static uint64_t group_gcs(mayfly_db *db) { return stat_counter(db, "Group GCs: "); }
 static uint64_t relocated(mayfly_db *db) { return stat_counter(db, "Relocated blobs: "); }
 static uint64_t blob_written(mayfly_db *db) { return stat_counter(db, "Blob bytes written: "); }
