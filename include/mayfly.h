@@ -128,6 +128,7 @@ MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *va
  *   "mayfly.recovery"              what this open's WAL replay did: WALs read, records replayed,
  *                                  torn tail bytes ignored, and "Dropped at damage: none" or
  *                                  the WAL where point_in_time recovery stopped at corruption
+ *                                  (marked "(missing)" when the WAL the MANIFEST names is gone)
  *   "mayfly.bytes-written"         every byte the engine wrote to files since open
  *   "mayfly.user-bytes-written"    key+value bytes accepted from callers since open
  *   "mayfly.stall-micros"          time writes were delayed or stopped since open, in µs */

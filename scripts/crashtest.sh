@@ -3,7 +3,9 @@
 # against one database again and again, killing it with SIGKILL at a random moment; every
 # run first reopens the database and verifies it against the expected-state file, so a
 # write the engine acknowledged and then lost, a torn batch or a corrupted value stops the
-# test. A final verification (not killed) closes the run.
+# test. After every run, `mayfly check` (when built) must find no problem in what the kill
+# left: leftovers of interrupted jobs are allowed, damage is not. A final verification (not
+# killed) closes the run.
 #
 #   scripts/crashtest.sh [--cycles=N] [--duration=S] [--build=DIR] [--db=DIR] [--seed=S]
 #                        [--kill_min=S] [--kill_max=S] [--threads=N] [--max_key=N]
@@ -59,6 +61,7 @@ done
 [ -z "$seed" ] && seed=$(( $(date +%s) % 1000000 * 1000 + $$ % 1000 ))
 
 stress="$build/mayfly_stress"
+checker="$build/mayfly" # optional: the check after each run is skipped without it
 if [ ! -x "$stress" ]; then
   echo "crashtest: $stress not found (build first, or pass --build=DIR)" >&2
   exit 1
@@ -179,11 +182,18 @@ while :; do
   else
     fail "$i" "$opts" "mayfly_stress exited with status $status" "$log"
   fi
+  checked=""
+  if [ -x "$checker" ]; then
+    clog="$work/check-$i.log"
+    "$checker" check "$db" >"$clog" 2>&1 || fail "$i" "$opts" "mayfly check found problems" "$clog"
+    checked=" check: $(tail -n 1 "$clog" | sed 's/^.*: //')."
+    rm -f "$work/check-$((i - 2)).log"
+  fi
   verify=$(grep -m1 '^verify ok' "$log" | sed 's/^verify ok: //' || true)
   [ -z "$verify" ] && verify="(killed before its verification finished)"
   last=$(grep '^progress' "$log" | tail -n 1 | sed 's/^progress: //' || true)
   echo "cycle $i: $how after $secs s (delay ${delay_ms} ms $when)${last:+ ($last)};" \
-       "start verify: $verify"
+       "start verify: $verify.$checked"
   # Keep the logs of the last two cycles only.
   rm -f "$work/cycle-$((i - 2)).log"
   i=$((i + 1))

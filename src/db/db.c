@@ -328,6 +328,11 @@ static int replay_wal(mayfly_db *db, uint64_t number, replay_state *st, version_
   wal_reader *r = NULL;
   int rc = db->env->open_readable(db->env, name, &file);
   if (rc == MAYFLY_OK) rc = wal_reader_create(db->env, file, name, WAL_KIND_WAL, &r);
+  /* A WAL renamed or copied over another would replay its writes in the wrong place. The
+   * header of an empty (headerless) log says 0. */
+  if (rc == MAYFLY_OK && wal_reader_file_number(r) != 0 && wal_reader_file_number(r) != number)
+    rc = MF_ERR(MAYFLY_ECORRUPT, "%s: header says file number %llu", name,
+                (unsigned long long)wal_reader_file_number(r));
   uint64_t records = 0;
   while (rc == MAYFLY_OK) {
     mf_slice rec;
@@ -391,6 +396,26 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
   replay_state st = {db, NULL, version_set_last_sequence(db->vs), 0};
   rc = memtable_create(db_memtable_arena_block(db), 0, &st.mem);
   int stop = 0;
+  /* The WAL the MANIFEST names is created, and its directory entry synced, before the edit
+   * that names it; it is deleted only once a later edit names another. Missing, its writes
+   * are lost: absolute refuses, point_in_time stops there as at damage (what a later WAL
+   * holds came after the lost writes). */
+  if (rc == MAYFLY_OK && min_log != 0 && (nwals == 0 || wals[0] != min_log)) {
+    char *name = filename_wal(db->dbname, min_log);
+    if (db->opt.wal_recovery_mode == MF_WAL_ABSOLUTE) {
+      rc = MF_ERR(MAYFLY_ECORRUPT, "%s: missing: the MANIFEST names it as the WAL of the "
+                  "newest writes", name ? name : "WAL");
+    } else {
+      db_info(db, "point-in-time recovery: %s is missing (the MANIFEST names it as the WAL "
+              "of the newest writes); dropped it and every later WAL", name ? name : "WAL");
+      db->recovery.stop_wal = min_log;
+      db->recovery.stop_records = 0;
+      db->recovery.stop_wal_missing = 1;
+      db->recovery.wals_not_replayed = nwals;
+      stop = 1;
+    }
+    free(name);
+  }
   for (size_t i = 0; rc == MAYFLY_OK && i < nwals && !stop; i++) {
     rc = replay_wal(db, wals[i], &st, edit, &stop);
     if (stop) db->recovery.wals_not_replayed = nwals - i - 1;

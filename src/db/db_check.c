@@ -1,10 +1,10 @@
 /* The offline database check (what it checks: db_check.h).
  *
  * The walk is driven by the directory listing, not by the version, so that files the
- * MANIFEST cannot describe (it is damaged, or they are orphans) still get their checksums
+ * MANIFEST cannot describe (it is damaged, or they are leftovers) still get their checksums
  * verified: every *.log is read record by record, every *.blob scanned, every *.sst iterated.
  * The version (when the MANIFEST replays) adds the cross-file checks: key bounds, blob
- * references, garbage counts, missing and orphan files.
+ * references, garbage counts, missing files, and which files are leftovers (classify).
  *
  * Open files: each blob file is scanned once and closed; references are then resolved with
  * blob_reader_get through at most CHECK_OPEN_BLOBS readers open at a time (the oldest is
@@ -45,7 +45,11 @@ typedef struct checker {
   mf_env *env; /* the frozen wrapper */
   const char *dbname;
   FILE *report;
-  uint64_t problems;
+  uint64_t problems, leftovers;
+  /* Set while a leftover file is checked: what is wrong with it is reported as a leftover,
+   * not a problem (the next open deletes the file unread). */
+  int in_leftover;
+  version_set *vs;
   version *v; /* NULL when the MANIFEST did not replay */
   check_blob *blobs;
   size_t num_blobs;
@@ -56,11 +60,11 @@ typedef struct checker {
 } checker;
 
 static void problem(checker *c, const char *fmt, ...) {
-  c->problems++;
+  if (!c->in_leftover) c->problems++; /* a leftover counts once, as a file */
   if (!c->report) return;
   va_list ap;
   va_start(ap, fmt);
-  fputs("problem: ", c->report);
+  fputs(c->in_leftover ? "leftover: " : "problem: ", c->report);
   vfprintf(c->report, fmt, ap);
   fputc('\n', c->report);
   va_end(ap);
@@ -74,6 +78,12 @@ static void warning(checker *c, const char *fmt, ...) {
   vfprintf(c->report, fmt, ap);
   fputc('\n', c->report);
   va_end(ap);
+}
+
+/* A file the next open deletes unread: normal after a crash. */
+static void leftover(checker *c, const char *name, const char *what) {
+  c->leftovers++;
+  if (c->report) fprintf(c->report, "leftover: %s: %s\n", name, what);
 }
 
 /* The engine's error message for rc, or its name when there is none. */
@@ -91,7 +101,8 @@ static char *join(const char *dir, const char *name) {
 
 /* ---- logs: the WAL and the MANIFEST share the record format ---- */
 
-static void check_log(checker *c, const char *name, int kind) {
+/* number: the one in the file's name, which the header must repeat (0 in a headerless log). */
+static void check_log(checker *c, const char *name, int kind, uint64_t number) {
   mf_rfile *f = NULL;
   int rc = c->env->open_readable(c->env, name, &f);
   if (rc != MAYFLY_OK) {
@@ -105,6 +116,9 @@ static void check_log(checker *c, const char *name, int kind) {
     c->env->close_readable(f);
     return;
   }
+  if (wal_reader_file_number(r) != 0 && wal_reader_file_number(r) != number)
+    problem(c, "%s: header says file number %" PRIu64 " (copied or renamed?)", name,
+            wal_reader_file_number(r));
   mf_slice rec;
   uint64_t records = 0;
   while ((rc = wal_reader_read(r, &rec)) == MAYFLY_OK) records++;
@@ -322,14 +336,90 @@ static void check_version(checker *c, char **names, size_t count) {
               garbage_count < m->garbage_count ? " (more than exists: live values at risk)"
                                                : " (garbage not accounted)");
   }
+  /* The WAL of the newest writes exists from before the edit that names it until an edit
+   * names another (db.c, recover_wals): without it they are lost. */
+  uint64_t log_number = version_set_log_number(c->vs);
+  int wal_found = log_number == 0;
+  for (size_t i = 0; i < count && !wal_found; i++) {
+    int type;
+    uint64_t number;
+    wal_found = filename_parse(names[i], &type, &number) && type == MF_FILE_WAL &&
+                number == log_number;
+  }
+  if (!wal_found)
+    problem(c, "%s/%06" PRIu64 ".log: missing: the MANIFEST names it as the WAL of the newest "
+            "writes", c->dbname, log_number);
+}
+
+/* Decides how the file is checked, with the version: a file it needs is checked for problems;
+ * a leftover (reported here) has its contents checked with c->in_leftover set, since damage
+ * there loses nothing; a stray (a number far past the file counter, which open neither uses
+ * nor deletes: filename.h) is only mentioned. Returns 0 when the contents are not to be read.
+ * Without a version every file is checked for problems. */
+static int classify(checker *c, const char *name, int type, uint64_t number) {
+  c->in_leftover = 0;
+  if (!c->v) return 1;
+  const char *what = NULL;
+  switch (type) {
+    case MF_FILE_WAL:
+      if (number < version_set_log_number(c->vs)) what = "an obsolete WAL, its writes are in tables";
+      break;
+    case MF_FILE_MANIFEST:
+      if (number != version_set_manifest_file_number(c->vs))
+        what = "not the MANIFEST that CURRENT names";
+      break;
+    case MF_FILE_TABLE:
+    case MF_FILE_BLOB:
+      if ((type == MF_FILE_TABLE ? find_table(c->v, number) != NULL
+                                 : version_find_blob(c->v, number) != NULL))
+        break;
+      if (number >= version_set_next_file_number(c->vs) + MF_STRAY_FILE_SPAN) {
+        warning(c, "%s: ignored: its number is far past the database's file counter, so the "
+                "database neither uses nor deletes it", name);
+        return 0;
+      }
+      what = "not in the current version (the output of an interrupted flush, compaction or "
+             "GC, or an input not deleted yet)";
+      break;
+    case MF_FILE_TEMP:
+      leftover(c, name, "an unfinished temporary file; the next open deletes it");
+      return 0;
+    default:
+      break;
+  }
+  if (what) {
+    char line[256];
+    snprintf(line, sizeof line, "%s; the next open deletes it", what);
+    leftover(c, name, line);
+    c->in_leftover = 1;
+  }
+  return 1;
+}
+
+static int has_type(char **names, size_t count, int want) {
   for (size_t i = 0; i < count; i++) {
     int type;
     uint64_t number;
-    if (!filename_parse(names[i], &type, &number)) continue;
-    if ((type == MF_FILE_TABLE && !find_table(v, number)) ||
-        (type == MF_FILE_BLOB && !version_find_blob(v, number)))
-      problem(c, "%s/%s: orphan: not in the current version", c->dbname, names[i]);
+    if (filename_parse(names[i], &type, &number) && type == want) return 1;
   }
+  return 0;
+}
+
+/* Whether the directory holds data: a table, a blob file, or a WAL longer than its header. */
+static int holds_data(checker *c, char **names, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    int type;
+    uint64_t number, size = 0;
+    if (!filename_parse(names[i], &type, &number)) continue;
+    if (type == MF_FILE_TABLE || type == MF_FILE_BLOB) return 1;
+    if (type != MF_FILE_WAL) continue;
+    char *name = join(c->dbname, names[i]);
+    int has = !name || c->env->file_size(c->env, name, &size) != MAYFLY_OK ||
+              size > WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_SIZE;
+    free(name);
+    if (has) return 1;
+  }
+  return 0;
 }
 
 static int cmp_name(const void *a, const void *b) {
@@ -343,20 +433,32 @@ static void run_check(checker *c, char **names, size_t count) {
     problem(c, "%s: %s", c->dbname, why(rc));
     return;
   }
+  c->vs = vs;
   rc = version_set_recover(vs);
   if (rc == MAYFLY_OK) c->v = version_set_current(vs);
-  else if (rc == MAYFLY_ENOTFOUND) problem(c, "%s/CURRENT: missing", c->dbname);
+  else if (rc == MAYFLY_ENOTFOUND && holds_data(c, names, count))
+    problem(c, "%s/CURRENT: missing, but the directory holds tables, blob files or WAL records",
+            c->dbname);
+  else if (rc == MAYFLY_ENOTFOUND && !has_type(names, count, MF_FILE_MANIFEST))
+    problem(c, "%s: not a database: no CURRENT, no MANIFEST", c->dbname);
+  else if (rc == MAYFLY_ENOTFOUND) /* as mayfly_open decides (db.c, has_db_files) */
+    leftover(c, c->dbname, "a MANIFEST but no CURRENT and no data: a database creation that "
+             "did not finish; an open with create_if_missing starts it over");
   else problem(c, "MANIFEST: %s", why(rc));
 
   /* Logs and blob files first: blob readers must be open before the tables are read. */
   for (size_t i = 0; i < count; i++) {
     int type;
     uint64_t number;
-    if (!filename_parse(names[i], &type, &number)) continue;
+    if (!filename_parse(names[i], &type, &number) || type == MF_FILE_TABLE) continue;
     char *name = join(c->dbname, names[i]);
     if (!name) break;
-    if (type == MF_FILE_WAL) check_log(c, name, WAL_KIND_WAL);
-    if (type == MF_FILE_MANIFEST) check_log(c, name, WAL_KIND_MANIFEST);
+    if (!classify(c, name, type, number)) {
+      free(name);
+      continue;
+    }
+    if (type == MF_FILE_WAL) check_log(c, name, WAL_KIND_WAL, number);
+    if (type == MF_FILE_MANIFEST) check_log(c, name, WAL_KIND_MANIFEST, number);
     if (type == MF_FILE_BLOB) {
       check_blob *nb = realloc(c->blobs, (c->num_blobs + 1) * sizeof *nb);
       if (!nb) {
@@ -369,8 +471,10 @@ static void run_check(checker *c, char **names, size_t count) {
       b->number = number;
       b->name = name;
       scan_blob(c, b);
+      c->in_leftover = 0;
       continue;
     }
+    c->in_leftover = 0;
     free(name);
   }
   for (size_t i = 0; i < count; i++) {
@@ -379,7 +483,8 @@ static void run_check(checker *c, char **names, size_t count) {
     if (!filename_parse(names[i], &type, &number) || type != MF_FILE_TABLE) continue;
     char *name = join(c->dbname, names[i]);
     if (!name) break;
-    check_table(c, name, number, find_table(c->v, number));
+    if (classify(c, name, type, number)) check_table(c, name, number, find_table(c->v, number));
+    c->in_leftover = 0;
     free(name);
   }
   if (c->v) check_version(c, names, count);
@@ -388,11 +493,12 @@ static void run_check(checker *c, char **names, size_t count) {
             c->unread_tables, c->unread_tables == 1 ? "" : "s");
   version_set_destroy(vs);
   c->v = NULL;
+  c->vs = NULL;
 }
 
-int db_check(const char *path, mf_env *env, FILE *report, uint64_t *problems) {
+int db_check(const char *path, mf_env *env, FILE *report, db_check_counts *counts) {
   if (!env) env = env_posix();
-  *problems = 0;
+  memset(counts, 0, sizeof *counts);
   if (!env->is_directory(env, path))
     return MF_ERR(MAYFLY_EINVAL, "%s: not a directory", path);
   mf_env *ro = NULL;
@@ -420,7 +526,9 @@ int db_check(const char *path, mf_env *env, FILE *report, uint64_t *problems) {
   mf_buf_free(&c.value);
   ro->destroy(ro);
   if (rc == MAYFLY_OK && report)
-    fprintf(report, "%s: %" PRIu64 " problem%s\n", path, c.problems, c.problems == 1 ? "" : "s");
-  *problems = c.problems;
+    fprintf(report, "%s: %" PRIu64 " problem%s, %" PRIu64 " leftover file%s\n", path,
+            c.problems, c.problems == 1 ? "" : "s", c.leftovers, c.leftovers == 1 ? "" : "s");
+  counts->problems = c.problems;
+  counts->leftovers = c.leftovers;
   return rc;
 }

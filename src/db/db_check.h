@@ -15,8 +15,17 @@
  *  - each blob file's garbage counts in the MANIFEST against a recount (total minus the
  *    references found): any difference is reported (for a quiesced database they are equal;
  *    the MANIFEST counting more garbage than exists would let GC drop live values);
- *  - orphans: table and blob files in the directory that the current version does not list.
- * Each problem is one line on report naming the file and, where one applies, the offset. */
+ *  - that the WAL the MANIFEST names as the newest writes' log exists, and that each log's
+ *    header repeats the number in its name.
+ * Each problem is one line on report naming the file and, where one applies, the offset.
+ *
+ * Leftovers are reported apart, as "leftover:" lines: files the next open deletes unread,
+ * which a crash (or a job a crash interrupted) leaves behind. They are tables and blob files
+ * the current version does not list, WALs older than the MANIFEST's log number, MANIFESTs
+ * CURRENT does not name, and temporary files. Their contents are still checked, but damage
+ * there is part of the leftover line, not a problem: nothing depends on them. After a clean
+ * close there are none. A table or blob file numbered far past the file counter (a stray:
+ * filename.h) is neither: the database does not touch it, and a warning says so. */
 #ifndef MAYFLY_DB_DB_CHECK_H
 #define MAYFLY_DB_DB_CHECK_H
 
@@ -25,11 +34,17 @@
 
 #include "env/env.h"
 
+typedef struct db_check_counts {
+  uint64_t problems;  /* damage or disagreement in what the database needs */
+  uint64_t leftovers; /* files the next open deletes */
+} db_check_counts;
+
 /* Checks the database at path through env (env_posix() when NULL). Writes one line per
- * problem (and a summary) to report (none when NULL) and sets *problems to their number.
+ * problem and per leftover (and a summary) to report (none when NULL) and fills *counts.
  * Returns MAYFLY_OK when the check ran (problems may be > 0), or MAYFLY_ENOMEM / MAYFLY_EINVAL
  * when it could not run at all (e.g. path is not a directory). A damaged MANIFEST or missing
- * CURRENT is a problem, not an error: the file checks that do not need a version still run. */
-int db_check(const char *path, mf_env *env, FILE *report, uint64_t *problems);
+ * CURRENT is a problem, not an error: the file checks that do not need a version still run
+ * (and, with no version to tell, every file is checked for problems: none is a leftover). */
+int db_check(const char *path, mf_env *env, FILE *report, db_check_counts *counts);
 
 #endif

@@ -203,6 +203,7 @@ struct mayfly_db {
     uint64_t stop_wal;        /* point_in_time: the WAL whose damage stopped replay, or 0 */
     uint64_t stop_records;    /* batches of stop_wal replayed before the damage */
     uint64_t wals_not_replayed; /* later WALs dropped with it */
+    int stop_wal_missing;     /* stop_wal is not in the directory at all */
   } recovery;
 
   /* Lifetime tracing (db_trace.c). trace is NULL when tracing is off; it is read without mu

@@ -77,8 +77,9 @@ static int format_recovery(mayfly_db *db, mf_buf *b) {
                           db->recovery.records, db->recovery.torn_bytes);
   if (rc != MAYFLY_OK) return rc;
   if (db->recovery.stop_wal == 0) return mf_buf_appendf(b, "Dropped at damage: none\n");
-  return mf_buf_appendf(b, "Dropped at damage: %06" PRIu64 ".log after %" PRIu64
+  return mf_buf_appendf(b, "Dropped at damage: %06" PRIu64 ".log%s after %" PRIu64
                         " records, and %" PRIu64 " later WALs\n", db->recovery.stop_wal,
+                        db->recovery.stop_wal_missing ? " (missing)" : "",
                         db->recovery.stop_records, db->recovery.wals_not_replayed);
 }
 

@@ -13,7 +13,7 @@
  * rewritten in place and its live values move into one new log, threshold 1 never collects,
  * snapshots and iterators read across a group GC, reopen and db_check find everything in
  * order, and an I/O failure at any point of a two-table group GC surfaces, loses nothing and
- * leaves no orphan behind. A randomized workload (seed from MAYFLY_TEST_SEED or the clock,
+ * leaves no leftover file behind. A randomized workload (seed from MAYFLY_TEST_SEED or the clock,
  * printed) checks the same against a model.
  *
  * The tests read per-table blob ranges from the current version (db_impl.h): the properties
@@ -521,11 +521,11 @@ static uint64_t run_check(char **report) {
   size_t len = 0;
   FILE *f = open_memstream(report, &len);
   assert_non_null(f);
-  uint64_t problems = 0;
-  int rc = db_check(DBNAME, plain_env(), f, &problems);
+  db_check_counts counts = {0, 0};
+  int rc = db_check(DBNAME, plain_env(), f, &counts);
   fclose(f);
   if (rc != MAYFLY_OK) fail_msg("db_check could not run: %s\n%s", mayfly_strerror(rc), *report);
-  return problems;
+  return counts.problems + counts.leftovers; /* a closed database has no leftovers */
 }
 
 /* db_check on the closed database finds no problem; else the test fails with the report. */
@@ -1001,7 +1001,7 @@ static void test_snapshot_and_iterator_across_group_gc(void **state) {
   expect_check_clean("after group GC under readers");
 }
 
-/* After a group GC: db_check on the closed database finds no problem (no orphan, garbage
+/* After a group GC: db_check on the closed database finds no problem (no leftover, garbage
  * counts equal a recount); reopened, every value reads, the logs and tables (with their blob
  * ranges) are as they were, and nothing is due. */
 static void test_reopen_and_check_after_group_gc(void **state) {
@@ -1068,17 +1068,16 @@ static void fault_problem(const char *fmt, ...) {
   if (used + 1 < sizeof g_fault_problems) strcat(g_fault_problems, "\n");
 }
 
-/* Whether every problem line of report is an orphan among the given table and blob file
- * numbers (0: none). */
-static int only_orphans_of(const char *report, const uint64_t *tables, int num_tables,
-                           uint64_t blob) {
+/* Whether report has no problem line and every leftover line names one of the given table
+ * and blob file numbers (blob 0: none). */
+static int only_leftovers_of(const char *report, const uint64_t *tables, int num_tables,
+                             uint64_t blob) {
+  if (strstr(report, "problem: ")) return 0;
   const char *line = report;
-  while ((line = strstr(line, "problem: ")) != NULL) {
+  while ((line = strstr(line, "leftover: ")) != NULL) {
     uint64_t number = 0;
     char ext[8] = "";
-    if (sscanf(line, "problem: " DBNAME "/%" SCNu64 ".%7[a-z]: orphan", &number, ext) != 2 ||
-        !strstr(line, "orphan"))
-      return 0;
+    if (sscanf(line, "leftover: " DBNAME "/%" SCNu64 ".%7[a-z]:", &number, ext) != 2) return 0;
     int known = strcmp(ext, "blob") == 0 && number == blob;
     for (int i = 0; i < num_tables; i++) known |= strcmp(ext, "sst") == 0 && number == tables[i];
     if (!known) return 0;
@@ -1087,14 +1086,14 @@ static int only_orphans_of(const char *report, const uint64_t *tables, int num_t
   return 1;
 }
 
-/* Whether every problem line of report is an orphan numbered above limit (files made after
- * limit was read: the failed job's outputs). */
-static int only_orphans_above(const char *report, uint64_t limit) {
+/* Whether report has no problem line and every leftover line names a file numbered above
+ * limit (files made after limit was read: the failed job's outputs). */
+static int only_leftovers_above(const char *report, uint64_t limit) {
+  if (strstr(report, "problem: ")) return 0;
   const char *line = report;
-  while ((line = strstr(line, "problem: ")) != NULL) {
+  while ((line = strstr(line, "leftover: ")) != NULL) {
     uint64_t number = 0;
-    if (sscanf(line, "problem: " DBNAME "/%" SCNu64 ".", &number) != 1 || number <= limit ||
-        !strstr(line, "orphan"))
+    if (sscanf(line, "leftover: " DBNAME "/%" SCNu64 ".", &number) != 1 || number <= limit)
       return 0;
     line++;
   }
@@ -1118,7 +1117,7 @@ static uint64_t max_file_number(mf_env *env) {
 /* One run: the tree on a fault env, then the n-th call of kind fails while the group GC of A
  * (rewriting P and Q) runs. Returns whether the fault fired. Checks: a fault in the job
  * surfaces (wait_idle and the next write fail, the GC is not counted); after close, db_check
- * finds no problem, in particular no orphan (collected in g_fault_problems); reopened, every
+ * finds no problem, in particular no leftover (collected in g_fault_problems); reopened, every
  * value is there, the GC completes and db_check is clean.
  *
  * One case cannot be clean before the next open: a write or sync of the MANIFEST failed while
@@ -1126,7 +1125,7 @@ static uint64_t max_file_number(mf_env *env) {
  * failed sync may follow a complete write, and the env buffers appends until the sync), so
  * it deletes neither the job's inputs nor its outputs and leaves the choice to the next open,
  * which reads the MANIFEST. Depending on what the file holds, db_check then sees the inputs
- * (P, Q and log A) or the outputs (the files numbered after the tree was built) as orphans,
+ * (P, Q and log A) or the outputs (the files numbered after the tree was built) as leftovers,
  * never a mix and nothing else. */
 static int fault_run(int kind, uint64_t nth) {
   model_reset();
@@ -1166,8 +1165,8 @@ static int fault_run(int kind, uint64_t nth) {
   char *report = NULL;
   uint64_t problems = run_check(&report);
   uint64_t inputs[2] = {t.table_p, t.table_q};
-  if (problems && !(manifest_fault && (only_orphans_of(report, inputs, 2, t.log_a) ||
-                                        only_orphans_above(report, last_before)))) {
+  if (problems && !(manifest_fault && (only_leftovers_of(report, inputs, 2, t.log_a) ||
+                                        only_leftovers_above(report, last_before)))) {
     char names[256] = "";
     for (char *line = strtok(report, "\n"); line; line = strtok(NULL, "\n")) {
       if (strncmp(line, "problem: ", 9) != 0) continue;

@@ -1,8 +1,9 @@
 /* db_check (src/db/db_check.h), the engine of `mayfly check`: a database with tables, blob
  * files and finished blob GC checks clean and is left byte-for-byte unchanged; then each kind
  * of damage is reported naming the damaged file: a flipped byte in a table data block, in a
- * blob record, in a WAL record and in a MANIFEST record, a missing blob file, an orphan
- * table. All on the in-memory env. */
+ * blob record, in a WAL record and in a MANIFEST record, a missing blob file or WAL, a WAL
+ * copied under another number. Leftovers of a crash (files the next open deletes) are told
+ * apart from problems. All on the in-memory env. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #define DBNAME "/db"
 
 static mf_env *g_env;
+static uint64_t g_leftovers; /* of the last check() */
 
 static void put(mayfly_db *db, int i, int ver, size_t len) {
   char k[32], v[1024];
@@ -75,12 +77,13 @@ static uint64_t check(char **text) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   assert_non_null(f);
-  uint64_t problems = 0;
-  assert_int_equal(db_check(DBNAME, g_env, f, &problems), MAYFLY_OK);
+  db_check_counts counts = {99, 99};
+  assert_int_equal(db_check(DBNAME, g_env, f, &counts), MAYFLY_OK);
   fclose(f);
   printf("%s", buf);
   *text = buf;
-  return problems;
+  g_leftovers = counts.leftovers;
+  return counts.problems;
 }
 
 /* The first file in the directory whose name ends with suffix (or starts with it, for
@@ -139,8 +142,9 @@ static void test_clean(void **state) {
   assert_true(blobs > 0);
   char *text = NULL;
   uint64_t problems = check(&text);
-  if (problems != 0) fail_msg("a clean database has %llu problems:\n%s",
-                              (unsigned long long)problems, text);
+  if (problems != 0 || g_leftovers != 0)
+    fail_msg("a clean database has %llu problems and %llu leftovers:\n%s",
+             (unsigned long long)problems, (unsigned long long)g_leftovers, text);
   free(text);
   /* the check wrote nothing: a second listing has the same files */
   char **after = NULL;
@@ -243,9 +247,10 @@ static void test_many_blob_files(void **state) {
   counting.open_readable = count_open_readable;
   counting.close_readable = count_close_readable;
   g_open_now = g_open_max = 0;
-  uint64_t problems = 99;
-  assert_int_equal(db_check(DBNAME, &counting, NULL, &problems), MAYFLY_OK);
-  assert_int_equal(problems, 0);
+  db_check_counts counts = {99, 99};
+  assert_int_equal(db_check(DBNAME, &counting, NULL, &counts), MAYFLY_OK);
+  assert_int_equal(counts.problems, 0);
+  assert_int_equal(counts.leftovers, 0);
   assert_int_equal(g_open_now, 0);
   printf("check of %d blob files: at most %d files open at once\n", blobs, g_open_max);
   if (g_open_max > 80) fail_msg("%d files open at once for %d blob files", g_open_max, blobs);
@@ -267,16 +272,148 @@ static void test_missing_table(void **state) {
   free(text);
 }
 
-static void test_orphan_table(void **state) {
-  (void)state;
-  build_db();
-  char src[256];
-  find_file(".sst", src, sizeof src);
+/* Copies the first `len` bytes of src (all when len is SIZE_MAX) to dst. */
+static void copy_file(const char *src, const char *dst, size_t len) {
   mf_buf data = {0};
   assert_int_equal(env_read_file(g_env, src, &data), MAYFLY_OK);
-  write_whole(DBNAME "/999999.sst", &data); /* a valid table no version lists */
+  if (len < data.len) data.len = len;
+  write_whole(dst, &data);
   mf_buf_free(&data);
-  expect_reported(DBNAME "/999999.sst");
+}
+
+/* Whether text has a line starting with `kind` ("leftover: ", ...) that names `name`. */
+static int has_line(const char *text, const char *kind, const char *name) {
+  for (const char *line = text; line && *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    if (strncmp(line, kind, strlen(kind)) == 0) {
+      const char *at = strstr(line, name);
+      if (at && at < line + len) return 1;
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+/* What a crash leaves behind: tables and blob files no version lists (whole or cut short),
+ * an obsolete WAL (here damaged too), an old MANIFEST, a temporary file. They are leftovers,
+ * not problems: the check exits clean, names each, and the next open deletes every one. A
+ * table numbered far past the file counter is a stray: only a warning, and it stays. */
+static void test_leftovers(void **state) {
+  (void)state;
+  build_db();
+  char sst[256], blob[256], wal[256], manifest[256];
+  find_file(".sst", sst, sizeof sst);
+  find_file(".blob", blob, sizeof blob);
+  find_file(".log", wal, sizeof wal);
+  find_file("MANIFEST-", manifest, sizeof manifest);
+  copy_file(sst, DBNAME "/999990.sst", SIZE_MAX); /* whole, no version lists it */
+  copy_file(sst, DBNAME "/999991.sst", 100);      /* an interrupted table */
+  copy_file(blob, DBNAME "/999992.blob", 50);     /* an interrupted blob file */
+  copy_file(wal, DBNAME "/000002.log", SIZE_MAX); /* obsolete, header names another */
+  copy_file(manifest, DBNAME "/MANIFEST-999993", SIZE_MAX);
+  copy_file(manifest, DBNAME "/000004.dbtmp", 10);
+  copy_file(sst, DBNAME "/9999999999999.sst", SIZE_MAX); /* a stray */
+  static const char *const leftovers[] = {"999990.sst", "999991.sst", "999992.blob",
+                                          "000002.log", "MANIFEST-999993", "000004.dbtmp"};
+  enum { NUM_LEFTOVERS = sizeof leftovers / sizeof leftovers[0] };
+  char *text = NULL;
+  uint64_t problems = check(&text);
+  if (problems != 0 || g_leftovers != NUM_LEFTOVERS)
+    fail_msg("%llu problems, %llu leftovers (want 0 and %d):\n%s",
+             (unsigned long long)problems, (unsigned long long)g_leftovers, NUM_LEFTOVERS, text);
+  for (int i = 0; i < NUM_LEFTOVERS; i++)
+    if (!has_line(text, "leftover: ", leftovers[i]))
+      fail_msg("no leftover line for %s:\n%s", leftovers[i], text);
+  /* The damage in a leftover is told, as part of it. */
+  if (!has_line(text, "leftover: ", "999991.sst: cannot open table"))
+    fail_msg("the cut leftover table's damage is not told:\n%s", text);
+  if (!has_line(text, "warning: ", "9999999999999.sst") ||
+      has_line(text, "leftover: ", "9999999999999.sst"))
+    fail_msg("the stray table is not a warning alone:\n%s", text);
+  free(text);
+
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, g_env);
+  mayfly_db *db = NULL;
+  assert_int_equal(mayfly_open(DBNAME, &o, &db), MAYFLY_OK);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  problems = check(&text);
+  if (problems != 0 || g_leftovers != 0 || !has_line(text, "warning: ", "9999999999999.sst"))
+    fail_msg("after an open: %llu problems, %llu leftovers, and the stray should stay:\n%s",
+             (unsigned long long)problems, (unsigned long long)g_leftovers, text);
+  free(text);
+}
+
+/* Removes every file of the database whose name does not start with keep ("" keeps none). */
+static void remove_all_but(const char *keep) {
+  char **names = NULL;
+  size_t count = 0;
+  assert_int_equal(g_env->list_dir(g_env, DBNAME, &names, &count), MAYFLY_OK);
+  for (size_t i = 0; i < count; i++) {
+    if (keep[0] && strncmp(names[i], keep, strlen(keep)) == 0) continue;
+    char path[256];
+    snprintf(path, sizeof path, DBNAME "/%s", names[i]);
+    assert_int_equal(g_env->remove_file(g_env, path), MAYFLY_OK);
+  }
+  env_free_names(names, count);
+}
+
+/* No CURRENT: with data beside it, a problem (open refuses too); with only a MANIFEST, what a
+ * creation interrupted before CURRENT leaves (a leftover: open starts over); with nothing,
+ * not a database (a problem, so `mayfly check` on a wrong path does not pass). */
+static void test_no_current(void **state) {
+  (void)state;
+  build_db();
+  assert_int_equal(g_env->remove_file(g_env, DBNAME "/CURRENT"), MAYFLY_OK);
+  char *text = NULL;
+  uint64_t problems = check(&text);
+  if (problems == 0 || !has_line(text, "problem: ", "CURRENT: missing, but the directory holds"))
+    fail_msg("no CURRENT beside data: %llu problems:\n%s", (unsigned long long)problems, text);
+  free(text);
+
+  remove_all_but("MANIFEST-");
+  problems = check(&text);
+  if (problems != 0 || g_leftovers != 1 || !has_line(text, "leftover: ", "creation that did not"))
+    fail_msg("a MANIFEST alone: %llu problems, %llu leftovers:\n%s",
+             (unsigned long long)problems, (unsigned long long)g_leftovers, text);
+  free(text);
+
+  remove_all_but("");
+  problems = check(&text);
+  if (problems != 1 || !has_line(text, "problem: ", "not a database"))
+    fail_msg("an empty directory: %llu problems:\n%s", (unsigned long long)problems, text);
+  free(text);
+}
+
+/* The WAL the MANIFEST names as the newest writes' log is missing: a problem, named. */
+static void test_missing_wal(void **state) {
+  (void)state;
+  build_db();
+  char wal[256];
+  find_file(".log", wal, sizeof wal);
+  assert_int_equal(g_env->remove_file(g_env, wal), MAYFLY_OK);
+  char *text = NULL;
+  uint64_t problems = check(&text);
+  if (problems != 1 || !has_line(text, "problem: ", strrchr(wal, '/') + 1) ||
+      !strstr(text, "missing"))
+    fail_msg("missing %s: %llu problems:\n%s", wal, (unsigned long long)problems, text);
+  free(text);
+}
+
+/* A live WAL whose header names another number (a copy, or a rename): a problem. */
+static void test_wal_number_mismatch(void **state) {
+  (void)state;
+  build_db();
+  char wal[256];
+  find_file(".log", wal, sizeof wal);
+  copy_file(wal, DBNAME "/900000.log", SIZE_MAX);
+  char *text = NULL;
+  uint64_t problems = check(&text);
+  if (problems != 1 || !has_line(text, "problem: ", "900000.log: header says file number"))
+    fail_msg("WAL copy: %llu problems:\n%s", (unsigned long long)problems, text);
+  free(text);
 }
 
 /* The MANIFEST claims one more garbage record than the tables leave: the recount differs. */
@@ -318,7 +455,10 @@ int main(void) {
       cmocka_unit_test_teardown(test_missing_blob, teardown),
       cmocka_unit_test_teardown(test_missing_table, teardown),
       cmocka_unit_test_teardown(test_many_blob_files, teardown),
-      cmocka_unit_test_teardown(test_orphan_table, teardown),
+      cmocka_unit_test_teardown(test_leftovers, teardown),
+      cmocka_unit_test_teardown(test_no_current, teardown),
+      cmocka_unit_test_teardown(test_missing_wal, teardown),
+      cmocka_unit_test_teardown(test_wal_number_mismatch, teardown),
       cmocka_unit_test_teardown(test_garbage_mismatch, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

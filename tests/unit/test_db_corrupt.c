@@ -381,6 +381,77 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   mem->destroy(mem);
 }
 
+/* The WAL the MANIFEST names as the newest writes' log is gone (here with the later WALs of
+ * stuck flushes beside it): absolute refuses to open, naming it; point_in_time opens without
+ * it and without every later WAL (their writes came after the lost ones), and says so. */
+static void test_wal_named_by_manifest_missing(void **state) {
+  (void)state;
+  mf_env *mem = new_mem_env();
+  mf_env gate = *mem;
+  g_gate_base = mem;
+  gate.new_writable = gate_new_writable;
+  gate.destroy = NULL;
+  struct mayfly_options o = opts_for(&gate);
+  o.write_buffer_size = 64 * 1024;
+  o.max_write_buffer_number = 16;
+  enum { N = 1500 };
+  gate_set(1, 0);
+  mayfly_db *db = open_ok(&o);
+  for (int i = 0; i < N; i++) put_ver(db, i, 1, WAL_VLEN, 0);
+  gate_set(0, 1); /* no flush completes: the MANIFEST still names the first WAL */
+  mayfly_close(db);
+  gate_set(0, 0);
+  char names[16][64];
+  int nwal = list_files(mem, ".log", 0, names, 16);
+  assert_true(nwal >= 3);
+  char path[128];
+  path_of(names[0], path);
+  assert_int_equal(mem->remove_file(mem, path), MAYFLY_OK);
+
+  struct mayfly_options plain = opts_for(mem);
+  plain.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&plain, MAYFLY_ECORRUPT, names[0]);
+  plain.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
+  db = open_ok(&plain);
+  expect_keys(db, 0, N, 0);
+  char want[1200];
+  snprintf(want, sizeof want, "Dropped at damage: %s (missing) after 0 records, and %d later WALs",
+           names[0], nwal - 1);
+  expect_recovery_line(db, want);
+  expect_recovery_line(db, "WALs read: 0");
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  mem->destroy(mem);
+}
+
+/* A WAL copied under another number (its header still names the first): replaying it there
+ * would put its writes after writes they preceded. It is damage, named. */
+static void test_wal_header_number_mismatch(void **state) {
+  (void)state;
+  char wal[64];
+  mf_env *env = build_wal_db(wal);
+  unsigned long long number = strtoull(wal, NULL, 10);
+  char copy[64];
+  snprintf(copy, sizeof copy, "%06llu.log", number + 50);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, wal, &file);
+  write_whole(env, copy, file.data, file.len);
+  mf_buf_free(&file);
+
+  struct mayfly_options o = opts_for(env);
+  o.wal_recovery_mode = MF_WAL_ABSOLUTE;
+  open_fails(&o, MAYFLY_ECORRUPT, copy);
+  if (!strstr(mayfly_errmsg(NULL), "header says file number"))
+    fail_msg("error does not say what is wrong: %s", mayfly_errmsg(NULL));
+  o.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
+  mayfly_db *db = open_ok(&o);
+  expect_keys(db, 0, WAL_RECORDS, 1);
+  char want[1200];
+  snprintf(want, sizeof want, "Dropped at damage: %s after 0 records, and 0 later WALs", copy);
+  expect_recovery_line(db, want);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
 /* A WAL record whose checksum is right but whose batch is not (a buggy writer, stale bytes):
  * the batch is dropped whole, never applied in part, and replay stops there as at any damage.
  * The crafted WAL 900 holds: a good batch (seq 1000, key "good"), the bad one, then another
@@ -870,6 +941,8 @@ int main(void) {
       cmocka_unit_test(test_wal_torn_tail),
       cmocka_unit_test(test_wal_corrupt_with_later_wals),
       cmocka_unit_test(test_wal_bad_batch),
+      cmocka_unit_test(test_wal_named_by_manifest_missing),
+      cmocka_unit_test(test_wal_header_number_mismatch),
       cmocka_unit_test(test_current_damaged),
       cmocka_unit_test(test_current_missing),
       cmocka_unit_test(test_manifest_record_damaged),
