@@ -514,7 +514,7 @@ int db_check(const char *path, mf_env *env, FILE *report, db_check_counts *count
   size_t count = 0;
   rc = ro->list_dir(ro, path, &names, &count);
   if (rc == MAYFLY_OK) {
-    qsort(names, count, sizeof *names, cmp_name); /* a stable report order */
+    if (count > 1) qsort(names, count, sizeof *names, cmp_name); /* a stable report order */
     run_check(&c, names, count);
     env_free_names(names, count);
   }
