@@ -75,6 +75,7 @@ MAYFLY_API int mayfly_put(mayfly_db *db, const void *key, size_t klen, const voi
                unsigned flags);
 MAYFLY_API int mayfly_delete(mayfly_db *db, const void *key, size_t klen, unsigned flags);
 
+/* A batch holds at most 2^32 - 1 records; a put or delete past that is MAYFLY_EINVAL. */
 MAYFLY_API int mayfly_batch_create(mayfly_batch **out);
 MAYFLY_API void mayfly_batch_destroy(mayfly_batch *b);
 MAYFLY_API int mayfly_batch_put(mayfly_batch *b, const void *key, size_t klen, const void *val,

@@ -39,6 +39,9 @@ static int check_key(mf_slice key) {
 }
 
 static int add_record(struct mayfly_batch *b, int type, mf_slice key, const mf_slice *value) {
+  if (batch_count(b) == UINT32_MAX) /* the header's count is 32 bits */
+    return MF_ERR(MAYFLY_EINVAL, "batch is full: it holds the most records a batch can, %u",
+                  UINT32_MAX);
   size_t old_len = b->rep.len;
   char t = (char)type;
   int rc = mf_buf_append(&b->rep, &t, 1);

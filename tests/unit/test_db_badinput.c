@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "db/options.h"
+#include "db/write_batch.h"
+#include "util/coding.h"
 #include "env/env.h"
 #include "mayfly.h"
 
@@ -209,6 +211,20 @@ static void test_oversized_keys_and_values(void **state) {
   assert_int_equal(mayfly_batch_count(b), 0); /* the refused records did not get in */
   assert_int_equal(mayfly_write(db, b, 0), MAYFLY_OK); /* an empty batch is fine */
   mayfly_batch_destroy(b);
+
+  /* A batch's record count is 32 bits: at 2^32 - 1 records (the header forged, as the
+   * records would take over 12 GiB) one more is refused, not wrapped to 0. */
+  struct mayfly_batch full;
+  assert_int_equal(batch_init(&full), MAYFLY_OK);
+  encode_fixed32(full.rep.data + 8, UINT32_MAX - 1);
+  assert_int_equal(mayfly_batch_put(&full, "k", 1, "v", 1), MAYFLY_OK);
+  assert_int_equal(mayfly_batch_count(&full), UINT32_MAX);
+  size_t full_len = full.rep.len;
+  EXPECT_ERR(mayfly_batch_put(&full, "k", 1, "v", 1), MAYFLY_EINVAL, NULL);
+  EXPECT_ERR(mayfly_batch_delete(&full, "k", 1), MAYFLY_EINVAL, NULL);
+  assert_int_equal(mayfly_batch_count(&full), UINT32_MAX);
+  assert_int_equal(full.rep.len, full_len);
+  batch_free(&full);
 
   /* A key of exactly the limit is accepted, one byte more is not. */
   size_t max = MAYFLY_MAX_KEY_SIZE;
