@@ -107,7 +107,9 @@ static int decompress_lz4(mf_slice payload, uint32_t ulen, mf_buf *out) {
   if (ulen > MAYFLY_MAX_VALUE_SIZE)
     return MF_ERR(MAYFLY_ECORRUPT, "lz4: claimed size %u exceeds the largest value (%u)", ulen,
                   MAYFLY_MAX_VALUE_SIZE);
-  int rc = mf_buf_reserve(out, (size_t)ulen + 1); /* +1: never a NULL buffer, even for 0 */
+  /* Exactly: a cached block is charged its length, so doubling would pin up to twice the
+   * cache's capacity. +1: never a NULL buffer, even for 0. */
+  int rc = mf_buf_reserve_exact(out, (size_t)ulen + 1);
   if (rc) return MF_ERR(rc, "lz4: no memory for %u decompressed bytes", ulen);
   int n = LZ4_decompress_safe(payload.data, out->data + out->len, (int)payload.len, (int)ulen);
   if (n < 0 || (uint32_t)n != ulen)
@@ -129,7 +131,9 @@ static int decompress_zstd(mf_slice payload, uint32_t ulen, mf_buf *out) {
   if (content != (unsigned long long)ulen)
     return MF_ERR(MAYFLY_ECORRUPT, "zstd: frame content size does not match claimed size %u",
                   ulen);
-  int rc = mf_buf_reserve(out, (size_t)ulen + 1); /* +1: never a NULL buffer, even for 0 */
+  /* Exactly: a cached block is charged its length, so doubling would pin up to twice the
+   * cache's capacity. +1: never a NULL buffer, even for 0. */
+  int rc = mf_buf_reserve_exact(out, (size_t)ulen + 1);
   if (rc) return rc;
   zstd_contexts *z = thread_contexts();
   if (z && !z->d) z->d = ZSTD_createDCtx();

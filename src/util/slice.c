@@ -17,6 +17,16 @@ int mf_buf_reserve(mf_buf *b, size_t extra) {
   return MAYFLY_OK;
 }
 
+int mf_buf_reserve_exact(mf_buf *b, size_t extra) {
+  if (b->len + extra <= b->cap) return MAYFLY_OK;
+  if (extra > SIZE_MAX - b->len) return MAYFLY_ENOMEM;
+  char *p = realloc(b->data, b->len + extra);
+  if (!p) return MAYFLY_ENOMEM;
+  b->data = p;
+  b->cap = b->len + extra;
+  return MAYFLY_OK;
+}
+
 int mf_buf_append(mf_buf *b, const void *data, size_t n) {
   if (n == 0) return MAYFLY_OK;
   int rc = mf_buf_reserve(b, n);

@@ -64,6 +64,9 @@ typedef struct mf_buf {
 
 /* All return MAYFLY_OK or MAYFLY_ENOMEM. */
 int mf_buf_reserve(mf_buf *b, size_t extra);
+/* As mf_buf_reserve, but grows to exactly len + extra (for a buffer whose size is known and
+ * that is kept, e.g. a decompressed block in the cache, which is charged its length). */
+int mf_buf_reserve_exact(mf_buf *b, size_t extra);
 int mf_buf_append(mf_buf *b, const void *data, size_t n);
 int mf_buf_set(mf_buf *b, const void *data, size_t n);
 static inline void mf_buf_clear(mf_buf *b) { b->len = 0; }
