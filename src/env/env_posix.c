@@ -10,12 +10,15 @@
  * only, not for all the dirty pages of the file. That matters most at a memtable switch, where
  * the writer syncs the old WAL (up to a whole write buffer) before going on.
  *
- * Locks. fcntl(F_SETLK) locks belong to the process, not the descriptor: a second F_SETLK
- * from the same process on the same file succeeds, and closing ANY descriptor of the file
- * drops the lock. So a second lock_file of the same path in this process is refused from a
- * process-wide list before the file is even opened (opening and closing it would silently
- * release the first holder's lock). Paths are keyed by the canonical directory plus the base
- * name, so "db/LOCK" and "./db/LOCK" are the same lock.
+ * Locks. Open file description locks (F_OFD_SETLK, Linux): they belong to the descriptor's
+ * open file, so two opens of one file conflict even in one process, whatever paths reach it
+ * (a symlink, a bind mount), and closing some other descriptor of the file keeps them. Classic
+ * fcntl(F_SETLK) locks, the fallback on kernels without OFD locks, belong to the process: a
+ * second F_SETLK from it succeeds and closing ANY descriptor of the file drops the lock. So a
+ * process-wide list of held locks, keyed by the file's device and inode, refuses a second
+ * lock_file of the same file in this process before the file is even opened. A forked child
+ * holds none of its parent's locks: it closes its copies of their descriptors and starts
+ * with an empty list (pthread_atfork).
  *
  * Mappings. map_readable mmaps a table file read-only (MAP_SHARED: the page cache's own
  * pages, no copy). A mapping costs address space and one of the kernel's map slots per
@@ -401,77 +404,100 @@ static int posix_sync_dir(mf_env *env, const char *path) {
 /* ---- locks ---- */
 
 struct mf_lock {
-  int fd;
-  char *key; /* canonical path, see lock_key */
+  int fd;    /* -1 in a forked child, which holds none of its parent's locks */
+  int ofd;   /* locked with F_OFD_SETLK (else F_SETLK, on kernels without OFD locks) */
+  dev_t dev; /* the locked file's identity: one file reached by two paths is one lock */
+  ino_t ino;
   struct mf_lock *next;
 };
 
 static pthread_mutex_t locks_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct mf_lock *locks_held; /* REQUIRES: locks_mu held to read or change */
+static pthread_once_t locks_once = PTHREAD_ONCE_INIT;
 
-/* realpath() of the directory plus the base name: the file itself may not exist yet. Falls
- * back to the path as given when the directory cannot be resolved (the open that follows
- * then reports the real error). Returns a malloc'd string or NULL on out of memory. */
-static char *lock_key(const char *path) {
-  const char *slash = strrchr(path, '/');
-  const char *base = slash ? slash + 1 : path;
-  char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-  if (!dir) return NULL;
-  char *resolved = realpath(slash == path ? "/" : dir, NULL);
-  free(dir);
-  if (!resolved) return strdup(path);
-  size_t len = strlen(resolved) + 1 + strlen(base) + 1;
-  char *key = malloc(len);
-  if (key) snprintf(key, len, "%s/%s", strcmp(resolved, "/") == 0 ? "" : resolved, base);
-  free(resolved);
-  return key;
+static void locks_before_fork(void) { pthread_mutex_lock(&locks_mu); }
+static void locks_after_fork_parent(void) { pthread_mutex_unlock(&locks_mu); }
+
+/* The child of a fork holds none of its parent's locks, but has copies of their descriptors:
+ * an OFD lock would live on through the copy after the parent released it, and the list
+ * would refuse the child a database its parent has closed. The entries stay allocated
+ * (the child's copy of an open database still points to its own), only emptied. */
+static void locks_after_fork_child(void) {
+  for (struct mf_lock *l = locks_held; l; l = l->next) {
+    if (l->fd >= 0) close(l->fd);
+    l->fd = -1;
+  }
+  locks_held = NULL;
+  pthread_mutex_unlock(&locks_mu);
+}
+
+static void locks_register_fork(void) {
+  pthread_atfork(locks_before_fork, locks_after_fork_parent, locks_after_fork_child);
+}
+
+static struct mf_lock *lock_held(dev_t dev, ino_t ino) {
+  for (struct mf_lock *l = locks_held; l; l = l->next)
+    if (l->dev == dev && l->ino == ino) return l;
+  return NULL;
+}
+
+static int set_lock(struct mf_lock *lock, short type) {
+  struct flock fl;
+  memset(&fl, 0, sizeof fl); /* l_pid 0, as OFD locks require; the whole file */
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+#ifdef F_OFD_SETLK
+  if (lock->ofd) {
+    if (fcntl(lock->fd, F_OFD_SETLK, &fl) == 0) return 0;
+    if (errno != EINVAL) return -1;
+    lock->ofd = 0; /* a kernel before 3.15 */
+  }
+#endif
+  return fcntl(lock->fd, F_SETLK, &fl);
 }
 
 static int posix_lock_file(mf_env *env, const char *path, mf_lock **out) {
   *out = NULL;
-  mf_lock *lock = malloc(sizeof *lock);
-  char *key = lock_key(path);
-  if (!lock || !key) {
-    free(lock);
-    free(key);
-    return OOM(path);
-  }
-  lock->key = key;
+  pthread_once(&locks_once, locks_register_fork);
+  mf_lock *lock = calloc(1, sizeof *lock);
+  if (!lock) return OOM(path);
+  lock->fd = -1;
+  lock->ofd = 1;
   int rc = MAYFLY_OK;
+  struct stat st;
   pthread_mutex_lock(&locks_mu);
-  for (mf_lock *l = locks_held; l; l = l->next) {
-    if (strcmp(l->key, key) == 0) {
-      rc = MF_ERR(MAYFLY_EBUSY, "lock %s: already held by this process", path);
-      goto done;
-    }
+  /* Checked before the file is opened: with F_SETLK, closing any descriptor of a locked file
+   * releases the lock, so a refused open must not open and close it. */
+  if (stat(path, &st) == 0 && lock_held(st.st_dev, st.st_ino)) {
+    rc = MF_ERR(MAYFLY_EBUSY, "lock %s: already held by this process", path);
+    goto done;
   }
   lock->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock->fd < 0) {
     rc = OS_ERR(errno, 0, "open lock file", path);
     goto done;
   }
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (fcntl(lock->fd, F_SETLK, &fl) != 0) {
+  if (fstat(lock->fd, &st) != 0) {
+    rc = OS_ERR(errno, 0, "fstat lock file", path);
+    goto done;
+  }
+  lock->dev = st.st_dev;
+  lock->ino = st.st_ino;
+  if (set_lock(lock, F_WRLCK) != 0) {
     int err = errno;
     if (err == EAGAIN || err == EACCES)
       rc = MF_ERR(MAYFLY_EBUSY, "lock %s: held by another process", path);
     else
       rc = OS_ERR(err, 0, "fcntl lock", path);
-    close(lock->fd);
     goto done;
   }
   lock->next = locks_held;
   locks_held = lock;
   *out = lock;
 done:
+  if (rc && lock->fd >= 0) close(lock->fd);
   pthread_mutex_unlock(&locks_mu);
-  if (rc) {
-    free(key);
-    free(lock);
-  }
+  if (rc) free(lock);
   return rc;
 }
 
@@ -484,14 +510,11 @@ static void posix_unlock_file(mf_env *env, mf_lock *lock) {
       break;
     }
   }
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_UNLCK;
-  fl.l_whence = SEEK_SET;
-  fcntl(lock->fd, F_SETLK, &fl);
-  close(lock->fd);
+  if (lock->fd >= 0) {
+    set_lock(lock, F_UNLCK);
+    close(lock->fd);
+  }
   pthread_mutex_unlock(&locks_mu);
-  free(lock->key);
   free(lock);
 }
 

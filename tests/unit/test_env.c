@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -570,6 +572,111 @@ static void test_posix_lock_other_process(void **state) {
   }
 }
 
+/* Whether another process can take a classic fcntl lock on p now (0: it cannot). */
+static int other_process_can_lock(const char *p) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int fd = open(p, O_RDWR);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    _exit(fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0 ? 1 : 0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+/* The lock survives this process opening and closing the file some other way (with
+ * process-owned F_SETLK locks, closing any descriptor of the file dropped the lock, and
+ * another process could then open the database beside this one). */
+static void test_posix_lock_survives_other_close(void **state) {
+  fixture *fx = *state;
+  mf_env *env = fx->env;
+  char p[1024];
+  snprintf(p, sizeof p, "%s", path(fx, "LOCK"));
+  mf_lock *lock = NULL;
+  assert_int_equal(env->lock_file(env, p, &lock), MAYFLY_OK);
+  assert_int_equal(other_process_can_lock(p), 0);
+  int fd = open(p, O_RDONLY);
+  assert_true(fd >= 0);
+  close(fd);
+  if (other_process_can_lock(p)) fail_msg("closing another descriptor released the lock");
+  env->unlock_file(env, lock);
+  assert_int_equal(other_process_can_lock(p), 1);
+}
+
+/* A child forked while this process holds a lock holds none: it cannot take the lock while
+ * the parent has it, can once the parent releases it, and its copy of the descriptor does
+ * not keep the lock alive for the parent's next lock_file either. */
+static void test_posix_lock_fork(void **state) {
+  fixture *fx = *state;
+  mf_env *env = fx->env;
+  char p[1024];
+  snprintf(p, sizeof p, "%s", path(fx, "LOCK"));
+  mf_lock *lock = NULL;
+  assert_int_equal(env->lock_file(env, p, &lock), MAYFLY_OK);
+  int to_child[2], to_parent[2];
+  assert_int_equal(pipe(to_child), 0);
+  assert_int_equal(pipe(to_parent), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char c;
+    mf_lock *mine = NULL;
+    c = env->lock_file(env, p, &mine) == MAYFLY_EBUSY ? 'b' : 'x'; /* the parent holds it */
+    if (write(to_parent[1], &c, 1) != 1 || read(to_child[0], &c, 1) != 1) _exit(1);
+    c = env->lock_file(env, p, &mine) == MAYFLY_OK ? 'y' : 'n'; /* the parent released it */
+    if (c == 'y') env->unlock_file(env, mine);
+    if (write(to_parent[1], &c, 1) != 1 || read(to_child[0], &c, 1) != 1) _exit(1);
+    _exit(0);
+  }
+  const char *failure = NULL;
+  char c = 0;
+  if (read(to_parent[0], &c, 1) != 1 || c != 'b') failure = "the child took a lock its parent holds";
+  env->unlock_file(env, lock);
+  if (!failure && (write(to_child[1], "x", 1) != 1 || read(to_parent[0], &c, 1) != 1 || c != 'y'))
+    failure = "the child cannot take the lock its parent released";
+  /* The child is still alive, with its copies of the parent's descriptors closed. */
+  if (!failure && env->lock_file(env, p, &lock) != MAYFLY_OK)
+    failure = "the parent cannot lock again while the child lives";
+  else if (!failure)
+    env->unlock_file(env, lock);
+  if (failure) kill(pid, SIGKILL); /* it would wait for the parent for ever */
+  else assert_int_equal(write(to_child[1], "x", 1), 1);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  for (int i = 0; i < 2; i++) {
+    close(to_child[i]);
+    close(to_parent[i]);
+  }
+  if (failure) fail_msg("%s", failure);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A directory reached through a symlink is the same lock. */
+static void test_posix_lock_symlinked_dir(void **state) {
+  fixture *fx = *state;
+  mf_env *env = fx->env;
+  char real[1024], alias[1024], a[1100], b[1100];
+  snprintf(real, sizeof real, "%s", path(fx, "real"));
+  snprintf(alias, sizeof alias, "%s", path(fx, "alias"));
+  assert_int_equal(mkdir(real, 0755), 0);
+  assert_int_equal(symlink(real, alias), 0);
+  snprintf(a, sizeof a, "%s/LOCK", real);
+  snprintf(b, sizeof b, "%s/LOCK", alias);
+  mf_lock *lock = NULL, *other = NULL;
+  assert_int_equal(env->lock_file(env, a, &lock), MAYFLY_OK);
+  assert_int_equal(env->lock_file(env, b, &other), MAYFLY_EBUSY);
+  env->unlock_file(env, lock);
+  assert_int_equal(env->lock_file(env, b, &other), MAYFLY_OK);
+  assert_int_equal(env->lock_file(env, a, &lock), MAYFLY_EBUSY);
+  env->unlock_file(env, other);
+  unlink(a);
+  unlink(alias);
+  rmdir(real);
+}
+
 /* map_readable: env_posix maps (the bytes are the file's, a prefix can be mapped, one file
  * can be mapped several times) up to its process-wide limit, past which it declines with
  * MAYFLY_ENOTSUP until a mapping is released; env_mem cannot map at all. */
@@ -641,6 +748,9 @@ int main(void) {
       ON(test_crash_after_write_file_atomic, mem),
       ON(test_mem_paths, mem),
       ON(test_posix_lock_other_process, posix),
+      ON(test_posix_lock_survives_other_close, posix),
+      ON(test_posix_lock_fork, posix),
+      ON(test_posix_lock_symlinked_dir, posix),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
