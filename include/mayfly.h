@@ -64,7 +64,12 @@ MAYFLY_API int mayfly_options_parse(mayfly_options *opt, const char *spec); /* "
 
 /* opt may be NULL for defaults (create_if_missing=true). */
 MAYFLY_API int mayfly_open(const char *path, const mayfly_options *opt, mayfly_db **out);
-MAYFLY_API int mayfly_close(mayfly_db *db); /* waits for background work to stop; NULL is a no-op */
+/* Waits for background work to stop, writes out unflushed MAYFLY_NO_WAL writes, frees db.
+ * NULL is a no-op. MAYFLY_EBUSY while an iterator or snapshot of db is alive: nothing is
+ * closed (mayfly_errmsg(db) says how many; destroy and release them, then close again).
+ * MAYFLY_ECLOSED when MAYFLY_NO_WAL writes could not be written out because the database was
+ * read-only after an earlier error: they are lost, and db is closed all the same. */
+MAYFLY_API int mayfly_close(mayfly_db *db);
 MAYFLY_API int mayfly_destroy(const char *path); /* removes the database's files */
 
 /* Writes. flags: 0, or MAYFLY_SYNC (durable against OS crash before returning),
@@ -121,7 +126,8 @@ MAYFLY_API int mayfly_set_option(mayfly_db *db, const char *name, const char *va
  *   "mayfly.blob-stats"            blob files, total/live/garbage bytes, GC relocations
  *   "mayfly.num-files-at-level<N>"
  *   "mayfly.total-sst-size", "mayfly.total-blob-size", "mayfly.blob-garbage-size",
- *   "mayfly.live-data-size"        (estimate; exact after mayfly_wait_idle + full GC)
+ *   "mayfly.live-data-size"        (estimate: table bytes plus the live bytes of blob files,
+ *                                  format overhead included; the -exact form counts)
  *   "mayfly.live-data-size-exact"  live key+value bytes, counted by a scan of the newest
  *                                  version of every key (costs a full read of the database)
  *   "mayfly.space-amplification"   bytes of every file in the database directory (tables,

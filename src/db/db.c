@@ -690,9 +690,25 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
 int db_close(mayfly_db *db) {
   int rc = MAYFLY_OK;
   pthread_mutex_lock(&db->mu);
+  /* Iterators and snapshots point into the database: closing under them would leave the
+   * caller handles whose only remaining calls (destroy, release) touch freed memory. */
+  int snapshots = 0;
+  for (const struct mayfly_snapshot *s = db->snapshots.next; s != &db->snapshots; s = s->next)
+    snapshots++;
+  int iters = atomic_load(&db->live_iters);
+  if (iters > 0 || snapshots > 0) {
+    pthread_mutex_unlock(&db->mu);
+    return MF_ERR(MAYFLY_EBUSY, "mayfly_close: %d iterator%s and %d snapshot%s still alive; "
+                  "destroy and release them first (the database stays open)", iters,
+                  iters == 1 ? "" : "s", snapshots, snapshots == 1 ? "" : "s");
+  }
+  /* Writes made without the WAL live only in memory: write them out before closing. After a
+   * background error they cannot be, and the caller must hear that they are lost. */
   int unlogged = db->unlogged_writes && db->bg_error == MAYFLY_OK;
+  if (db->unlogged_writes && db->bg_error != MAYFLY_OK)
+    rc = MF_ERR(MAYFLY_ECLOSED, "closed with unflushed MAYFLY_NO_WAL writes lost: the database "
+                "was read-only after an earlier error: %s", db->bg_error_msg);
   pthread_mutex_unlock(&db->mu);
-  /* Writes made without the WAL live only in memory: write them out before closing. */
   if (unlogged) rc = db_flush_memtables(db);
   db_stop_background(db);
   if (db->wal_file) {

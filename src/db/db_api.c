@@ -54,7 +54,10 @@ MAYFLY_API int mayfly_open(const char *path, const mayfly_options *opt, mayfly_d
 MAYFLY_API int mayfly_close(mayfly_db *db) {
   if (!db) return MAYFLY_OK;
   enter(NULL);
-  return db_close(db);
+  int rc = db_close(db);
+  /* Refused, the database is still open: its handle owns the message. */
+  if (rc == MAYFLY_EBUSY) mf_error_set_owner(db);
+  return rc;
 }
 
 MAYFLY_API int mayfly_destroy(const char *path) {
@@ -65,7 +68,10 @@ MAYFLY_API int mayfly_destroy(const char *path) {
 
 #define CHECK_DB(db)                                                        \
   do {                                                                      \
-    if (!(db)) return MF_ERR(MAYFLY_EINVAL, "%s: db is NULL", __func__);     \
+    if (!(db)) {                                                            \
+      enter(NULL); /* no handle: the message is mayfly_errmsg(NULL)'s */    \
+      return MF_ERR(MAYFLY_EINVAL, "%s: db is NULL", __func__);             \
+    }                                                                       \
     enter(db);                                                              \
   } while (0)
 
@@ -205,20 +211,32 @@ MAYFLY_API int mayfly_iter_create(mayfly_db *db, const mayfly_snapshot *snap, ma
 MAYFLY_API void mayfly_iter_destroy(mayfly_iter *it) {
   if (it) db_iter_destroy(it);
 }
+/* A move can fail (a damaged block, a read error): its message belongs to the iterator's
+ * database, so the moves enter it as every call on a db does. */
 MAYFLY_API void mayfly_iter_seek_to_first(mayfly_iter *it) {
-  if (it) db_iter_seek_to_first(it);
+  if (!it) return;
+  enter(db_iter_db(it));
+  db_iter_seek_to_first(it);
 }
 MAYFLY_API void mayfly_iter_seek_to_last(mayfly_iter *it) {
-  if (it) db_iter_seek_to_last(it);
+  if (!it) return;
+  enter(db_iter_db(it));
+  db_iter_seek_to_last(it);
 }
 MAYFLY_API void mayfly_iter_seek(mayfly_iter *it, const void *key, size_t klen) {
-  if (it) db_iter_seek(it, mf_slice_make(key ? key : "", key ? klen : 0));
+  if (!it) return;
+  enter(db_iter_db(it));
+  db_iter_seek(it, mf_slice_make(key ? key : "", key ? klen : 0));
 }
 MAYFLY_API void mayfly_iter_next(mayfly_iter *it) {
-  if (it) db_iter_next(it);
+  if (!it) return;
+  enter(db_iter_db(it));
+  db_iter_next(it);
 }
 MAYFLY_API void mayfly_iter_prev(mayfly_iter *it) {
-  if (it) db_iter_prev(it);
+  if (!it) return;
+  enter(db_iter_db(it));
+  db_iter_prev(it);
 }
 MAYFLY_API int mayfly_iter_valid(const mayfly_iter *it) { return it ? db_iter_valid(it) : 0; }
 

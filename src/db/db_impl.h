@@ -163,6 +163,7 @@ struct mayfly_db {
   struct mayfly_batch group; /* the leader's merge buffer */
 
   struct mayfly_snapshot snapshots; /* list head */
+  atomic_int live_iters; /* mayfly_iters not yet destroyed: close refuses while any live */
 
   mf_thread *bg_threads[MF_MAX_BG_THREADS];
   int num_bg_threads;

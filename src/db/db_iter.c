@@ -104,11 +104,13 @@ int db_iter_create(mayfly_db *db, const struct mayfly_snapshot *snap, mayfly_ite
     return rc;
   }
   m->db = db;
+  atomic_fetch_add(&db->live_iters, 1);
   *out = m;
   return MAYFLY_OK;
 }
 
 void db_iter_destroy(mayfly_iter *m) {
+  atomic_fetch_sub(&m->db->live_iters, 1);
   iter_destroy(m->it);
   mf_buf_free(&m->blob_value);
   mf_buf_free(&m->saved_key);

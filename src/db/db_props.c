@@ -152,10 +152,10 @@ static uint64_t disk_bytes(mayfly_db *db) {
 
 MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
   if (value) *value = NULL;
+  mf_error_set_owner(db); /* NULL db: the message is mayfly_errmsg(NULL)'s */
+  mf_error_clear();
   if (!db || !name || !value)
     return MF_ERR(MAYFLY_EINVAL, "mayfly_property: db, name and value must not be NULL");
-  mf_error_set_owner(db);
-  mf_error_clear();
   mf_buf b = MF_BUF_INIT;
   int rc = MAYFLY_OK;
   if (strcmp(name, "mayfly.live-data-size-exact") == 0 ||
@@ -175,12 +175,15 @@ MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
   }
   pthread_mutex_lock(&db->mu);
   version *v = version_set_current(db->vs);
-  int level;
-  char tail;
+  static const char level_prefix[] = "mayfly.num-files-at-level";
+  const char *digits = name + sizeof level_prefix - 1;
   if (strcmp(name, "mayfly.stats") == 0) {
     rc = format_stats(db, &b);
-  } else if (sscanf(name, "mayfly.num-files-at-level%d%c", &level, &tail) == 1 &&
-             strncmp(name, "mayfly.num-files-at-level", 25) == 0) {
+  } else if (strncmp(name, level_prefix, sizeof level_prefix - 1) == 0) {
+    /* Plain decimal digits only: no sign, blank or overflow reaches a level. */
+    size_t n = strlen(digits);
+    int level = n >= 1 && n <= 2 && strspn(digits, "0123456789") == n &&
+                        (n == 1 || digits[0] != '0') ? atoi(digits) : -1;
     if (level < 0 || level >= MF_NUM_LEVELS)
       rc = MF_ERR(MAYFLY_EINVAL, "property %s: levels are 0..%d", name, MF_NUM_LEVELS - 1);
     else rc = mf_buf_appendf(&b, "%d", v->num_files[level]);

@@ -21,6 +21,7 @@
 #include "db/write_batch.h"
 #include "util/coding.h"
 #include "env/env.h"
+#include "env/env_fault.h"
 #include "mayfly.h"
 
 #define DBNAME "/db"
@@ -449,7 +450,9 @@ static void test_bad_properties(void **state) {
   const char *bad[] = {"", "mayfly.", "mayfly.nope", "stats", "mayfly.stats ",
                        "mayfly.num-files-at-level", "mayfly.num-files-at-level7",
                        "mayfly.num-files-at-level-1", "mayfly.num-files-at-level0x",
-                       "mayfly.num-files-at-level99999999999999"};
+                       "mayfly.num-files-at-level99999999999999",
+                       "mayfly.num-files-at-level 1", "mayfly.num-files-at-level+1",
+                       "mayfly.num-files-at-level01", "mayfly.num-files-at-level4294967297"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char *value = (char *)1;
     int rc = mayfly_property(db, bad[i], &value);
@@ -519,6 +522,75 @@ static void test_strerror_and_errmsg(void **state) {
   assert_non_null(mayfly_errmsg(g_db));
 }
 
+/* A failure with no database handle is mayfly_errmsg(NULL)'s, not the last db's. */
+static void test_errmsg_owner(void **state) {
+  (void)state;
+  char *value = NULL;
+  EXPECT_ERR(mayfly_property(g_db, "mayfly.nope", &value), MAYFLY_ENOTFOUND, g_db);
+  EXPECT_ERR(mayfly_put(NULL, "k", 1, "v", 1, 0), MAYFLY_EINVAL, NULL);
+  if (*mayfly_errmsg(g_db)) fail_msg("the NULL-db failure went to g_db: %s", mayfly_errmsg(g_db));
+  EXPECT_ERR(mayfly_property(g_db, "mayfly.nope", &value), MAYFLY_ENOTFOUND, g_db);
+  EXPECT_ERR(mayfly_property(NULL, "mayfly.stats", &value), MAYFLY_EINVAL, NULL);
+  if (*mayfly_errmsg(g_db)) fail_msg("the NULL-db failure went to g_db: %s", mayfly_errmsg(g_db));
+}
+
+/* Close refuses while an iterator or a snapshot of the database is alive (they point into
+ * it; their destroy and release would touch freed memory), says which, and leaves the
+ * database open and working. */
+static void test_close_with_live_handles(void **state) {
+  (void)state;
+  assert_int_equal(mayfly_put(g_db, "a", 1, "1", 1, 0), MAYFLY_OK);
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(g_db, NULL, &it), MAYFLY_OK);
+  EXPECT_ERR(mayfly_close(g_db), MAYFLY_EBUSY, g_db);
+  if (!strstr(mayfly_errmsg(g_db), "1 iterator and 0 snapshots"))
+    fail_msg("close message: %s", mayfly_errmsg(g_db));
+  mayfly_iter_seek_to_first(it);
+  assert_true(mayfly_iter_valid(it));
+  assert_int_equal(mayfly_put(g_db, "b", 1, "2", 1, 0), MAYFLY_OK);
+  mayfly_iter_destroy(it);
+
+  const mayfly_snapshot *snap = NULL;
+  assert_int_equal(mayfly_snapshot_create(g_db, &snap), MAYFLY_OK);
+  assert_int_equal(mayfly_iter_create(g_db, snap, &it), MAYFLY_OK);
+  EXPECT_ERR(mayfly_close(g_db), MAYFLY_EBUSY, g_db);
+  if (!strstr(mayfly_errmsg(g_db), "1 iterator and 1 snapshot"))
+    fail_msg("close message: %s", mayfly_errmsg(g_db));
+  mayfly_iter_destroy(it);
+  EXPECT_ERR(mayfly_close(g_db), MAYFLY_EBUSY, g_db);
+  mayfly_snapshot_release(g_db, snap);
+  expect_kv(g_db, "b", 1, "2");
+  /* teardown's close must now succeed */
+}
+
+/* MAYFLY_NO_WAL writes not yet flushed when the database went read-only cannot be written
+ * out by close: close says so (it returned MAYFLY_OK and the writes were gone). */
+static void test_close_reports_lost_unlogged_writes(void **state) {
+  (void)state;
+  mf_env *mem = NULL, *fe = NULL;
+  assert_int_equal(env_mem_create(&mem), MAYFLY_OK);
+  assert_int_equal(env_fault_create(mem, &fe), MAYFLY_OK);
+  struct mayfly_options o = opts_for(fe);
+  mayfly_db *db = NULL;
+  assert_int_equal(mayfly_open(DBNAME, &o, &db), MAYFLY_OK);
+  assert_int_equal(mayfly_put(db, "a", 1, "1", 1, MAYFLY_NO_WAL), MAYFLY_OK);
+  env_fault_set(fe, ENV_FAULT_WRITE, 1, 0, ENV_FAULT_EIO);
+  assert_int_not_equal(mayfly_put(db, "b", 1, "2", 1, 0), MAYFLY_OK);
+  env_fault_clear(fe);
+  int rc = mayfly_close(db);
+  if (rc != MAYFLY_ECLOSED) fail_msg("close: %s, expected MAYFLY_ECLOSED", mayfly_strerror(rc));
+  if (!strstr(mayfly_errmsg(NULL), "MAYFLY_NO_WAL")) fail_msg("close: %s", mayfly_errmsg(NULL));
+  /* and a clean database with no unlogged writes closes OK after the same error */
+  assert_int_equal(mayfly_open(DBNAME, &o, &db), MAYFLY_OK);
+  assert_int_equal(mayfly_put(db, "c", 1, "3", 1, 0), MAYFLY_OK);
+  env_fault_set(fe, ENV_FAULT_WRITE, 1, 0, ENV_FAULT_EIO);
+  assert_int_not_equal(mayfly_put(db, "d", 1, "4", 1, 0), MAYFLY_OK);
+  env_fault_clear(fe);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  fe->destroy(fe);
+  mem->destroy(mem);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_null_db_everywhere),
@@ -531,6 +603,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_properties, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_set_option, setup, teardown),
       cmocka_unit_test_setup_teardown(test_strerror_and_errmsg, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_errmsg_owner, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_with_live_handles, setup, teardown),
+      cmocka_unit_test(test_close_reports_lost_unlogged_writes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
