@@ -678,7 +678,8 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", mf_error_message());
     db_free(db);
-    return MF_ERR(rc, "%s", saved[0] ? saved : mayfly_strerror(rc));
+    if (!saved[0]) return MF_ERR(rc, "%s", mayfly_strerror(rc));
+    return mf_error_restore(rc, saved); /* db_free may have set another */
   }
   pthread_mutex_lock(&db->mu);
   db_schedule_work(db);

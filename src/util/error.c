@@ -19,6 +19,11 @@ int mf_error(int code, const char *file, int line, const char *fmt, ...) {
   return code;
 }
 
+int mf_error_restore(int code, const char *message) {
+  if (message != tls_message) snprintf(tls_message, sizeof tls_message, "%s", message);
+  return code;
+}
+
 const char *mf_error_message(void) { return tls_message; }
 void mf_error_clear(void) { tls_message[0] = '\0'; }
 void mf_error_set_owner(const void *handle) { tls_owner = handle; }

@@ -17,6 +17,10 @@
 int mf_error(int code, const char *file, int line, const char *fmt, ...) MF_PRINTF(4, 5);
 #define MF_ERR(code, ...) mf_error((code), __FILE__, __LINE__, __VA_ARGS__)
 
+/* Sets the calling thread's message to message as it is (a copy saved with
+ * mf_error_message, put back after cleanup that may have overwritten it); returns code. */
+int mf_error_restore(int code, const char *message);
+
 /* The calling thread's last detail message ("" when none). Valid until the thread's next
  * error or mf_error_clear. */
 const char *mf_error_message(void);
