@@ -451,7 +451,19 @@ static void test_lost_writes_left_out(void **state) {
   assert_int_equal(trace_report_summary(a, &summary), MAYFLY_OK);
   assert_int_equal(mf_buf_append(&summary, "", 1), MAYFLY_OK);
   assert_non_null(strstr(summary.data, "2 writes lost in a crash"));
+  /* d and e were written only by the lost writes: they are no user keys of the trace */
+  if (!strstr(summary.data, "; 4 user keys: 3 written once, 1 written more than once"))
+    fail_msg("summary counts keys of lost writes:\n%s", summary.data);
   mf_buf_free(&summary);
+  assert_int_equal(trace_report_write(a, mem, "/lost-out"), MAYFLY_OK);
+  mf_buf csv = MF_BUF_INIT;
+  assert_int_equal(env_read_file(mem, "/lost-out/keys.csv", &csv), MAYFLY_OK);
+  assert_int_equal(mf_buf_append(&csv, "", 1), MAYFLY_OK);
+  int rows = 0;
+  for (const char *p = csv.data; (p = strchr(p, '\n')) != NULL && p[1]; p++) rows++;
+  if (rows != 4 || strstr(csv.data, "\n64,") || strstr(csv.data, "\n65,"))
+    fail_msg("keys.csv lists keys of lost writes:\n%s", csv.data);
+  mf_buf_free(&csv);
   trace_analysis_free(a);
 }
 
