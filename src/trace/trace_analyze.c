@@ -192,6 +192,14 @@ static void drop_lost_versions(loader *l, uint64_t last_seq) {
     else a->deletes--;
     a->lost_writes++;
   }
+  /* Gets above last_seq read a state with lost writes in it; their seq comes again. */
+  size_t kept = 0;
+  for (size_t g = 0; g < l->ngets; g++) {
+    if (l->gets[g].seq <= last_seq) l->gets[kept++] = l->gets[g];
+    else a->lost_gets++;
+  }
+  a->gets_count -= l->ngets - kept;
+  l->ngets = kept;
 }
 
 /* The version loaded with seq, or UINT32_MAX (seq_map may still name a lost version's slot,

@@ -111,6 +111,10 @@ typedef struct trace_analysis {
   /* writes traced in a session that ended in a crash and not recovered (their sequence
    * numbers were above the next session's recovered last sequence): left out */
   uint64_t lost_writes;
+  /* gets traced in such a session at a sequence number above the recovered one: they read a
+   * state that included lost writes, and their sequence number is given again to other
+   * writes, so which version they read is unknown: left out (not in gets_count) */
+  uint64_t lost_gets;
 } trace_analysis;
 
 /* Called now and then while loading: what is being done, done out of total (bytes or items;

@@ -250,9 +250,10 @@ int trace_report_summary(const trace_analysis *a, mf_buf *out) {
              a->drops_by_reason[4], a->untraced_drops);
   buf_printf(out, &rc, "blobs: %" PRIu64 " placements, %" PRIu64 " relocations\n", a->placements,
              a->relocations);
-  if (a->lost_writes)
+  if (a->lost_writes || a->lost_gets)
     buf_printf(out, &rc, "left out: %" PRIu64 " writes lost in a crash (traced, then not "
-               "recovered: their sequence numbers were given again)\n", a->lost_writes);
+               "recovered: their sequence numbers were given again) and %" PRIu64 " gets that "
+               "read after them\n", a->lost_writes, a->lost_gets);
   if (a->clock_steps_back)
     buf_printf(out, &rc, "warning: the wall clock went back at %" PRIu64 " reopen(s): intervals "
                "across them are unreliable, and negative ones are reported as 0\n",
