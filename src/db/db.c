@@ -429,10 +429,10 @@ static int recover_wals(mayfly_db *db, version_edit *edit) {
 }
 
 /* Without CURRENT, is there data in dir (so a missing CURRENT is damage, not a new database)?
- * Tables, blob files and WALs holding records are data. A MANIFEST alone is not: creating a
- * database writes its first MANIFEST (and an empty WAL) before CURRENT, so a creation that
- * failed before CURRENT was in place leaves exactly those; starting over loses nothing, and
- * the leftovers are deleted as obsolete. */
+ * Tables, blob files and WALs holding records are data. A MANIFEST or an empty WAL is not:
+ * creating a database writes LOCK and LOG, then an empty WAL, then its first MANIFEST, all
+ * before CURRENT, so a creation that failed before CURRENT was in place leaves some of those;
+ * starting over loses nothing, and the leftovers are deleted as obsolete. */
 static int has_db_files(mayfly_db *db) {
   char **names = NULL;
   size_t count = 0;
@@ -704,11 +704,17 @@ int db_close(mayfly_db *db) {
                   iters == 1 ? "" : "s", snapshots, snapshots == 1 ? "" : "s");
   }
   /* Writes made without the WAL live only in memory: write them out before closing. After a
-   * background error they cannot be, and the caller must hear that they are lost. */
-  int unlogged = db->unlogged_writes && db->bg_error == MAYFLY_OK;
-  if (db->unlogged_writes && db->bg_error != MAYFLY_OK)
-    rc = MF_ERR(MAYFLY_ECLOSED, "closed with unflushed MAYFLY_NO_WAL writes lost: the database "
-                "was read-only after an earlier error: %s", db->bg_error_msg);
+   * background error they cannot be, and the caller must hear that they are lost. (No
+   * writer can be queued: close must not race calls on db.) */
+  int unlogged = db->mem_unlogged;
+  for (int i = 0; i < db->num_imm; i++) unlogged |= db->imm_unlogged[i];
+  char lost[700] = "";
+  if (unlogged && db->bg_error != MAYFLY_OK) {
+    snprintf(lost, sizeof lost, "closed with unflushed MAYFLY_NO_WAL writes lost: the database "
+             "was read-only after an earlier error: %s", db->bg_error_msg);
+    unlogged = 0;
+    rc = MAYFLY_ECLOSED;
+  }
   pthread_mutex_unlock(&db->mu);
   if (unlogged) rc = db_flush_memtables(db);
   db_stop_background(db);
@@ -718,6 +724,7 @@ int db_close(mayfly_db *db) {
   }
   db_info(db, "closed");
   db_free(db);
+  if (lost[0]) return MF_ERR(MAYFLY_ECLOSED, "%s", lost); /* not the sync's message */
   return rc;
 }
 

@@ -211,32 +211,36 @@ MAYFLY_API int mayfly_iter_create(mayfly_db *db, const mayfly_snapshot *snap, ma
 MAYFLY_API void mayfly_iter_destroy(mayfly_iter *it) {
   if (it) db_iter_destroy(it);
 }
-/* A move can fail (a damaged block, a read error): its message belongs to the iterator's
- * database, so the moves enter it as every call on a db does. */
+/* A move can fail (a damaged block, a read error), and then leaves the iterator invalid:
+ * only then is the message filed under the iterator's database, so that a move costs no
+ * more than the move itself (a scan calls next millions of times a second). */
+static void after_move(mayfly_iter *it) {
+  if (!db_iter_valid(it) && db_iter_status(it) != MAYFLY_OK) mf_error_set_owner(db_iter_db(it));
+}
 MAYFLY_API void mayfly_iter_seek_to_first(mayfly_iter *it) {
   if (!it) return;
-  enter(db_iter_db(it));
   db_iter_seek_to_first(it);
+  after_move(it);
 }
 MAYFLY_API void mayfly_iter_seek_to_last(mayfly_iter *it) {
   if (!it) return;
-  enter(db_iter_db(it));
   db_iter_seek_to_last(it);
+  after_move(it);
 }
 MAYFLY_API void mayfly_iter_seek(mayfly_iter *it, const void *key, size_t klen) {
   if (!it) return;
-  enter(db_iter_db(it));
   db_iter_seek(it, mf_slice_make(key ? key : "", key ? klen : 0));
+  after_move(it);
 }
 MAYFLY_API void mayfly_iter_next(mayfly_iter *it) {
   if (!it) return;
-  enter(db_iter_db(it));
   db_iter_next(it);
+  after_move(it);
 }
 MAYFLY_API void mayfly_iter_prev(mayfly_iter *it) {
   if (!it) return;
-  enter(db_iter_db(it));
   db_iter_prev(it);
+  after_move(it);
 }
 MAYFLY_API int mayfly_iter_valid(const mayfly_iter *it) { return it ? db_iter_valid(it) : 0; }
 

@@ -97,6 +97,7 @@ static void flush_oldest(mayfly_db *db) {
     for (int i = 1; i < db->num_imm; i++) {
       db->imm[i - 1] = db->imm[i];
       db->imm_wal_number[i - 1] = db->imm_wal_number[i];
+      db->imm_unlogged[i - 1] = db->imm_unlogged[i];
     }
     db->num_imm--;
     db->flush_count++;

@@ -396,11 +396,12 @@ static int classify(checker *c, const char *name, int type, uint64_t number) {
   return 1;
 }
 
-static int has_type(char **names, size_t count, int want) {
+/* Whether any name is one a database uses (LOCK and LOG are the first an open creates). */
+static int has_db_file(char **names, size_t count) {
   for (size_t i = 0; i < count; i++) {
     int type;
     uint64_t number;
-    if (filename_parse(names[i], &type, &number) && type == want) return 1;
+    if (filename_parse(names[i], &type, &number)) return 1;
   }
   return 0;
 }
@@ -439,11 +440,11 @@ static void run_check(checker *c, char **names, size_t count) {
   else if (rc == MAYFLY_ENOTFOUND && holds_data(c, names, count))
     problem(c, "%s/CURRENT: missing, but the directory holds tables, blob files or WAL records",
             c->dbname);
-  else if (rc == MAYFLY_ENOTFOUND && !has_type(names, count, MF_FILE_MANIFEST))
-    problem(c, "%s: not a database: no CURRENT, no MANIFEST", c->dbname);
+  else if (rc == MAYFLY_ENOTFOUND && !has_db_file(names, count))
+    problem(c, "%s: not a database: no CURRENT and no file of one", c->dbname);
   else if (rc == MAYFLY_ENOTFOUND) /* as mayfly_open decides (db.c, has_db_files) */
-    leftover(c, c->dbname, "a MANIFEST but no CURRENT and no data: a database creation that "
-             "did not finish; an open with create_if_missing starts it over");
+    leftover(c, c->dbname, "no CURRENT and no data: a database creation that did not finish; "
+             "an open with create_if_missing starts it over");
   else problem(c, "MANIFEST: %s", why(rc));
 
   /* Logs and blob files first: blob readers must be open before the tables are read. */

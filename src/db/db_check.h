@@ -22,7 +22,8 @@
  * Leftovers are reported apart, as "leftover:" lines: files the next open deletes unread,
  * which a crash (or a job a crash interrupted) leaves behind. They are tables and blob files
  * the current version does not list, WALs older than the MANIFEST's log number, MANIFESTs
- * CURRENT does not name, and temporary files. Their contents are still checked, but damage
+ * CURRENT does not name, temporary files, and, with no CURRENT and no data, whatever a
+ * database creation that did not finish left. Their contents are still checked, but damage
  * there is part of the leftover line, not a problem: nothing depends on them. After a clean
  * close there are none. A table or blob file numbered far past the file counter (a stray:
  * filename.h) is neither: the database does not touch it, and a warning says so. */

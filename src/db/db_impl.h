@@ -151,13 +151,16 @@ struct mayfly_db {
   uint64_t mem_wal_number;
   memtable *imm[MF_MAX_IMM];
   uint64_t imm_wal_number[MF_MAX_IMM];
+  int imm_unlogged[MF_MAX_IMM]; /* imm[i] holds MAYFLY_NO_WAL writes */
   int num_imm;
 
   mf_wfile *wal_file; /* the current WAL; written by the leader writer only */
   wal_writer *wal;
   uint64_t wal_number;
   int wal_dirty; /* bytes appended since the last sync */
-  int unlogged_writes; /* MAYFLY_NO_WAL writes in db->mem or db->imm */
+  /* db->mem holds (or a leader is copying into it) MAYFLY_NO_WAL writes; it moves to
+   * imm_unlogged with the memtable, and is gone when that memtable's flush is installed */
+  int mem_unlogged;
 
   db_writer *writers_head, *writers_tail;
   struct mayfly_batch group; /* the leader's merge buffer */

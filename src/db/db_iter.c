@@ -110,12 +110,13 @@ int db_iter_create(mayfly_db *db, const struct mayfly_snapshot *snap, mayfly_ite
 }
 
 void db_iter_destroy(mayfly_iter *m) {
-  atomic_fetch_sub(&m->db->live_iters, 1);
-  iter_destroy(m->it);
+  mayfly_db *db = m->db;
+  iter_destroy(m->it); /* unpins the view: needs db */
   mf_buf_free(&m->blob_value);
   mf_buf_free(&m->saved_key);
   mf_buf_free(&m->saved_value);
   free(m);
+  atomic_fetch_sub(&db->live_iters, 1); /* last: a close may proceed once it reads 0 */
 }
 
 void db_iter_seek_to_first(mayfly_iter *m) {

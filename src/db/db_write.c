@@ -77,8 +77,10 @@ static int switch_memtable(mayfly_db *db) {
   db_install_wal(db, &files);
   db->imm[db->num_imm] = db->mem;
   db->imm_wal_number[db->num_imm] = db->mem_wal_number;
+  db->imm_unlogged[db->num_imm] = db->mem_unlogged;
   db->num_imm++;
   db->mem = fresh;
+  db->mem_unlogged = 0;
   db->mem_wal_number = number;
   db_schedule_work(db);
   return MAYFLY_OK;
@@ -194,7 +196,7 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
     }
     batch_set_seq(&db->group, seq);
     uint32_t count = batch_count(group);
-    if (flags & MAYFLY_NO_WAL) db->unlogged_writes = 1;
+    if (flags & MAYFLY_NO_WAL) db->mem_unlogged = 1;
     if (rc == MAYFLY_OK) {
       pthread_mutex_unlock(&db->mu);
       rc = apply_group(db, group, flags);
@@ -249,12 +251,7 @@ int db_flush_memtables(mayfly_db *db) {
   while ((db->num_imm > 0 || db->purge_pending || db->deleting_files) &&
          db->bg_error == MAYFLY_OK)
     pthread_cond_wait(&db->bg_cv, &db->mu);
-  /* Only with no writer in the queue: a MAYFLY_NO_WAL leader sets unlogged_writes, then
-   * copies its batch into db->mem with mu released, so an empty db->mem does not mean no
-   * unlogged write is on its way (close would then skip the flush that keeps it). */
   if (db->bg_error) rc = db_closed_error(db);
-  else if (memtable_num_entries(db->mem) == 0 && db->writers_head == NULL)
-    db->unlogged_writes = 0;
   pthread_mutex_unlock(&db->mu);
   return rc;
 }

@@ -23,6 +23,8 @@
 #include "util/slice.h"
 #include "version/version_edit.h"
 #include "version/version_set.h"
+#include "wal/wal_format.h"
+#include "wal/wal_writer.h"
 
 #define DBNAME "/db"
 
@@ -379,6 +381,26 @@ static void test_no_current(void **state) {
     fail_msg("a MANIFEST alone: %llu problems, %llu leftovers:\n%s",
              (unsigned long long)problems, (unsigned long long)g_leftovers, text);
   free(text);
+
+  /* A creation stopped before its MANIFEST: LOCK, LOG and a WAL holding only its header. */
+  remove_all_but("");
+  mf_buf header = MF_BUF_INIT;
+  assert_int_equal(mf_buf_append(&header, "", 0), MAYFLY_OK);
+  write_whole(DBNAME "/LOCK", &header);
+  write_whole(DBNAME "/LOG", &header);
+  mf_wfile *w = NULL;
+  wal_writer *ww = NULL;
+  uint64_t written = 0;
+  assert_int_equal(g_env->new_writable(g_env, DBNAME "/000002.log", &w), MAYFLY_OK);
+  assert_int_equal(wal_writer_create(g_env, w, WAL_KIND_WAL, 2, &ww, &written), MAYFLY_OK);
+  wal_writer_destroy(ww);
+  assert_int_equal(g_env->close_writable(w), MAYFLY_OK);
+  problems = check(&text);
+  if (problems != 0 || g_leftovers != 1 || !has_line(text, "leftover: ", "creation that did not"))
+    fail_msg("a creation stopped before its MANIFEST: %llu problems, %llu leftovers:\n%s",
+             (unsigned long long)problems, (unsigned long long)g_leftovers, text);
+  free(text);
+  mf_buf_free(&header);
 
   remove_all_but("");
   problems = check(&text);

@@ -1101,7 +1101,7 @@ static void test_no_wal_write_during_flush(void **state) {
   int inside = 0; /* the NO_WAL leader marked its write and has not inserted it yet */
   for (int spins = 0; spins < 100000 && !inside; spins++) {
     pthread_mutex_lock(&g_db->mu);
-    inside = g_db->writers_head != NULL && g_db->unlogged_writes &&
+    inside = g_db->writers_head != NULL && g_db->mem_unlogged &&
              memtable_num_entries(g_db->mem) == 0;
     pthread_mutex_unlock(&g_db->mu);
     if (!inside) usleep(50);
