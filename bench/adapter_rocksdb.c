@@ -16,6 +16,12 @@
  *   enable_blob_files true, min_blob_size 512, blob_file_size 256MiB, blob_compression none
  *   (none|lz4|zstd), blob_file_starting_level 0, enable_blob_garbage_collection true,
  *   blob_garbage_collection_age_cutoff 0.25, blob_garbage_collection_force_threshold 1.
+ * Three more mirror what mayfly does by default where RocksDB's defaults differ:
+ *   memtable_bloom_size_ratio 0.01 (mayfly's memtable filter; RocksDB's whole-key memtable
+ *   filter of that size), bytes_per_sync 1MiB (mayfly asks the kernel to start writeback
+ *   every 1 MiB of every file; RocksDB's bytes_per_sync and wal_bytes_per_sync),
+ *   allow_mmap_reads true (mayfly reads tables through a mapping; RocksDB only copies blocks
+ *   into its cache without it).
  * mayfly's blob_gc_policy has no RocksDB counterpart (RocksDB has policy age only), so it is
  * refused like any unknown name. Pass enable_blob_files=false for plain leveled RocksDB.
  * Fixed, whatever the options say: leveled compaction. From the open settings: compression
@@ -71,6 +77,9 @@ struct rdb_settings {
   uint64_t enable_blob_garbage_collection; /* 0 or 1 */
   double blob_garbage_collection_age_cutoff;
   double blob_garbage_collection_force_threshold;
+  double memtable_bloom_size_ratio; /* mayfly's memtable filter: RocksDB's whole-key one */
+  uint64_t bytes_per_sync;          /* files and WALs; mayfly starts writeback every 1 MiB */
+  uint64_t allow_mmap_reads;        /* 0 or 1; mayfly reads tables through a mapping */
 };
 
 static const struct rdb_settings k_mayfly_defaults = {
@@ -96,6 +105,9 @@ static const struct rdb_settings k_mayfly_defaults = {
     .enable_blob_garbage_collection = 1,
     .blob_garbage_collection_age_cutoff = 0.25,
     .blob_garbage_collection_force_threshold = 1.0,
+    .memtable_bloom_size_ratio = 0.01,
+    .bytes_per_sync = 1ull << 20,
+    .allow_mmap_reads = 1,
 };
 
 /* RDB_DOUBLE is a multiplier (> 1); RDB_FRACTION a ratio in [0, 1]; RDB_COMPRESSION one of
@@ -131,6 +143,9 @@ static const struct rdb_option {
     OPT(enable_blob_garbage_collection, RDB_BOOL),
     OPT(blob_garbage_collection_age_cutoff, RDB_FRACTION),
     OPT(blob_garbage_collection_force_threshold, RDB_FRACTION),
+    OPT(memtable_bloom_size_ratio, RDB_FRACTION),
+    OPT(bytes_per_sync, RDB_SIZE),
+    OPT(allow_mmap_reads, RDB_BOOL),
 #undef OPT
 };
 #define NUM_OPTIONS (sizeof k_options / sizeof k_options[0])
@@ -342,6 +357,11 @@ static void build_options(rdb_handle *h, const struct rdb_settings *s)
   rocksdb_options_set_enable_blob_gc(o, (unsigned char)s->enable_blob_garbage_collection);
   rocksdb_options_set_blob_gc_age_cutoff(o, s->blob_garbage_collection_age_cutoff);
   rocksdb_options_set_blob_gc_force_threshold(o, s->blob_garbage_collection_force_threshold);
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, s->memtable_bloom_size_ratio);
+  rocksdb_options_set_memtable_whole_key_filtering(o, s->memtable_bloom_size_ratio > 0);
+  rocksdb_options_set_bytes_per_sync(o, s->bytes_per_sync);
+  rocksdb_options_set_wal_bytes_per_sync(o, s->bytes_per_sync);
+  rocksdb_options_set_allow_mmap_reads(o, (unsigned char)s->allow_mmap_reads);
 
   h->table_options = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_size(h->table_options, (size_t)s->block_size);
