@@ -12,6 +12,7 @@
 
 #include "blob/blob_format.h"
 #include "db/db_iter.h"
+#include "util/zalloc.h"
 
 enum { DIR_FORWARD, DIR_REVERSE };
 
@@ -96,7 +97,7 @@ static void find_prev_user_entry(mayfly_iter *m) {
 }
 
 int db_iter_create(mayfly_db *db, const struct mayfly_snapshot *snap, mayfly_iter **out) {
-  mayfly_iter *m = calloc(1, sizeof *m);
+  mayfly_iter *m = mf_zalloc(sizeof *m);
   if (!m) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   int rc = db_internal_iter_at(db, snap, &m->it, &m->seq);
   if (rc) {

@@ -10,6 +10,7 @@
 #include "blob/blob_format.h"
 #include "db/db_impl.h"
 #include "table/merger.h"
+#include "util/zalloc.h"
 
 typedef struct read_view {
   memtable *mem;
@@ -128,7 +129,7 @@ int db_internal_iter_at(mayfly_db *db, const struct mayfly_snapshot *snap, mf_it
   pthread_mutex_unlock(&db->mu);
 
   int n = 1 + p->rv.num_imm + version_num_iterators(p->rv.v);
-  mf_iter **children = calloc((size_t)n, sizeof *children);
+  mf_iter **children = mf_zalloc((size_t)n * sizeof *children);
   int rc = children ? MAYFLY_OK : MF_ERR(MAYFLY_ENOMEM, "out of memory");
   int k = 0;
   if (rc == MAYFLY_OK) {

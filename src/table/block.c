@@ -18,6 +18,7 @@
 #include "mayfly.h"
 #include "util/coding.h"
 #include "util/error.h"
+#include "util/zalloc.h"
 
 struct block {
   const char *data;
@@ -311,7 +312,7 @@ static const mf_iter_ops block_iter_ops = {bi_valid, bi_seek_to_first, bi_seek_t
                                            bi_status, bi_destroy};
 
 mf_iter *block_iter_create(block *b, mf_compare_fn cmp) {
-  block_iter *it = calloc(1, sizeof *it);
+  block_iter *it = mf_zalloc(sizeof *it);
   if (!it) return NULL;
   iter_init(&it->base, &block_iter_ops);
   it->b = b;
@@ -328,7 +329,7 @@ int block_iter_create_borrowed(const char *contents, size_t len, const char *ori
   block parsed;
   int rc = parse_block(contents, len, name, file_offset, &parsed);
   if (rc) return rc;
-  block_iter *it = calloc(1, sizeof *it);
+  block_iter *it = mf_zalloc(sizeof *it);
   if (!it) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block iterator", name);
   iter_init(&it->base, &block_iter_ops);
   it->own = parsed;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "mayfly.h"
+#include "util/zalloc.h"
 
 enum { MERGER_LINEAR_MAX = 4 };
 
@@ -229,7 +230,7 @@ static const mf_iter_ops merger_ops = {
 };
 
 mf_iter *merger_create(mf_compare_fn cmp, mf_iter **children, int n) {
-  merger *m = calloc(1, sizeof *m);
+  merger *m = mf_zalloc(sizeof *m);
   if (m && n > 0) {
     m->children = malloc(sizeof(mf_iter *) * (size_t)n);
     if (m->children && n > MERGER_LINEAR_MAX) m->heap = malloc(sizeof(int) * (size_t)n);

@@ -9,6 +9,7 @@
 
 #include "mayfly.h"
 #include "util/error.h"
+#include "util/zalloc.h"
 
 typedef struct two_level_iter {
   mf_iter base;
@@ -150,7 +151,7 @@ static const mf_iter_ops two_level_ops = {tl_valid, tl_seek_to_first, tl_seek_to
 
 mf_iter *two_level_iter_create(mf_iter *index_iter,
                                mf_iter *(*block_fn)(void *arg, mf_slice index_value), void *arg) {
-  two_level_iter *it = calloc(1, sizeof *it);
+  two_level_iter *it = mf_zalloc(sizeof *it);
   if (!it) {
     iter_destroy(index_iter);
     return NULL;

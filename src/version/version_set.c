@@ -54,6 +54,7 @@
 #include "util/coding.h"
 #include "util/error.h"
 #include "util/ikey.h"
+#include "util/zalloc.h"
 #include "version/filename.h"
 #include "wal/wal_reader.h"
 #include "wal/wal_writer.h"
@@ -777,7 +778,7 @@ static mf_iter *open_table_iter(void *arg, mf_slice index_value) {
 }
 
 mf_iter *version_concat_iter(table_cache *tc, file_meta *const *files, int num_files) {
-  file_list_iter *index = calloc(1, sizeof *index);
+  file_list_iter *index = mf_zalloc(sizeof *index);
   if (!index) return NULL;
   iter_init(&index->base, &file_list_ops);
   index->files = files;
