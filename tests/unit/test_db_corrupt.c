@@ -320,10 +320,11 @@ static void gate_set(int closed, int failing) {
   pthread_mutex_unlock(&g_gate_mu);
 }
 
-/* Damage in an older WAL: point_in_time must not replay the later WALs either (their writes
- * came after the lost record). */
-static void test_wal_corrupt_with_later_wals(void **state) {
-  (void)state;
+enum { STUCK_KEYS = 1500 };
+
+/* A database whose STUCK_KEYS puts (key i, version 1) are all in WALs, about 3 of them: every
+ * flush was held, then failed, so the MANIFEST still names the first WAL. */
+static mf_env *build_stuck_wals(void) {
   mf_env *mem = new_mem_env();
   mf_env gate = *mem;
   g_gate_base = mem;
@@ -332,18 +333,26 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   struct mayfly_options o = opts_for(&gate);
   o.write_buffer_size = 64 * 1024;
   o.max_write_buffer_number = 16;
-  enum { N = 1500 };
   gate_set(1, 0);
   mayfly_db *db = open_ok(&o);
-  for (int i = 0; i < N; i++) put_ver(db, i, 1, WAL_VLEN, 0); /* ~3 memtables */
+  for (int i = 0; i < STUCK_KEYS; i++) put_ver(db, i, 1, WAL_VLEN, 0);
   gate_set(0, 1); /* the stuck flush fails: nothing reaches a table */
   mayfly_close(db);
   gate_set(0, 0);
   char names[16][64];
-  int nwal = list_files(mem, ".log", 0, names, 16);
-  assert_true(nwal >= 3);
+  assert_true(list_files(mem, ".log", 0, names, 16) >= 3);
   assert_int_equal(list_files(mem, ".sst", 0, names, 16), 0);
-  nwal = list_files(mem, ".log", 0, names, 16);
+  return mem;
+}
+
+/* Damage in an older WAL: point_in_time must not replay the later WALs either (their writes
+ * came after the lost record). */
+static void test_wal_corrupt_with_later_wals(void **state) {
+  (void)state;
+  enum { N = STUCK_KEYS };
+  mf_env *mem = build_stuck_wals();
+  char names[16][64];
+  int nwal = list_files(mem, ".log", 0, names, 16);
 
   /* Damage record 10 of the oldest WAL that holds data; find the key it wrote. */
   mf_buf file = MF_BUF_INIT;
@@ -368,7 +377,7 @@ static void test_wal_corrupt_with_later_wals(void **state) {
   plain.wal_recovery_mode = MF_WAL_ABSOLUTE;
   open_fails(&plain, MAYFLY_ECORRUPT, names[victim_wal]);
   plain.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
-  db = open_ok(&plain);
+  mayfly_db *db = open_ok(&plain);
   expect_keys(db, 0, victim_key, 1);
   expect_keys(db, victim_key, N, 0);
   char want[1200];
@@ -386,24 +395,10 @@ static void test_wal_corrupt_with_later_wals(void **state) {
  * it and without every later WAL (their writes came after the lost ones), and says so. */
 static void test_wal_named_by_manifest_missing(void **state) {
   (void)state;
-  mf_env *mem = new_mem_env();
-  mf_env gate = *mem;
-  g_gate_base = mem;
-  gate.new_writable = gate_new_writable;
-  gate.destroy = NULL;
-  struct mayfly_options o = opts_for(&gate);
-  o.write_buffer_size = 64 * 1024;
-  o.max_write_buffer_number = 16;
-  enum { N = 1500 };
-  gate_set(1, 0);
-  mayfly_db *db = open_ok(&o);
-  for (int i = 0; i < N; i++) put_ver(db, i, 1, WAL_VLEN, 0);
-  gate_set(0, 1); /* no flush completes: the MANIFEST still names the first WAL */
-  mayfly_close(db);
-  gate_set(0, 0);
+  enum { N = STUCK_KEYS };
+  mf_env *mem = build_stuck_wals();
   char names[16][64];
   int nwal = list_files(mem, ".log", 0, names, 16);
-  assert_true(nwal >= 3);
   char path[128];
   path_of(names[0], path);
   assert_int_equal(mem->remove_file(mem, path), MAYFLY_OK);
@@ -412,7 +407,7 @@ static void test_wal_named_by_manifest_missing(void **state) {
   plain.wal_recovery_mode = MF_WAL_ABSOLUTE;
   open_fails(&plain, MAYFLY_ECORRUPT, names[0]);
   plain.wal_recovery_mode = MF_WAL_POINT_IN_TIME;
-  db = open_ok(&plain);
+  mayfly_db *db = open_ok(&plain);
   expect_keys(db, 0, N, 0);
   char want[1200];
   snprintf(want, sizeof want, "Dropped at damage: %s (missing) after 0 records, and %d later WALs",
