@@ -360,6 +360,14 @@ static int classify(checker *c, const char *name, int type, uint64_t number) {
   c->in_leftover = 0;
   if (!c->v) return 1;
   const char *what = NULL;
+  int numbered = type == MF_FILE_WAL || type == MF_FILE_TABLE || type == MF_FILE_BLOB;
+  if (numbered && number >= version_set_next_file_number(c->vs) + MF_STRAY_FILE_SPAN &&
+      !(type == MF_FILE_TABLE && find_table(c->v, number)) &&
+      !(type == MF_FILE_BLOB && version_find_blob(c->v, number))) {
+    warning(c, "%s: ignored: its number is far past the database's file counter, so the "
+            "database neither uses nor deletes it", name);
+    return 0;
+  }
   switch (type) {
     case MF_FILE_WAL:
       if (number < version_set_log_number(c->vs)) what = "an obsolete WAL, its writes are in tables";
@@ -373,11 +381,6 @@ static int classify(checker *c, const char *name, int type, uint64_t number) {
       if ((type == MF_FILE_TABLE ? find_table(c->v, number) != NULL
                                  : version_find_blob(c->v, number) != NULL))
         break;
-      if (number >= version_set_next_file_number(c->vs) + MF_STRAY_FILE_SPAN) {
-        warning(c, "%s: ignored: its number is far past the database's file counter, so the "
-                "database neither uses nor deletes it", name);
-        return 0;
-      }
       what = "not in the current version (the output of an interrupted flush, compaction or "
              "GC, or an input not deleted yet)";
       break;

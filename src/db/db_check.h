@@ -25,7 +25,7 @@
  * CURRENT does not name, temporary files, and, with no CURRENT and no data, whatever a
  * database creation that did not finish left. Their contents are still checked, but damage
  * there is part of the leftover line, not a problem: nothing depends on them. After a clean
- * close there are none. A table or blob file numbered far past the file counter (a stray:
+ * close there are none. A table, blob file or WAL numbered far past the file counter (a stray:
  * filename.h) is neither: the database does not touch it, and a warning says so. */
 #ifndef MAYFLY_DB_DB_CHECK_H
 #define MAYFLY_DB_DB_CHECK_H
