@@ -131,15 +131,40 @@ typedef struct block_iter {
   uint32_t current;       /* offset of the current entry; restarts_offset when invalid */
   uint32_t next_offset;   /* offset just past the current entry */
   uint32_t restart_index; /* restart point at or before current */
-  mf_buf key;
+  /* The current key: in key_inline until one outgrows it (most internal keys are short),
+   * so that opening a block for one seek allocates nothing for its keys. */
+  char *key;
+  size_t key_len, key_cap;
   mf_slice value;
   int status;
+  char key_inline[64];
 } block_iter;
+
+/* Appends n bytes to the current key; MAYFLY_ENOMEM leaves it as it was. */
+static int key_append(block_iter *it, const char *p, size_t n) {
+  if (n > it->key_cap - it->key_len) {
+    size_t cap = it->key_cap * 2 > it->key_len + n ? it->key_cap * 2 : it->key_len + n;
+    char *k = it->key == it->key_inline ? malloc(cap) : realloc(it->key, cap);
+    if (!k) return MAYFLY_ENOMEM;
+    if (it->key == it->key_inline) memcpy(k, it->key_inline, it->key_len);
+    it->key = k;
+    it->key_cap = cap;
+  }
+  memcpy(it->key + it->key_len, p, n);
+  it->key_len += n;
+  return MAYFLY_OK;
+}
+
+static void key_init(block_iter *it) {
+  it->key = it->key_inline;
+  it->key_len = 0;
+  it->key_cap = sizeof it->key_inline;
+}
 
 static void mark_invalid(block_iter *it) {
   it->current = it->next_offset = it->b->restarts_offset;
   it->restart_index = it->b->num_restarts;
-  it->key.len = 0;
+  it->key_len = 0;
   it->value = mf_slice_make("", 0);
 }
 
@@ -175,7 +200,7 @@ static inline const char *decode_entry(const block *b, uint32_t offset, uint32_t
 }
 
 static void seek_to_restart(block_iter *it, uint32_t index) {
-  it->key.len = 0;
+  it->key_len = 0;
   it->restart_index = index;
   it->next_offset = restart_point(it->b, index);
 }
@@ -203,16 +228,16 @@ static int parse_next(block_iter *it) {
     corrupt(it, it->current, "restart entry with shared key bytes");
     return 0;
   }
-  if (shared > it->key.len) {
+  if (shared > it->key_len) {
     corrupt(it, it->current, "entry shares more key bytes than the previous key has");
     return 0;
   }
-  it->key.len = shared;
-  if (mf_buf_append(&it->key, p, non_shared)) {
+  it->key_len = shared;
+  if (key_append(it, p, non_shared)) {
     set_error(it, MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block key", b->origin));
     return 0;
   }
-  if (it->key.len < it->min_key_len) {
+  if (it->key_len < it->min_key_len) {
     corrupt(it, it->current, "key shorter than an internal key");
     return 0;
   }
@@ -293,17 +318,20 @@ static void bi_seek(mf_iter *base, mf_slice target) {
   }
   seek_to_restart(it, left);
   while (parse_next(it)) {
-    if (it->cmp(mf_buf_slice(&it->key), target) >= 0) return;
+    if (it->cmp(mf_slice_make(it->key, it->key_len), target) >= 0) return;
   }
 }
 
-static mf_slice bi_key(const mf_iter *base) { return mf_buf_slice(&((const block_iter *)base)->key); }
+static mf_slice bi_key(const mf_iter *base) {
+  const block_iter *it = (const block_iter *)base;
+  return mf_slice_make(it->key, it->key_len);
+}
 static mf_slice bi_value(const mf_iter *base) { return ((const block_iter *)base)->value; }
 static int bi_status(const mf_iter *base) { return ((const block_iter *)base)->status; }
 
 static void bi_destroy(mf_iter *base) {
   block_iter *it = (block_iter *)base;
-  mf_buf_free(&it->key);
+  if (it->key != it->key_inline) free(it->key);
   free(it);
 }
 
@@ -315,6 +343,7 @@ mf_iter *block_iter_create(block *b, mf_compare_fn cmp) {
   block_iter *it = mf_zalloc(sizeof *it);
   if (!it) return NULL;
   iter_init(&it->base, &block_iter_ops);
+  key_init(it);
   it->b = b;
   it->cmp = cmp;
   it->status = MAYFLY_OK;
@@ -332,6 +361,7 @@ int block_iter_create_borrowed(const char *contents, size_t len, const char *ori
   block_iter *it = mf_zalloc(sizeof *it);
   if (!it) return MF_ERR(MAYFLY_ENOMEM, "%s: no memory for a block iterator", name);
   iter_init(&it->base, &block_iter_ops);
+  key_init(it);
   it->own = parsed;
   it->b = &it->own;
   it->cmp = cmp;

@@ -1,11 +1,12 @@
 /* Two-level iteration. The current sub-iterator (data) is the one named by the index entry
- * the index iterator sits on; data_handle keeps a copy of that index value so moving within
+ * the index iterator sits on; handle keeps a copy of that index value so moving within
  * one block, or seeking to a key in the block already open, does not reopen it. When data
  * runs off an end, the index moves one step and the next sub-iterator is opened, until one
  * has an entry or the index is exhausted. */
 #include "table/two_level_iter.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "mayfly.h"
 #include "util/error.h"
@@ -17,9 +18,23 @@ typedef struct two_level_iter {
   mf_iter *(*block_fn)(void *arg, mf_slice index_value);
   void *arg;
   mf_iter *data;      /* NULL when the index is not on an entry */
-  mf_buf data_handle; /* the index value data was opened from */
   int status;         /* first error seen; sticky */
+  /* The index value data was opened from: in handle_inline when it fits (a block handle is at
+   * most 20 bytes), so that opening a table for one seek allocates nothing for it. */
+  char *handle;
+  size_t handle_len;
+  char handle_inline[32];
 } two_level_iter;
+
+/* Keeps a copy of v as the handle data was opened from. MAYFLY_ENOMEM keeps none. */
+static int set_handle(two_level_iter *it, mf_slice v) {
+  if (it->handle != it->handle_inline) free(it->handle);
+  it->handle = v.len <= sizeof it->handle_inline ? it->handle_inline : malloc(v.len);
+  it->handle_len = it->handle ? v.len : 0;
+  if (!it->handle) return MAYFLY_ENOMEM;
+  memcpy(it->handle, v.data, v.len);
+  return MAYFLY_OK;
+}
 
 static void record_error(two_level_iter *it, int rc) {
   if (it->status == MAYFLY_OK) it->status = rc;
@@ -41,14 +56,14 @@ static void init_data(two_level_iter *it) {
     return;
   }
   mf_slice handle = iter_value(it->index);
-  if (it->data && mf_slice_equal(handle, mf_buf_slice(&it->data_handle))) return;
+  if (it->data && mf_slice_equal(handle, mf_slice_make(it->handle, it->handle_len))) return;
   mf_iter *data = it->block_fn(it->arg, handle);
   if (!data) {
     set_data(it, NULL);
     record_error(it, MF_ERR(MAYFLY_ENOMEM, "two-level iterator: no memory for a sub-iterator"));
     return;
   }
-  if (mf_buf_set(&it->data_handle, handle.data, handle.len)) {
+  if (set_handle(it, handle)) {
     iter_destroy(data);
     set_data(it, NULL);
     record_error(it, MF_ERR(MAYFLY_ENOMEM, "two-level iterator: no memory"));
@@ -141,7 +156,7 @@ static void tl_destroy(mf_iter *base) {
   two_level_iter *it = (two_level_iter *)base;
   iter_destroy(it->data);
   iter_destroy(it->index);
-  mf_buf_free(&it->data_handle);
+  if (it->handle != it->handle_inline) free(it->handle);
   free(it);
 }
 
@@ -157,6 +172,7 @@ mf_iter *two_level_iter_create(mf_iter *index_iter,
     return NULL;
   }
   iter_init(&it->base, &two_level_ops);
+  it->handle = it->handle_inline;
   it->index = index_iter;
   it->block_fn = block_fn;
   it->arg = arg;

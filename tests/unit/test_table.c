@@ -611,7 +611,7 @@ typedef struct blockset {
   int fail[NBLOCKS]; /* this sub-iterator reports ECORRUPT */
 } blockset;
 
-/* Index values are one byte: the block number. */
+/* Index values start with the block number, one byte (then filler). */
 static mf_iter *open_test_block(void *arg, mf_slice index_value) {
   blockset *bs = arg;
   int i = (unsigned char)index_value.data[0];
@@ -630,8 +630,7 @@ static block *block_of(block_builder *bb) {
   return b;
 }
 
-static void test_two_level_iter(void **state) {
-  (void)state;
+static void two_level_iter_with(size_t index_value_len) {
   blockset bs;
   memset(&bs, 0, sizeof bs);
   block_builder data, index;
@@ -650,8 +649,12 @@ static void test_two_level_iter(void **state) {
     }
     bs.blocks[b] = block_of(&data);
     snprintf(key, sizeof key, "k%02d~", b);
-    char id = (char)b;
-    assert_int_equal(block_builder_add(&index, mf_slice_cstr(key), mf_slice_make(&id, 1)), MAYFLY_OK);
+    char id[128];
+    assert_true(index_value_len <= sizeof id);
+    memset(id, 'h', sizeof id);
+    id[0] = (char)b;
+    assert_int_equal(block_builder_add(&index, mf_slice_cstr(key), mf_slice_make(id, index_value_len)),
+                     MAYFLY_OK);
   }
   block *index_block = block_of(&index);
 
@@ -702,6 +705,13 @@ static void test_two_level_iter(void **state) {
   block_destroy(index_block);
   block_builder_free(&data);
   block_builder_free(&index);
+}
+
+/* Index values of 1 byte, and of 100 (longer than the copy the iterator keeps inline). */
+static void test_two_level_iter(void **state) {
+  (void)state;
+  two_level_iter_with(1);
+  two_level_iter_with(100);
 }
 
 /* A table read through env_posix, whose map_readable is a real mmap: every read of every
