@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "blob/blob_cache.h"
+#include "db/db_check.h"
 #include "db/db_impl.h"
 #include "version/filename.h"
 #include "wal/wal_format.h"
@@ -437,22 +438,7 @@ static int has_db_files(mayfly_db *db) {
   char **names = NULL;
   size_t count = 0;
   if (db->env->list_dir(db->env, db->dbname, &names, &count) != MAYFLY_OK) return 0;
-  int found = 0;
-  for (size_t i = 0; i < count && !found; i++) {
-    int type;
-    uint64_t number;
-    if (!filename_parse(names[i], &type, &number)) continue;
-    if (type == MF_FILE_TABLE || type == MF_FILE_BLOB) {
-      found = 1;
-    } else if (type == MF_FILE_WAL) {
-      char *path = filename_wal(db->dbname, number);
-      uint64_t size = 0;
-      /* A WAL holding only its file header record has no writes in it. */
-      found = !path || db->env->file_size(db->env, path, &size) != MAYFLY_OK ||
-              size > WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_SIZE;
-      free(path);
-    }
-  }
+  int found = db_dir_holds_data(db->env, db->dbname, names, count);
   env_free_names(names, count);
   return found;
 }

@@ -360,10 +360,9 @@ static int classify(checker *c, const char *name, int type, uint64_t number) {
   c->in_leftover = 0;
   if (!c->v) return 1;
   const char *what = NULL;
+  /* (Recovery raises the counter past every file the version lists: none is a stray.) */
   int numbered = type == MF_FILE_WAL || type == MF_FILE_TABLE || type == MF_FILE_BLOB;
-  if (numbered && number >= version_set_next_file_number(c->vs) + MF_STRAY_FILE_SPAN &&
-      !(type == MF_FILE_TABLE && find_table(c->v, number)) &&
-      !(type == MF_FILE_BLOB && version_find_blob(c->v, number))) {
+  if (numbered && number >= version_set_next_file_number(c->vs) + MF_STRAY_FILE_SPAN) {
     warning(c, "%s: ignored: its number is far past the database's file counter, so the "
             "database neither uses nor deletes it", name);
     return 0;
@@ -409,16 +408,16 @@ static int has_db_file(char **names, size_t count) {
   return 0;
 }
 
-/* Whether the directory holds data: a table, a blob file, or a WAL longer than its header. */
-static int holds_data(checker *c, char **names, size_t count) {
+int db_dir_holds_data(mf_env *env, const char *dbname, char **names, size_t count) {
   for (size_t i = 0; i < count; i++) {
     int type;
     uint64_t number, size = 0;
     if (!filename_parse(names[i], &type, &number)) continue;
     if (type == MF_FILE_TABLE || type == MF_FILE_BLOB) return 1;
     if (type != MF_FILE_WAL) continue;
-    char *name = join(c->dbname, names[i]);
-    int has = !name || c->env->file_size(c->env, name, &size) != MAYFLY_OK ||
+    char *name = join(dbname, names[i]);
+    /* A WAL holding only its file header record has no writes in it. */
+    int has = !name || env->file_size(env, name, &size) != MAYFLY_OK ||
               size > WAL_FRAGMENT_HEADER_SIZE + WAL_FILE_HEADER_SIZE;
     free(name);
     if (has) return 1;
@@ -440,7 +439,7 @@ static void run_check(checker *c, char **names, size_t count) {
   c->vs = vs;
   rc = version_set_recover(vs);
   if (rc == MAYFLY_OK) c->v = version_set_current(vs);
-  else if (rc == MAYFLY_ENOTFOUND && holds_data(c, names, count))
+  else if (rc == MAYFLY_ENOTFOUND && db_dir_holds_data(c->env, c->dbname, names, count))
     problem(c, "%s/CURRENT: missing, but the directory holds tables, blob files or WAL records",
             c->dbname);
   else if (rc == MAYFLY_ENOTFOUND && !has_db_file(names, count))

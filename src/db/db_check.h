@@ -48,4 +48,9 @@ typedef struct db_check_counts {
  * (and, with no version to tell, every file is checked for problems: none is a leftover). */
 int db_check(const char *path, mf_env *env, FILE *report, db_check_counts *counts);
 
+/* Whether the listed names of directory dbname hold data: a table, a blob file, or a WAL
+ * with more than its header. Without CURRENT, that makes the directory a damaged database
+ * rather than a creation that did not finish (mayfly_open and db_check decide alike). */
+int db_dir_holds_data(mf_env *env, const char *dbname, char **names, size_t count);
+
 #endif
