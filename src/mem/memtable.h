@@ -5,7 +5,9 @@
  * Entries live in the memtable's arena, encoded as (in memory only, never on disk):
  *
  *   entry := varint32 ikey_len || ikey (user key || fixed64 (seq << 8 | type))
- *            || varint32 value_len || value
+ *            || varint32 value_len || value           when value_len < 256
+ *            || varint32 value_len || value's address when value_len >= 256 (the value
+ *               is in a second arena, so that a search's steps stay close together)
  *
  * ordered by ikey_compare (util/ikey.h): user key ascending, then newest first.
  *
@@ -65,8 +67,8 @@ mf_iter *memtable_iter_create(memtable *m);
 
 /* Approximate bytes used (the arena's and the filter's). Thread-safe. */
 size_t memtable_memory_usage(const memtable *m);
-/* Bytes of the arena alone (entries and skiplist links): what write_buffer_size bounds. The
- * filter is sized from write_buffer_size up front and does not grow, so counting it would
+/* Bytes of the arenas alone (entries, values, skiplist links): what write_buffer_size bounds.
+ * The filter is sized from write_buffer_size up front and does not grow, so counting it would
  * only make every memtable hold 1% less data. Thread-safe. */
 size_t memtable_data_usage(const memtable *m);
 /* Entries added, and how many of them were deletes. Thread-safe. */

@@ -2,8 +2,12 @@
  *
  * Structure: a head node of full height (SKIPLIST_MAX_HEIGHT) and nodes of random height
  * (branching factor 4: each extra level with probability 1/4). Level 0 links every node in
- * order; level i links a subsequence of level i-1. Each node holds its entry and a flexible
- * array of atomic next pointers sized to its height, all carved from the arena.
+ * order; level i links a subsequence of level i-1. A node is its array of atomic next
+ * pointers followed directly by its entry, all carved from the arena in one piece; a node
+ * pointer points at the level-0 link, the higher levels lie below it in memory (level i at
+ * link[-i]) and the entry right after it, so finding the entry needs neither the node's
+ * height nor a pointer of its own (8 bytes less per entry), and a search step that loads the
+ * link finds the key in the same or the next cache line.
  *
  * Why readers need no lock: the writer fully initializes a new node (entry and the node's own
  * next pointers) before publishing it, and publishes it with a release store into the
@@ -13,15 +17,16 @@
  * never wrong, because every higher level is a subsequence of the one below it.
  *
  * Speed: in a list of hundreds of thousands of entries nearly every step of a search is a
- * cache miss. Two things cut the cost: skiplist_reserve puts an entry right after its node, so
- * one miss brings both the links and the key the comparator reads; and each step prefetches
- * the node after the one being compared, so the next step's miss overlaps this comparison.
+ * cache miss. Two things cut the cost: the entry lies right after the level-0 link, so one
+ * miss brings both the link and the key the comparator reads; and each step prefetches the
+ * node after the one being compared, so the next step's miss overlaps this comparison.
  *
  * max_height may be read stale (relaxed): a reader that sees the new, larger value before the
  * head's new levels are linked reads NULL there (head pointers start NULL) and just drops to a
  * lower level; one that sees the old value never looks at the new levels at all. */
 #include "mem/skiplist.h"
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -31,11 +36,9 @@
 
 enum { SKIPLIST_MAX_HEIGHT = 12, SKIPLIST_BRANCHING = 4 };
 
+/* Opaque: a node pointer points at the node's level-0 link (see the top of the file). */
 typedef struct sl_node sl_node;
-struct sl_node {
-  const char *entry;
-  _Atomic(sl_node *) next[]; /* [height]; next[0] is the level-0 successor */
-};
+typedef _Atomic(sl_node *) sl_link;
 
 struct skiplist {
   skiplist_cmp_fn cmp;
@@ -48,24 +51,25 @@ struct skiplist {
   int reserved_height;
 };
 
+static sl_link *node_link(const sl_node *n, int level) { return (sl_link *)n - level; }
+
+static const char *node_entry(const sl_node *n) { return (const char *)n + sizeof(sl_link); }
+
 static sl_node *node_next(const sl_node *n, int level) {
-  return atomic_load_explicit((_Atomic(sl_node *) *)&n->next[level], memory_order_acquire);
+  return atomic_load_explicit(node_link(n, level), memory_order_acquire);
 }
 
 static void node_set_next(sl_node *n, int level, sl_node *x) {
-  atomic_store_explicit(&n->next[level], x, memory_order_release);
+  atomic_store_explicit(node_link(n, level), x, memory_order_release);
 }
 
-static size_t node_links_size(int height) {
-  return sizeof(sl_node) + sizeof(_Atomic(sl_node *)) * (size_t)height;
-}
-
-/* A node of the given height with extra bytes after its links (for skiplist_reserve). */
-static sl_node *new_node(skiplist *s, const char *entry, int height, size_t extra) {
-  sl_node *n = arena_alloc_aligned(s->arena, node_links_size(height) + extra);
-  if (!n) return NULL;
-  n->entry = entry;
-  for (int i = 0; i < height; i++) atomic_init(&n->next[i], NULL);
+/* A node of the given height with entry_size bytes for its entry after the level-0 link. */
+static sl_node *new_node(skiplist *s, int height, size_t entry_size) {
+  size_t links = sizeof(sl_link) * (size_t)height;
+  char *p = arena_alloc_aligned_to(s->arena, links + entry_size, alignof(sl_link));
+  if (!p) return NULL;
+  sl_node *n = (sl_node *)(p + links - sizeof(sl_link));
+  for (int i = 0; i < height; i++) atomic_init(node_link(n, i), NULL);
   return n;
 }
 
@@ -82,7 +86,7 @@ static int get_max_height(const skiplist *s) {
 
 /* n is the head (which sorts before everything) or a node whose entry is < target. */
 static int node_before(const skiplist *s, const sl_node *n, const char *target) {
-  return n != NULL && s->cmp(s->ctx, n->entry, target) < 0;
+  return n != NULL && s->cmp(s->ctx, node_entry(n), target) < 0;
 }
 
 /* Starts loading the node after n at level, if any, while n is being compared: in a big list
@@ -156,7 +160,7 @@ int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t se
   mf_random_seed(&s->rnd, seed);
   s->reserved = NULL;
   s->reserved_height = 0;
-  s->head = new_node(s, NULL, SKIPLIST_MAX_HEIGHT, 0);
+  s->head = new_node(s, SKIPLIST_MAX_HEIGHT, 0);
   if (!s->head) return MF_ERR(MAYFLY_ENOMEM, "skiplist: out of memory creating head");
   *out = s;
   return MAYFLY_OK;
@@ -164,34 +168,26 @@ int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t se
 
 char *skiplist_reserve(skiplist *s, size_t entry_size) {
   int height = random_height(s);
-  sl_node *n = new_node(s, NULL, height, entry_size);
+  sl_node *n = new_node(s, height, entry_size);
   if (!n) return NULL;
-  n->entry = (const char *)n + node_links_size(height);
   s->reserved = n;
   s->reserved_height = height;
-  return (char *)n + node_links_size(height);
+  return (char *)node_entry(n);
 }
 
 int skiplist_insert(skiplist *s, const char *entry) {
+  if (s->reserved == NULL || node_entry(s->reserved) != entry)
+    return MF_ERR(MAYFLY_EINVAL, "skiplist: inserted entry is not the latest reservation");
+  sl_node *x = s->reserved;
+  int height = s->reserved_height;
+  s->reserved = NULL;
   sl_node *prev[SKIPLIST_MAX_HEIGHT];
-  sl_node *x = NULL;
-  int height = 0;
-  if (s->reserved != NULL && s->reserved->entry == entry) {
-    x = s->reserved;
-    height = s->reserved_height;
-    s->reserved = NULL;
-  }
   sl_node *at = find_greater_or_equal(s, entry, prev);
   /* The comparison is already paid for by the search, so the precondition is checked in
    * every build: a duplicate would make lookups ambiguous. */
-  if (at != NULL && s->cmp(s->ctx, at->entry, entry) == 0)
+  if (at != NULL && s->cmp(s->ctx, node_entry(at), entry) == 0)
     return MF_ERR(MAYFLY_EINVAL, "skiplist: entry inserted twice");
 
-  if (x == NULL) {
-    height = random_height(s);
-    x = new_node(s, entry, height, 0);
-    if (!x) return MF_ERR(MAYFLY_ENOMEM, "skiplist: out of memory inserting a node");
-  }
   int max_height = get_max_height(s);
   if (height > max_height) {
     for (int i = max_height; i < height; i++) prev[i] = s->head;
@@ -200,7 +196,7 @@ int skiplist_insert(skiplist *s, const char *entry) {
   for (int i = 0; i < height; i++) {
     /* x is not yet reachable, so its own pointers need no ordering; the release store into
      * prev publishes x together with everything written to it above. */
-    atomic_store_explicit(&x->next[i], node_next(prev[i], i), memory_order_relaxed);
+    atomic_store_explicit(node_link(x, i), node_next(prev[i], i), memory_order_relaxed);
     node_set_next(prev[i], i, x);
   }
   return MAYFLY_OK;
@@ -208,7 +204,7 @@ int skiplist_insert(skiplist *s, const char *entry) {
 
 int skiplist_contains(const skiplist *s, const char *entry) {
   const sl_node *x = find_greater_or_equal(s, entry, NULL);
-  return x != NULL && s->cmp(s->ctx, x->entry, entry) == 0;
+  return x != NULL && s->cmp(s->ctx, node_entry(x), entry) == 0;
 }
 
 void skiplist_iter_init(skiplist_iter *it, const skiplist *s) {
@@ -218,14 +214,12 @@ void skiplist_iter_init(skiplist_iter *it, const skiplist *s) {
 
 int skiplist_iter_valid(const skiplist_iter *it) { return it->node != NULL; }
 
-const char *skiplist_iter_entry(const skiplist_iter *it) {
-  return ((const sl_node *)it->node)->entry;
-}
+const char *skiplist_iter_entry(const skiplist_iter *it) { return node_entry(it->node); }
 
 void skiplist_iter_next(skiplist_iter *it) { it->node = node_next(it->node, 0); }
 
 void skiplist_iter_prev(skiplist_iter *it) {
-  const sl_node *x = find_less_than(it->list, ((const sl_node *)it->node)->entry);
+  const sl_node *x = find_less_than(it->list, node_entry(it->node));
   it->node = (x == it->list->head) ? NULL : x;
 }
 

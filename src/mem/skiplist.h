@@ -1,10 +1,10 @@
 /* Skiplist: an ordered set of entries for the memtable, with one writer and lock-free
  * readers.
  *
- * An entry is an opaque `const char *` (the memtable points it at an encoded record in its
- * arena); order is given by the comparator. The list never copies or frees entries: an entry
- * must stay valid for as long as the list is used. Nodes are never removed, which is what
- * makes lock-free reading simple: once a reader sees a node, it stays in the list.
+ * An entry is opaque bytes written by the caller into memory the list reserves inside a new
+ * node (the memtable writes an encoded record there); order is given by the comparator.
+ * Entries die with the list's arena. Nodes are never removed, which is what makes lock-free
+ * reading simple: once a reader sees a node, it stays in the list.
  *
  * Threads: skiplist_insert needs external synchronization (at most one inserter at a time).
  * Every other function may run concurrently with that one writer and with each other, with
@@ -30,18 +30,18 @@ typedef struct skiplist skiplist;
 int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t seed,
                     skiplist **out);
 /* Allocates from the list's arena a node together with entry_size bytes for its entry, right
- * after the node's links, and returns the entry's memory: the caller writes the entry there
- * and then inserts it with skiplist_insert. A search that reaches the node then finds the
- * entry's first bytes (where comparators look) in the same or the next cache line, instead
- * of in a separate allocation: one cache miss per step instead of two. Only the latest
- * reservation is remembered; an unused one is simply wasted arena space.
+ * after the node's level-0 link, and returns the entry's memory: the caller writes the entry
+ * there and then inserts it with skiplist_insert. A search that reaches the node then finds
+ * the entry's first bytes (where comparators look) in the same or the next cache line: one
+ * cache miss per step. Only the latest reservation can be inserted; an unused one is simply
+ * wasted arena space.
  * REQUIRES: external writer lock. Returns NULL when out of memory. */
 char *skiplist_reserve(skiplist *s, size_t entry_size);
-/* Inserts entry (the pointer itself is stored): either the memory the latest skiplist_reserve
- * returned (its node is used), or any memory that outlives the list (a node is allocated).
+/* Inserts entry, which must be the memory the latest skiplist_reserve returned (written by
+ * the caller since), into the list.
  * REQUIRES: external writer lock; no entry comparing equal to entry is in the list.
- * Returns MAYFLY_OK, MAYFLY_EINVAL (an equal entry is already present) or MAYFLY_ENOMEM; on
- * error the list is unchanged. */
+ * Returns MAYFLY_OK, or MAYFLY_EINVAL when entry is not the latest reservation or an equal
+ * entry is already present (the list is unchanged and the reservation is used up). */
 int skiplist_insert(skiplist *s, const char *entry);
 /* 1 when an entry comparing equal to entry is in the list, else 0. */
 int skiplist_contains(const skiplist *s, const char *entry);

@@ -94,7 +94,10 @@ void *arena_alloc(mf_arena *a, size_t n) {
 }
 
 void *arena_alloc_aligned(mf_arena *a, size_t n) {
-  const size_t align = alignof(max_align_t);
+  return arena_alloc_aligned_to(a, n, alignof(max_align_t));
+}
+
+void *arena_alloc_aligned_to(mf_arena *a, size_t n, size_t align) {
   if (n == 0) n = 1;
   size_t misalign = (uintptr_t)a->alloc_ptr & (align - 1);
   size_t pad = misalign ? align - misalign : 0;

@@ -32,6 +32,9 @@ void arena_destroy(mf_arena *a);
 void *arena_alloc(mf_arena *a, size_t n);
 /* As arena_alloc, but aligned to alignof(max_align_t) (which covers pointers and atomics). */
 void *arena_alloc_aligned(mf_arena *a, size_t n);
+/* As arena_alloc, but aligned to align, a power of two no larger than alignof(max_align_t)
+ * (smaller alignments waste less padding between small objects). */
+void *arena_alloc_aligned_to(mf_arena *a, size_t n, size_t align);
 /* Bytes the arena holds from malloc (block sizes plus per-block headers). Grows
  * monotonically. Safe to call from any thread concurrently with allocation. */
 size_t arena_memory_usage(const mf_arena *a);

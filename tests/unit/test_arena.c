@@ -55,10 +55,15 @@ static void test_random_allocations(void **state) {
       n = mf_random_uniform(&rnd, 1025); /* up to the large-request boundary */
     else
       n = mf_random_uniform(&rnd, 64);
-    int aligned = mf_random_uniform(&rnd, 2) == 0;
-    unsigned char *p = aligned ? arena_alloc_aligned(a, n) : arena_alloc(a, n);
+    /* 0: unaligned; 1: max_align_t; 2: a random smaller power of two */
+    int aligned = (int)mf_random_uniform(&rnd, 3);
+    size_t align = aligned == 1 ? alignof(max_align_t)
+                                : (size_t)1 << mf_random_uniform(&rnd, 4); /* 1..8 */
+    unsigned char *p = aligned == 0   ? arena_alloc(a, n)
+                       : aligned == 1 ? arena_alloc_aligned(a, n)
+                                      : arena_alloc_aligned_to(a, n, align);
     assert_non_null(p);
-    if (aligned) assert_int_equal((uintptr_t)p % alignof(max_align_t), 0);
+    if (aligned) assert_int_equal((uintptr_t)p % align, 0);
     memset(p, (int)(i & 0xff), n);
     recs[i].p = p;
     recs[i].n = n;
@@ -114,6 +119,12 @@ static void test_usage_and_large(void **state) {
   void *al = arena_alloc_aligned(a, 24);
   assert_int_equal((uintptr_t)al % alignof(max_align_t), 0);
   assert_int_equal((uintptr_t)al % sizeof(void *), 0);
+  /* Pointer-aligned after an odd-sized allocation: padded to 8, not to max_align_t. */
+  char *odd = arena_alloc(a, 3);
+  assert_non_null(odd);
+  char *w = arena_alloc_aligned_to(a, 8, sizeof(void *));
+  assert_int_equal((uintptr_t)w % sizeof(void *), 0);
+  assert_true(w - odd < (ptrdiff_t)(3 + sizeof(void *)));
   arena_destroy(a);
   arena_destroy(NULL);
 }

@@ -423,6 +423,63 @@ static void test_concurrent_get(void **state) {
   memtable_unref(st.mem);
 }
 
+/* Values from 0 to 600 bytes, across the length at which a value moves out of line into the
+ * value arena: each reads back whole through get and the iterator, in key order, and the
+ * memory counted covers every value byte with little overhead per entry. */
+static void test_value_lengths(void **state) {
+  (void)state;
+  mf_random rnd;
+  mf_random_seed(&rnd, seed);
+  memtable *m;
+  assert_int_equal(memtable_create(64 * 1024, 0, &m), MAYFLY_OK);
+  size_t before = memtable_data_usage(m);
+  enum { N = 2000, MAXV = 600 };
+  static char values[N][MAXV];
+  size_t lens[N], value_bytes = 0;
+  for (int i = 0; i < N; i++) {
+    /* Every length near the boundary, then random ones. */
+    lens[i] = i < 40 ? (size_t)(236 + i) : (size_t)mf_random_uniform(&rnd, MAXV + 1);
+    for (size_t j = 0; j < lens[i]; j++) values[i][j] = (char)(mf_random_next(&rnd) & 0xff);
+    value_bytes += lens[i];
+    char key[16];
+    int n = snprintf(key, sizeof key, "key%06d", i);
+    int type = i % 3 == 0 ? MF_TYPE_BLOB_INDEX : MF_TYPE_VALUE;
+    assert_int_equal(memtable_add(m, (uint64_t)i + 1, type, mf_slice_make(key, (size_t)n),
+                                  mf_slice_make(values[i], lens[i])),
+                     MAYFLY_OK);
+  }
+  size_t used = memtable_data_usage(m) - before;
+  assert_true(used >= value_bytes);
+  /* key (9 B) + 8 B trailer + two varints + links + a value address + block tails */
+  assert_true(used <= value_bytes + (size_t)N * 64);
+
+  mf_buf v = MF_BUF_INIT;
+  for (int i = 0; i < N; i++) {
+    char key[16];
+    int n = snprintf(key, sizeof key, "key%06d", i);
+    int type;
+    uint64_t seq;
+    assert_int_equal(memtable_get(m, mf_slice_make(key, (size_t)n), MF_MAX_SEQ, &type, &seq, &v),
+                     MAYFLY_OK);
+    assert_int_equal(type, i % 3 == 0 ? MF_TYPE_BLOB_INDEX : MF_TYPE_VALUE);
+    assert_int_equal(v.len, lens[i]);
+    if (lens[i]) assert_memory_equal(v.data, values[i], lens[i]);
+  }
+  mf_iter *it = memtable_iter_create(m);
+  assert_non_null(it);
+  int i = 0;
+  for (iter_seek_to_first(it); iter_valid(it); iter_next(it), i++) {
+    assert_true(i < N);
+    mf_slice got = iter_value(it);
+    assert_int_equal(got.len, lens[i]);
+    if (lens[i]) assert_memory_equal(got.data, values[i], lens[i]);
+  }
+  assert_int_equal(i, N);
+  iter_destroy(it);
+  mf_buf_free(&v);
+  memtable_unref(m);
+}
+
 /* The filter's bytes count as memtable memory (so write_buffer_size bounds both), and a
  * request under one block makes no filter. */
 static void test_filter_memory(void **state) {
@@ -467,6 +524,7 @@ int main(void) {
       cmocka_unit_test_prestate(test_random_model, &filter_roomy),
       cmocka_unit_test_prestate(test_concurrent_get, &filter_none),
       cmocka_unit_test_prestate(test_concurrent_get, &filter_roomy),
+      cmocka_unit_test(test_value_lengths),
       cmocka_unit_test(test_filter_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* Skiplist tests: order, contains, seek and prev against a sorted array; one writer racing
- * two or more lock-free readers; entries in nodes from skiplist_reserve and in separate
- * memory, mixed. Randomized: prints its seed; set MAYFLY_TEST_SEED to replay. */
+ * two or more lock-free readers; only the latest reservation can be inserted. Randomized:
+ * prints its seed; set MAYFLY_TEST_SEED to replay. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,8 +32,8 @@ static int key_cmp(void *ctx, const char *a, const char *b) {
   return (x > y) - (x < y);
 }
 
-/* With reserve, the entry is written into a node from skiplist_reserve (the memtable's way);
- * else into plain arena memory, for which insert allocates the node. */
+/* With reserve, the entry is written into a node from skiplist_reserve, the one way to insert;
+ * else into plain arena memory, which insert must refuse. */
 static const char *make_entry(mf_arena *a, skiplist *s, uint64_t key, int reserve) {
   char *p = reserve ? skiplist_reserve(s, 16) : arena_alloc(a, 16);
   assert_non_null(p);
@@ -102,14 +102,22 @@ static void test_against_sorted_array(void **state) {
     uint64_t k = mf_random_uniform(&rnd, 4 * N) * 2;
     char probe[8];
     encode_fixed64(probe, k);
-    int reserve = (int)mf_random_uniform(&rnd, 2);
-    if (mf_random_uniform(&rnd, 50) == 0) /* a reservation never used: it is just dropped */
-      (void)make_entry(a, s, k + 1, 1);
+    if (mf_random_uniform(&rnd, 50) == 0) { /* a reservation never used: it is just dropped */
+      const char *dropped = make_entry(a, s, k + 1, 1);
+      if (mf_random_uniform(&rnd, 2) == 0) { /* and cannot be inserted once superseded */
+        (void)make_entry(a, s, k + 1, 1);
+        assert_int_equal(skiplist_insert(s, dropped), MAYFLY_EINVAL);
+      }
+    }
+    if (mf_random_uniform(&rnd, 50) == 0) /* memory not from skiplist_reserve is refused */
+      assert_int_equal(skiplist_insert(s, make_entry(a, s, k, 0)), MAYFLY_EINVAL);
     if (skiplist_contains(s, probe)) {
-      assert_int_equal(skiplist_insert(s, make_entry(a, s, k, reserve)), MAYFLY_EINVAL);
+      const char *dup = make_entry(a, s, k, 1);
+      assert_int_equal(skiplist_insert(s, dup), MAYFLY_EINVAL);
+      assert_int_equal(skiplist_insert(s, dup), MAYFLY_EINVAL); /* the reservation is used up */
       continue;
     }
-    assert_int_equal(skiplist_insert(s, make_entry(a, s, k, reserve)), MAYFLY_OK);
+    assert_int_equal(skiplist_insert(s, make_entry(a, s, k, 1)), MAYFLY_OK);
     assert_true(skiplist_contains(s, probe));
     keys[n++] = k;
   }
@@ -201,7 +209,7 @@ static void *writer_main(void *arg) {
   conc_state *st = arg;
   for (size_t i = 0; i < CONC_KEYS; i++) {
     atomic_store_explicit(&st->started, i + 1, memory_order_release);
-    const char *e = make_entry(st->arena, st->list, st->insert_order[i], i % 4 != 0);
+    const char *e = make_entry(st->arena, st->list, st->insert_order[i], 1);
     if (skiplist_insert(st->list, e) != MAYFLY_OK) atomic_fetch_add(&st->failures, 1);
     atomic_store_explicit(&st->completed, i + 1, memory_order_release);
   }
