@@ -1,6 +1,6 @@
 /* Memtable over a skiplist of arena-encoded entries; see memtable.h for the contract.
  *
- * The skiplist stores pointers to encoded entries and compares them with entry_compare,
+ * Each encoded entry lives inside its skiplist node; the list compares entries with entry_compare,
  * which decodes the ikey length prefix and applies ikey_compare. Lookups and iterator seeks
  * therefore build a probe in the same encoding (varint32 length || ikey; the value part is
  * never looked at by the comparator, so the probe omits it).
@@ -222,7 +222,7 @@ int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slic
   if (m->filter) filter_add(m, user_key);
 
   int rc = skiplist_insert(m->list, entry);
-  if (rc) return rc; /* the node and entry bytes are wasted, which is harmless */
+  if (rc) return rc; /* the node, entry and value bytes are wasted, which is harmless */
   atomic_fetch_add_explicit(&m->num_entries, 1, memory_order_relaxed);
   if (type == MF_TYPE_DELETE)
     atomic_fetch_add_explicit(&m->num_deletes, 1, memory_order_relaxed);

@@ -2,7 +2,7 @@
  *
  * Each add stores one version (user key, seq, type, value); nothing is ever overwritten or
  * removed, so a memtable holds every version written to it until it is flushed and freed.
- * Entries live in the memtable's arena, encoded as (in memory only, never on disk):
+ * Entries live in the memtable's arenas, encoded as (in memory only, never on disk):
  *
  *   entry := varint32 ikey_len || ikey (user key || fixed64 (seq << 8 | type))
  *            || varint32 value_len || value           when value_len < 256
@@ -13,7 +13,7 @@
  *
  * Lifetime: reference counted. memtable_create returns one reference; whoever holds a pointer
  * (the db's active/immutable slots, readers, iterators) holds a reference and drops it with
- * memtable_unref; the last unref frees the arena and every entry.
+ * memtable_unref; the last unref frees the arenas and every entry.
  *
  * Threads: memtable_add needs external synchronization (one writer at a time: the db's write
  * path). memtable_get, iterators and the counters run concurrently with that writer and each
@@ -30,7 +30,7 @@
 
 typedef struct memtable memtable;
 
-/* Creates an empty memtable with one reference (the caller's), whose arena allocates blocks
+/* Creates an empty memtable with one reference (the caller's), whose arenas allocate blocks
  * of arena_block_size bytes (see util/arena.h; 0: the arena's default). filter_bytes > 0
  * gives it a bloom filter over the user keys of about that many bytes (rounded down to
  * 64-byte blocks; under 64 bytes: none), which lets memtable_get answer for most absent keys
@@ -47,7 +47,8 @@ void memtable_unref(memtable *m);
  * MF_TYPE_DELETE (value ignored, stored empty) or MF_TYPE_BLOB_INDEX.
  * REQUIRES: external writer lock; (user_key, seq, type) not already present.
  * Returns MAYFLY_OK, MAYFLY_EINVAL (bad type/seq, key or value longer than 4 GiB, duplicate)
- * or MAYFLY_ENOMEM; on error the memtable is unchanged. */
+ * or MAYFLY_ENOMEM; on error the memtable holds the same entries as before (the bytes it
+ * had already copied stay allocated, so memtable_data_usage may have grown). */
 int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value);
 
 /* Finds the newest version of user_key with seq <= snapshot_seq (values above MF_MAX_SEQ
@@ -65,7 +66,7 @@ int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *typ
  * (iter_destroy). NULL on ENOMEM. */
 mf_iter *memtable_iter_create(memtable *m);
 
-/* Approximate bytes used (the arena's and the filter's). Thread-safe. */
+/* Approximate bytes used (the arenas' and the filter's). Thread-safe. */
 size_t memtable_memory_usage(const memtable *m);
 /* Bytes of the arenas alone (entries, values, skiplist links): what write_buffer_size bounds.
  * The filter is sized from write_buffer_size up front and does not grow, so counting it would

@@ -40,8 +40,9 @@ char *skiplist_reserve(skiplist *s, size_t entry_size);
 /* Inserts entry, which must be the memory the latest skiplist_reserve returned (written by
  * the caller since), into the list.
  * REQUIRES: external writer lock; no entry comparing equal to entry is in the list.
- * Returns MAYFLY_OK, or MAYFLY_EINVAL when entry is not the latest reservation or an equal
- * entry is already present (the list is unchanged and the reservation is used up). */
+ * Returns MAYFLY_OK, or MAYFLY_EINVAL when entry is not the latest reservation (which stays
+ * reserved) or an equal entry is already present (the reservation is used up); on error the
+ * list is unchanged. */
 int skiplist_insert(skiplist *s, const char *entry);
 /* 1 when an entry comparing equal to entry is in the list, else 0. */
 int skiplist_contains(const skiplist *s, const char *entry);

@@ -5,8 +5,8 @@
  * tail. A request that does not fit in the tail either gets its own block (when it is larger
  * than a quarter block, so the tail stays usable for the small requests that follow) or
  * starts a fresh block of block_size (abandoning the old tail, at most a quarter block of
- * waste per block since larger requests never come here). Every block's payload starts at max_align_t alignment because malloc returns
- * such memory and the header is padded to it. */
+ * waste per block since larger requests never come here). Every block's payload starts at
+ * max_align_t alignment because malloc returns such memory and the header is padded to it. */
 #include "util/arena.h"
 
 #include <stdalign.h>
@@ -98,6 +98,9 @@ void *arena_alloc_aligned(mf_arena *a, size_t n) {
 }
 
 void *arena_alloc_aligned_to(mf_arena *a, size_t n, size_t align) {
+  /* Anything but a power of two up to max_align_t gets max_align_t, which blocks guarantee. */
+  if (align == 0 || (align & (align - 1)) != 0 || align > alignof(max_align_t))
+    align = alignof(max_align_t);
   if (n == 0) n = 1;
   size_t misalign = (uintptr_t)a->alloc_ptr & (align - 1);
   size_t pad = misalign ? align - misalign : 0;

@@ -166,6 +166,7 @@ static void test_empty_key_and_large(void **state) {
   assert_true(ikey_parse(iter_key(it), &p));
   assert_true(p.seq == 3);
   assert_int_equal(iter_value(it).len, big_len);
+  assert_memory_equal(iter_value(it).data, big, big_len);
   mf_buf_free(&target);
   iter_destroy(it);
 
@@ -357,20 +358,30 @@ typedef struct conc_state {
   atomic_int failures;
 } conc_state;
 
-/* Deterministic workload: seq s writes key (s % CONC_KEYS) with value "s". */
+/* Deterministic workload: seq s writes key (s % CONC_KEYS) with value "s", padded with dots
+ * to 300 bytes for even s (so half the values are stored inline and half out of line). */
 static void conc_key(uint64_t seq, char *key, size_t *klen) {
   *klen = (size_t)snprintf(key, 16, "key%04llu", (unsigned long long)(seq % CONC_KEYS));
+}
+
+enum { CONC_VALUE_MAX = 300 };
+
+static size_t conc_value(uint64_t seq, char *value) {
+  int n = snprintf(value, CONC_VALUE_MAX, "%llu", (unsigned long long)seq);
+  if (seq % 2 != 0) return (size_t)n;
+  memset(value + n, '.', CONC_VALUE_MAX - (size_t)n);
+  return CONC_VALUE_MAX;
 }
 
 static void *conc_writer(void *arg) {
   conc_state *st = arg;
   for (uint64_t seq = 1; seq <= CONC_OPS; seq++) {
-    char key[16], value[24];
+    char key[16], value[CONC_VALUE_MAX];
     size_t klen;
     conc_key(seq, key, &klen);
-    int vlen = snprintf(value, sizeof value, "%llu", (unsigned long long)seq);
+    size_t vlen = conc_value(seq, value);
     if (memtable_add(st->mem, seq, MF_TYPE_VALUE, mf_slice_make(key, klen),
-                     mf_slice_make(value, (size_t)vlen)) != MAYFLY_OK)
+                     mf_slice_make(value, vlen)) != MAYFLY_OK)
       atomic_fetch_add(&st->failures, 1);
     atomic_store_explicit(&st->published, seq, memory_order_release);
   }
@@ -393,10 +404,10 @@ static void *conc_reader(void *arg) {
     int type;
     uint64_t seq;
     int rc = memtable_get(st->mem, mf_slice_make(key, klen), snap, &type, &seq, &v);
-    char expect[24];
-    int elen = snprintf(expect, sizeof expect, "%llu", (unsigned long long)want);
+    char expect[CONC_VALUE_MAX];
+    size_t elen = conc_value(want, expect);
     if (rc != MAYFLY_OK || seq != want || type != MF_TYPE_VALUE ||
-        !mf_slice_equal(mf_buf_slice(&v), mf_slice_make(expect, (size_t)elen))) {
+        !mf_slice_equal(mf_buf_slice(&v), mf_slice_make(expect, elen))) {
       fprintf(stderr, "reader: get(%.*s, %llu) rc %d seq %llu\n", (int)klen, key,
               (unsigned long long)snap, rc, (unsigned long long)seq);
       atomic_fetch_add(&st->failures, 1);
@@ -475,6 +486,33 @@ static void test_value_lengths(void **state) {
     if (lens[i]) assert_memory_equal(got.data, values[i], lens[i]);
   }
   assert_int_equal(i, N);
+  /* Backward from the last entry, and a seek to each key followed by a step back. */
+  i = N - 1;
+  for (iter_seek_to_last(it); iter_valid(it); iter_prev(it), i--) {
+    assert_true(i >= 0);
+    mf_slice got = iter_value(it);
+    assert_int_equal(got.len, lens[i]);
+    if (lens[i]) assert_memory_equal(got.data, values[i], lens[i]);
+  }
+  assert_int_equal(i, -1);
+  mf_buf target = MF_BUF_INIT;
+  for (i = 1; i < N; i += 7) {
+    char key[16];
+    int n = snprintf(key, sizeof key, "key%06d", i);
+    mf_buf_clear(&target);
+    assert_int_equal(
+        ikey_append(&target, mf_slice_make(key, (size_t)n), MF_MAX_SEQ, MF_TYPE_FOR_SEEK),
+        MAYFLY_OK);
+    iter_seek(it, mf_buf_slice(&target));
+    assert_true(iter_valid(it));
+    assert_int_equal(iter_value(it).len, lens[i]);
+    if (lens[i]) assert_memory_equal(iter_value(it).data, values[i], lens[i]);
+    iter_prev(it);
+    assert_true(iter_valid(it));
+    assert_int_equal(iter_value(it).len, lens[i - 1]);
+    if (lens[i - 1]) assert_memory_equal(iter_value(it).data, values[i - 1], lens[i - 1]);
+  }
+  mf_buf_free(&target);
   iter_destroy(it);
   mf_buf_free(&v);
   memtable_unref(m);
