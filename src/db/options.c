@@ -172,10 +172,11 @@ static const struct option_desc option_table[] = {
                   "Policy age: the oldest fraction of blob files whose live blobs compaction "
                   "relocates."),
     DOUBLE_OPTION(blob_garbage_collection_force_threshold, "1", 0, 1, RUNTIME,
-                  "Policy age: when the garbage ratio of the oldest blob files (those within "
-                  "the age cutoff) reaches this, the tables linked to the oldest blob file are "
-                  "compacted (forced GC); 1 turns forcing off. Policy group: the garbage ratio "
-                  "at which a group is collected."),
+                  "Policy age: when the garbage ratio of the oldest batch of blob files (the "
+                  "oldest file and the files after it that no table links to; it must lie "
+                  "within the age cutoff) reaches this, the tables linked to the oldest blob "
+                  "file are compacted (forced GC); 1 turns forcing off. Policy group: the "
+                  "garbage ratio at which a group is collected."),
     ENUM_OPTION(blob_gc_policy, "age", "age|group", RUNTIME,
                 "How blob garbage is reclaimed: age relocates blobs from the oldest files "
                 "during compaction (RocksDB's integrated BlobDB); group keeps each flush's "

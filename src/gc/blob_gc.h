@@ -33,8 +33,11 @@
  * nothing is old (GC off, policy not age, or the cutoff rounds down to no file). */
 uint64_t gc_age_cutoff_number(const version *v, const struct mayfly_options *o);
 
-/* Forced GC: when due, sets *file and *level to a table linked to the oldest blob file and
- * returns 1; else 0. */
+/* Forced GC (RocksDB's rule): due when the oldest batch of blob files (the oldest file and
+ * the files after it that no table links to) lies within the age cutoff and at least
+ * force_threshold of its bytes are garbage. Then sets *file and *level to a table linked to
+ * the oldest file (shallowest level first; a table is linked to the file that is its oldest
+ * blob reference) and returns 1; else 0. */
 int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta **file,
                    int *level);
 

@@ -111,11 +111,12 @@ static void test_forced_pick_rules(void **state) {
   f.metas[0].garbage_count = 8;
   f.metas[0].garbage_bytes = 800;
 
-  /* cutoff 0.5: files 10 and 20 together hold 900 of 2000 bytes as garbage (45%). */
-  o = gc_opts(0.5, 0.44);
+  /* cutoff 0.5: file 20 has a table of its own, so the oldest batch is file 10 alone, and
+   * file 20's garbage does not dilute it. */
+  o = gc_opts(0.5, 0.8);
   assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1);
   assert_ptr_equal(file, l2);
-  o = gc_opts(0.5, 0.46);
+  o = gc_opts(0.5, 0.81);
   assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
   /* Cutoff rounding to no old file, or GC off: never forced. */
   o = gc_opts(0.2, 0.0);
@@ -146,6 +147,66 @@ static void test_forced_pick_rules(void **state) {
   assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1);
   assert_ptr_equal(file, l0);
   assert_int_equal(level, 0);
+}
+
+/* The oldest batch (RocksDB's rule): the oldest file and the files after it that no table
+ * links to; it must lie within the cutoff, and only its garbage counts. */
+static void test_forced_oldest_batch(void **state) {
+  (void)state;
+  static fake_version f;
+  file_meta *file = NULL;
+  int level = -1;
+  /* Files 10..40, each linked to a table. File 10 has no garbage, file 20 is 90% garbage:
+   * nothing is forced (summing both would give 45% and rewrite file 10's live blobs). */
+  fake_init(&f, 4);
+  f.metas[1].garbage_count = 9;
+  f.metas[1].garbage_bytes = 900;
+  file_meta *t10 = fake_table(&f, 1, 100, 10, 10);
+  fake_table(&f, 1, 101, 20, 20);
+  fake_table(&f, 1, 102, 30, 30);
+  fake_table(&f, 1, 103, 40, 40);
+  struct mayfly_options o = gc_opts(0.5, 0.4);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
+  /* File 10 80% garbage, the rest none, cutoff 1.0: forced (80% of the batch, though only
+   * 20% of all old bytes). */
+  f.metas[1].garbage_count = 0;
+  f.metas[1].garbage_bytes = 0;
+  f.metas[0].garbage_count = 8;
+  f.metas[0].garbage_bytes = 800;
+  o = gc_opts(1.0, 0.5);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1);
+  assert_ptr_equal(file, t10);
+  assert_int_equal(level, 1);
+
+  /* File 20 linked to no table joins file 10's batch: (800 + 200) / 2000 = 50%. */
+  fake_init(&f, 4);
+  f.metas[0].garbage_count = 8;
+  f.metas[0].garbage_bytes = 800;
+  f.metas[1].garbage_count = 2;
+  f.metas[1].garbage_bytes = 200;
+  t10 = fake_table(&f, 2, 100, 10, 20);
+  fake_table(&f, 1, 102, 30, 40);
+  o = gc_opts(0.5, 0.5);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1);
+  assert_ptr_equal(file, t10);
+  o = gc_opts(0.5, 0.51);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
+  /* With cutoff 0.25 the batch (files 10 and 20) runs past the one old file: not forced,
+   * however much garbage file 10 holds. */
+  f.metas[0].garbage_count = 10;
+  f.metas[0].garbage_bytes = 1000;
+  o = gc_opts(0.25, 0.1);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0);
+  /* A batch reaching the newest file is within any cutoff that covers it. */
+  fake_init(&f, 2);
+  f.metas[0].garbage_count = 5;
+  f.metas[0].garbage_bytes = 500;
+  t10 = fake_table(&f, 3, 100, 10, 20);
+  o = gc_opts(1.0, 0.25);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 1); /* 500 of 2000 */
+  assert_ptr_equal(file, t10);
+  o = gc_opts(0.5, 0.25);
+  assert_int_equal(gc_pick_forced(&f.v, &o, &file, &level), 0); /* file 20 is not old */
 }
 
 /* The picker turns a due forced GC of a level >= 1 table into an in-place compaction of
@@ -440,7 +501,10 @@ static void forced_gc_check_values(mayfly_db *db) {
 
 /* force_threshold 0.3 with the oldest file at 80% garbage: background work compacts the
  * linked table (no write or manual compaction needed beyond the option change), the file's
- * live blobs are relocated and the file leaves the version and the disk. */
+ * live blobs are relocated and the file leaves the version and the disk. The newer file has
+ * no table of its own, so it is in the oldest batch: the batch is 34160 of 76860 bytes
+ * garbage (44%), and the cutoff must cover both files (1.0; at 0.5 the batch runs past it
+ * and nothing is forced), so the compaction relocates the newer file's blobs as well. */
 static void test_forced_gc_collects_oldest_file(void **state) {
   (void)state;
   struct mayfly_options o = base_opts();
@@ -450,6 +514,9 @@ static void test_forced_gc_collects_oldest_file(void **state) {
   set_opt(db, "blob_garbage_collection_age_cutoff", "0.5");
   set_opt(db, "blob_garbage_collection_force_threshold", "0.3");
   set_opt(db, "enable_blob_garbage_collection", "true");
+  ok(db, mayfly_wait_idle(db), "wait_idle");
+  assert_int_equal(stat_counter(db, "Forced-GC compactions: "), 0); /* batch past the cutoff */
+  set_opt(db, "blob_garbage_collection_age_cutoff", "1.0");
   ok(db, mayfly_wait_idle(db), "wait_idle");
   /* Some ordinary activity, in case the engine only looks after a flush. */
   put_val(db, 1000, 1, 50);
@@ -465,14 +532,14 @@ static void test_forced_gc_collects_oldest_file(void **state) {
   int n = blob_lines(db, l, 8);
   if (find_line(l, n, f1)) fail_msg("forced GC ran but blob file #%" PRIu64 " is still live", f1);
   assert_false(blob_on_disk(f1));
-  assert_int_equal(stat_counter(db, "Relocated blobs: "), 20);
+  assert_int_equal(stat_counter(db, "Relocated blobs: "), 100); /* 20 + the newer file's 80 */
   forced_gc_check_values(db);
   expect_blobs_match_disk(db);
   close_db(db);
 }
 
-/* Threshold 1 (and a threshold above the garbage ratio): no forced compactions; the file
- * stays with its garbage. */
+/* Threshold 1 (and a threshold above the oldest batch's garbage ratio, 44%): no forced
+ * compactions; the file stays with its garbage. */
 static void test_forced_gc_threshold_not_reached(void **state) {
   (void)state;
   static const char *const thresholds[] = {"1.0", "0.9"};
@@ -480,7 +547,7 @@ static void test_forced_gc_threshold_not_reached(void **state) {
     struct mayfly_options o = base_opts();
     mayfly_db *db = open_db(&o);
     uint64_t f1 = forced_gc_setup(db);
-    set_opt(db, "blob_garbage_collection_age_cutoff", "0.5");
+    set_opt(db, "blob_garbage_collection_age_cutoff", "1.0");
     set_opt(db, "blob_garbage_collection_force_threshold", thresholds[t]);
     set_opt(db, "enable_blob_garbage_collection", "true");
     put_val(db, 1000, 1, 50);
@@ -629,6 +696,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_age_cutoff_number),
       cmocka_unit_test(test_forced_pick_rules),
+      cmocka_unit_test(test_forced_oldest_batch),
       cmocka_unit_test(test_forced_pick_compaction),
       cmocka_unit_test(test_meter),
       cmocka_unit_test_teardown(test_cutoff_relocates_oldest_files, teardown),
