@@ -62,6 +62,7 @@ struct wal_reader {
   uint64_t fail_offset;
   uint64_t last_record_offset;
   uint64_t good_end; /* file offset just past the last complete record */
+  size_t scan_from;  /* after FRAG_BAD: the block offset where the search for valid data starts */
   uint64_t dropped;
   uint64_t file_number;
 };
@@ -88,14 +89,43 @@ static int fragment_valid_at(const char *block, size_t n, size_t q) {
   return decode_fixed32(block + q) == mf_checksum_seeded(type, payload, len);
 }
 
-/* Looks for a valid fragment after the bad one at block offset bad_pos of the current block:
- * at every later offset of this block, then at offset 0 of each later block, to the end of
- * the file. Clobbers r->block (the caller is done with it: the log ends or fails either way).
- * *file_end gets the file size when nothing is found. */
-static int scan_for_valid_fragment(wal_reader *r, size_t bad_pos, int *found,
-                                   uint64_t *file_end) {
+/* Do whole, valid fragments follow each other from block offset q to the end of the file
+ * (the current block is the file's last), possibly ending in a tail of zeros? zero_from is
+ * where the block's final run of zero bytes starts (block_len when there is none). */
+static int tiles_to_end(const wal_reader *r, size_t q, size_t zero_from) {
+  while (q < zero_from && fragment_valid_at(r->block, r->block_len, q))
+    q += WAL_FRAGMENT_HEADER_SIZE + decode_fixed16(r->block + q + 4);
+  return q >= zero_from;
+}
+
+/* The file ends inside the fragment at r->pos, whose header is sound: a torn write, unless
+ * the damage is to its length field. Then its checksum matches a shorter payload, and whole
+ * valid fragments (the records written after it) fill the rest of the file. Returns the
+ * block offset where those start, or 0 for a torn write. Only that pattern counts: the
+ * fragment's own bytes are a record's contents (a user's value), which may hold anything,
+ * valid fragments included, so finding one there proves nothing. */
+static size_t damaged_length_end(const wal_reader *r) {
+  const char *h = r->block + r->pos;
+  unsigned type = (unsigned char)h[6];
+  uint32_t stored = decode_fixed32(h);
+  size_t payload = r->pos + WAL_FRAGMENT_HEADER_SIZE;
+  size_t zero_from = r->block_len;
+  while (zero_from > payload && r->block[zero_from - 1] == 0) zero_from--;
+  for (size_t q = payload; q < zero_from && q - payload <= 0xffff; q++) {
+    if (!fragment_valid_at(r->block, r->block_len, q) || !tiles_to_end(r, q, zero_from))
+      continue;
+    if (mf_checksum_seeded(type, h + WAL_FRAGMENT_HEADER_SIZE, q - payload) == stored) return q;
+  }
+  return 0;
+}
+
+/* Looks for a valid fragment after a bad one: at every offset of the current block from
+ * `from` on, then at offset 0 of each later block, to the end of the file. Clobbers r->block
+ * (the caller is done with it: the log ends or fails either way). *file_end gets the file
+ * size when nothing is found. */
+static int scan_for_valid_fragment(wal_reader *r, size_t from, int *found, uint64_t *file_end) {
   *found = 0;
-  for (size_t q = bad_pos + 1; q + WAL_FRAGMENT_HEADER_SIZE <= r->block_len; q++) {
+  for (size_t q = from; q + WAL_FRAGMENT_HEADER_SIZE <= r->block_len; q++) {
     if (fragment_valid_at(r->block, r->block_len, q)) {
       *found = 1;
       return MAYFLY_OK;
@@ -126,12 +156,15 @@ static int end_of_log(wal_reader *r, uint64_t file_end) {
   return MAYFLY_ENOTFOUND;
 }
 
-/* The fragment at the current position is bad for `reason`: torn tail or corruption. */
+/* The fragment at the current position is bad for `reason`: torn tail or corruption,
+ * depending on whether a valid fragment follows. The search starts at r->scan_from: past the
+ * fragment's own bytes when its header is sound, since those bytes are a record's contents
+ * (a user's value), which may hold anything, valid fragments included. */
 static int bad_fragment(wal_reader *r, const char *reason) {
   uint64_t offset = r->block_start + r->pos;
   int found = 0;
   uint64_t file_end = 0;
-  int rc = scan_for_valid_fragment(r, r->pos, &found, &file_end);
+  int rc = scan_for_valid_fragment(r, r->scan_from, &found, &file_end);
   if (rc != MAYFLY_OK) return fail(r, rc, offset);
   if (!found) return end_of_log(r, file_end);
   return fail(r, MF_ERR(MAYFLY_ECORRUPT, "%s: corrupt log: %s at offset %llu, with valid data "
@@ -140,8 +173,14 @@ static int bad_fragment(wal_reader *r, const char *reason) {
 }
 
 /* Next sound fragment. FRAG_OK: *type, *payload (into r->block) and *offset are set.
- * FRAG_END: the file ends here, r->block_start + r->block_len is its size.
- * FRAG_BAD: the fragment at r->block + r->pos is damaged; *reason says how. */
+ * FRAG_END: the file ends here, or inside the fragment starting here (a torn write);
+ * r->block_start + r->block_len is its size.
+ * FRAG_BAD: the fragment at r->block + r->pos is damaged; *reason says how, and
+ * r->scan_from where to look for valid data after it: the next byte when the header itself
+ * is unsound (its length cannot be trusted), else the end of the fragment. A header cut by
+ * a torn write (one straddling a page boundary) that leaves a valid fragment inside the
+ * bytes after it still reads as corruption; that needs a page of the record to reach the
+ * disk while the page before it did not. */
 static int next_fragment(wal_reader *r, int *type, mf_slice *payload, uint64_t *offset,
                          char *reason, size_t reason_size) {
   for (;;) {
@@ -156,6 +195,7 @@ static int next_fragment(wal_reader *r, int *type, mf_slice *payload, uint64_t *
     const char *h = r->block + r->pos;
     unsigned t = (unsigned char)h[6];
     size_t len = decode_fixed16(h + 4);
+    r->scan_from = r->pos + 1;
     if (t < WAL_FRAG_FULL || t > WAL_FRAG_LAST) {
       snprintf(reason, reason_size, "unknown fragment type %u", t);
       return FRAG_BAD;
@@ -164,12 +204,20 @@ static int next_fragment(wal_reader *r, int *type, mf_slice *payload, uint64_t *
       snprintf(reason, reason_size, "fragment length %zu crosses the block boundary", len);
       return FRAG_BAD;
     }
+    /* Only the last block is short, so the fragment fits its block but the file ends inside
+     * it: the writer died while writing it, unless its length field is what is damaged. */
     if (r->pos + WAL_FRAGMENT_HEADER_SIZE + len > r->block_len) {
-      snprintf(reason, reason_size, "fragment length %zu runs past the end of the file", len);
+      size_t next = damaged_length_end(r);
+      if (next == 0) return FRAG_END;
+      snprintf(reason, reason_size,
+               "fragment length %zu runs past the end of the file (its data ends at block "
+               "offset %zu)", len, next);
+      r->scan_from = next;
       return FRAG_BAD;
     }
     if (decode_fixed32(h) != mf_checksum_seeded(t, h + WAL_FRAGMENT_HEADER_SIZE, len)) {
       snprintf(reason, reason_size, "fragment checksum mismatch");
+      r->scan_from = r->pos + WAL_FRAGMENT_HEADER_SIZE + len;
       return FRAG_BAD;
     }
     *type = (int)t;
@@ -209,7 +257,7 @@ static int read_record(wal_reader *r, mf_slice *record, int *was_full) {
     int type = 0;
     mf_slice payload;
     uint64_t offset = 0;
-    char reason[96];
+    char reason[160];
     int rc = next_fragment(r, &type, &payload, &offset, reason, sizeof reason);
     if (rc == FRAG_END) return end_of_log(r, r->block_start + r->block_len);
     if (rc == FRAG_BAD) return bad_fragment(r, reason);

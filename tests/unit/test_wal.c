@@ -62,10 +62,23 @@ static void test_log_free(test_log *log) {
   free(log);
 }
 
-/* Writes records of the given sizes (random bytes) to path with the writer, checking the
- * writer's byte accounting, and loads the resulting file image. */
-static test_log *write_log(mf_env *env, const char *path, const size_t *sizes, size_t count,
-                           mf_random *rng, int kind, uint64_t file_number) {
+/* Writes, every 40 bytes of p[0..n), a valid 17-byte FULL fragment (header and 10 payload
+ * bytes): record contents that look like log fragments, as a user's values may. */
+static void embed_fragments(char *p, size_t n) {
+  for (size_t at = 0; at + HDR + 10 <= n; at += 40) {
+    const char *payload = p + at + HDR;
+    encode_fixed16(p + at + 4, 10);
+    p[at + 6] = (char)WAL_FRAG_FULL;
+    encode_fixed32(p + at, mf_checksum_seeded(WAL_FRAG_FULL, payload, 10));
+  }
+}
+
+/* Writes records of the given sizes (random bytes; with embed, holding valid fragments, see
+ * embed_fragments) to path with the writer, checking the writer's byte accounting, and loads
+ * the resulting file image. */
+static test_log *write_log_embed(mf_env *env, const char *path, const size_t *sizes,
+                                 size_t count, mf_random *rng, int kind, uint64_t file_number,
+                                 int embed) {
   assert_true(count <= MAX_RECORDS);
   test_log *log = calloc(1, sizeof *log);
   assert_non_null(log);
@@ -81,6 +94,7 @@ static test_log *write_log(mf_env *env, const char *path, const size_t *sizes, s
     assert_int_equal(mf_buf_reserve(rec, sizes[i] + 1), MAYFLY_OK);
     rec->len = sizes[i];
     fill_random(rng, rec->data, rec->len);
+    if (embed) embed_fragments(rec->data, rec->len);
     uint64_t before = wal_writer_offset(w);
     uint64_t in_block = BLOCK - before % BLOCK;
     log->starts[i] = in_block < HDR ? before + in_block : before;
@@ -95,6 +109,11 @@ static test_log *write_log(mf_env *env, const char *path, const size_t *sizes, s
   assert_int_equal(env_read_file(env, path, &log->image), MAYFLY_OK);
   assert_int_equal(log->image.len, total);
   return log;
+}
+
+static test_log *write_log(mf_env *env, const char *path, const size_t *sizes, size_t count,
+                           mf_random *rng, int kind, uint64_t file_number) {
+  return write_log_embed(env, path, sizes, count, rng, kind, file_number, 0);
 }
 
 static void write_image(mf_env *env, const char *path, const char *data, size_t n) {
@@ -423,6 +442,32 @@ static void test_bit_flip_each_record(void **state) {
   test_log_free(log);
 }
 
+/* Records whose bytes hold valid fragments (a user's value can): a cut anywhere in the last
+ * record, or damage inside its last fragment, is still a torn tail, because the reader does
+ * not look for valid data inside the damaged fragment's own bytes; damage to an earlier
+ * record is still corruption, because valid fragments follow it. */
+static void test_fragments_inside_records(void **state) {
+  mf_env *env = *state;
+  mf_random rng;
+  seed_rng(&rng, "fragments_inside_records");
+  const size_t sizes[] = {300, 2000, 700, 40000, 1500};
+  size_t n = sizeof sizes / sizeof sizes[0];
+  test_log *log = write_log_embed(env, LOG_PATH, sizes, n, &rng, WAL_KIND_WAL, 7, 1);
+  for (size_t cut = log->ends[n - 2]; cut <= log->image.len; cut++) {
+    check_torn_at(env, log, cut, 0);
+    check_torn_at(env, log, cut, 1);
+  }
+  /* A byte changed in the last record's payload, outside and inside embedded fragments
+   * (not in a fragment header at a block start: see the note in wal_reader.c). */
+  for (uint64_t pos = log->starts[n - 1] + HDR; pos < log->ends[n - 1]; pos += 7)
+    if (pos % BLOCK >= HDR) check_flip(env, log, (long)n - 1, (size_t)pos, 3);
+  /* The same in the record before it, and in the fragmented one: corruption. */
+  for (long victim = 2; victim <= 3; victim++)
+    for (uint64_t pos = log->starts[victim] + HDR; pos < log->ends[victim]; pos += 997)
+      if (pos % BLOCK >= HDR) check_flip(env, log, victim, (size_t)pos, 5);
+  test_log_free(log);
+}
+
 /* A whole block of zeros in the middle of a log (a lost write) is corruption, not a tail. */
 static void test_zeroed_block_in_middle(void **state) {
   mf_env *env = *state;
@@ -625,6 +670,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_truncate_multi_block, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_trailing_zeros_and_garbage, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_bit_flip_each_record, setup_mem, teardown_mem),
+      cmocka_unit_test_setup_teardown(test_fragments_inside_records, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_zeroed_block_in_middle, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_bad_file_headers, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_fragment_sequences, setup_mem, teardown_mem),
