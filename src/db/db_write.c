@@ -186,22 +186,23 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
   if (rc == MAYFLY_OK && batch && batch_count(batch) > 0) {
     const struct mayfly_batch *group;
     last = build_group(db, &group);
-    uint64_t seq = version_set_last_sequence(db->vs) + 1;
     if (group != &db->group) {
       /* A lone batch is the caller's const object: copy it to stamp the sequence number
-       * (cheap next to the WAL write). */
+       * (cheap next to the WAL write). Out of memory here, nothing has been written: the
+       * writer gets the error and the database goes on. */
       batch_clear(&db->group);
       rc = batch_append(&db->group, group);
-      group = &db->group;
     }
+  }
+  if (rc == MAYFLY_OK && batch && batch_count(batch) > 0) {
+    uint64_t seq = version_set_last_sequence(db->vs) + 1;
     batch_set_seq(&db->group, seq);
-    uint32_t count = batch_count(group);
+    uint32_t count = batch_count(&db->group);
+    const struct mayfly_batch *group = &db->group;
     if (flags & MAYFLY_NO_WAL) db->mem_unlogged = 1;
-    if (rc == MAYFLY_OK) {
-      pthread_mutex_unlock(&db->mu);
-      rc = apply_group(db, group, flags);
-      pthread_mutex_lock(&db->mu);
-    }
+    pthread_mutex_unlock(&db->mu);
+    rc = apply_group(db, group, flags);
+    pthread_mutex_lock(&db->mu);
     if (rc == MAYFLY_OK) {
       version_set_set_last_sequence(db->vs, seq + count - 1);
       if (db->trace) db_trace_batch(db, group);
