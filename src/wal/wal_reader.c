@@ -89,8 +89,8 @@ static int fragment_valid_at(const char *block, size_t n, size_t q) {
   return decode_fixed32(block + q) == mf_checksum_seeded(type, payload, len);
 }
 
-/* Do whole, valid fragments follow each other from block offset q to the end of the file
- * (the current block is the file's last), possibly ending in a tail of zeros? zero_from is
+/* Do whole, valid fragments follow each other from block offset q to the end of the block,
+ * possibly ending in a tail of zeros (a block trailer, or what a crash left)? zero_from is
  * where the block's final run of zero bytes starts (block_len when there is none). */
 static int tiles_to_end(const wal_reader *r, size_t q, size_t zero_from) {
   while (q < zero_from && fragment_valid_at(r->block, r->block_len, q))
@@ -98,20 +98,22 @@ static int tiles_to_end(const wal_reader *r, size_t q, size_t zero_from) {
   return q >= zero_from;
 }
 
-/* The file ends inside the fragment at r->pos, whose header is sound: a torn write, unless
- * the damage is to its length field. Then its checksum matches a shorter payload, and whole
- * valid fragments (the records written after it) fill the rest of the file. Returns the
- * block offset where those start, or 0 for a torn write. Only that pattern counts: the
- * fragment's own bytes are a record's contents (a user's value), which may hold anything,
- * valid fragments included, so finding one there proves nothing. */
-static size_t damaged_length_end(const wal_reader *r) {
+/* The fragment at r->pos has a sound header (type 1..4, within its block) of payload length
+ * len, but its payload fails its checksum or runs past the end of the file. Was its length
+ * field enlarged? Then its checksum matches a shorter payload, and whole valid fragments
+ * (the records written after it) fill the rest of the block. Returns the block offset where
+ * those start, or 0. Only that pattern counts as data inside the fragment's extent: its own
+ * bytes are a record's contents (a user's value), which may hold anything, valid fragments
+ * included, so finding one there proves nothing; and a torn write cannot produce it, since
+ * the stored checksum covers the whole payload that was cut. */
+static size_t damaged_length_end(const wal_reader *r, size_t len) {
   const char *h = r->block + r->pos;
   unsigned type = (unsigned char)h[6];
   uint32_t stored = decode_fixed32(h);
   size_t payload = r->pos + WAL_FRAGMENT_HEADER_SIZE;
   size_t zero_from = r->block_len;
   while (zero_from > payload && r->block[zero_from - 1] == 0) zero_from--;
-  for (size_t q = payload; q < zero_from && q - payload <= 0xffff; q++) {
+  for (size_t q = payload; q < zero_from && q < payload + len; q++) {
     if (!fragment_valid_at(r->block, r->block_len, q) || !tiles_to_end(r, q, zero_from))
       continue;
     if (mf_checksum_seeded(type, h + WAL_FRAGMENT_HEADER_SIZE, q - payload) == stored) return q;
@@ -204,18 +206,20 @@ static int next_fragment(wal_reader *r, int *type, mf_slice *payload, uint64_t *
       snprintf(reason, reason_size, "fragment length %zu crosses the block boundary", len);
       return FRAG_BAD;
     }
-    /* Only the last block is short, so the fragment fits its block but the file ends inside
-     * it: the writer died while writing it, unless its length field is what is damaged. */
-    if (r->pos + WAL_FRAGMENT_HEADER_SIZE + len > r->block_len) {
-      size_t next = damaged_length_end(r);
-      if (next == 0) return FRAG_END;
-      snprintf(reason, reason_size,
-               "fragment length %zu runs past the end of the file (its data ends at block "
-               "offset %zu)", len, next);
-      r->scan_from = next;
-      return FRAG_BAD;
-    }
-    if (decode_fixed32(h) != mf_checksum_seeded(t, h + WAL_FRAGMENT_HEADER_SIZE, len)) {
+    /* Only the last block is short, so a fragment that fits its block but not the file is
+     * one the writer died writing, unless its length field is what is damaged. */
+    int past_end = r->pos + WAL_FRAGMENT_HEADER_SIZE + len > r->block_len;
+    if (past_end ||
+        decode_fixed32(h) != mf_checksum_seeded(t, h + WAL_FRAGMENT_HEADER_SIZE, len)) {
+      size_t next = damaged_length_end(r, len);
+      if (next != 0) {
+        snprintf(reason, reason_size,
+                 "fragment length %zu is damaged (its checksum matches %zu bytes)", len,
+                 next - r->pos - WAL_FRAGMENT_HEADER_SIZE);
+        r->scan_from = next;
+        return FRAG_BAD;
+      }
+      if (past_end) return FRAG_END;
       snprintf(reason, reason_size, "fragment checksum mismatch");
       r->scan_from = r->pos + WAL_FRAGMENT_HEADER_SIZE + len;
       return FRAG_BAD;
