@@ -89,33 +89,23 @@ static int fragment_valid_at(const char *block, size_t n, size_t q) {
   return decode_fixed32(block + q) == mf_checksum_seeded(type, payload, len);
 }
 
-/* Do whole, valid fragments follow each other from block offset q to the end of the block,
- * possibly ending in a tail of zeros (a block trailer, or what a crash left)? zero_from is
- * where the block's final run of zero bytes starts (block_len when there is none). */
-static int tiles_to_end(const wal_reader *r, size_t q, size_t zero_from) {
-  while (q < zero_from && fragment_valid_at(r->block, r->block_len, q))
-    q += WAL_FRAGMENT_HEADER_SIZE + decode_fixed16(r->block + q + 4);
-  return q >= zero_from;
-}
-
 /* The fragment at r->pos has a sound header (type 1..4, within its block) of payload length
  * len, but its payload fails its checksum or runs past the end of the file. Was its length
- * field enlarged? Then its checksum matches a shorter payload, and whole valid fragments
- * (the records written after it) fill the rest of the block. Returns the block offset where
- * those start, or 0. Only that pattern counts as data inside the fragment's extent: its own
- * bytes are a record's contents (a user's value), which may hold anything, valid fragments
- * included, so finding one there proves nothing; and a torn write cannot produce it, since
- * the stored checksum covers the whole payload that was cut. */
+ * field enlarged? Then its checksum matches a shorter payload, and a whole valid fragment
+ * (the next record written after it) starts right there. Returns that block offset, or 0.
+ * Only that pattern counts as data inside the fragment's extent: its own bytes are a
+ * record's contents (a user's value), which may hold anything, valid fragments included,
+ * so finding one there proves nothing; a torn write cannot produce the pattern, since the
+ * stored checksum covers the whole payload that was cut (a chance match is one in 2^32 per
+ * candidate). What follows that next fragment is not required to be whole: the same crash
+ * may have torn the file's last record. */
 static size_t damaged_length_end(const wal_reader *r, size_t len) {
   const char *h = r->block + r->pos;
   unsigned type = (unsigned char)h[6];
   uint32_t stored = decode_fixed32(h);
   size_t payload = r->pos + WAL_FRAGMENT_HEADER_SIZE;
-  size_t zero_from = r->block_len;
-  while (zero_from > payload && r->block[zero_from - 1] == 0) zero_from--;
-  for (size_t q = payload; q < zero_from && q < payload + len; q++) {
-    if (!fragment_valid_at(r->block, r->block_len, q) || !tiles_to_end(r, q, zero_from))
-      continue;
+  for (size_t q = payload; q < r->block_len && q < payload + len; q++) {
+    if (!fragment_valid_at(r->block, r->block_len, q)) continue;
     if (mf_checksum_seeded(type, h + WAL_FRAGMENT_HEADER_SIZE, q - payload) == stored) return q;
   }
   return 0;

@@ -343,6 +343,41 @@ static void test_truncate_multi_block(void **state) {
   test_log_free(log);
 }
 
+/* Two faults in the last block: a length field enlarged over the records after it, and a
+ * torn (cut, or garbage-filled) last record. The enlarged length is still corruption, not a
+ * silent end that drops the whole records after it. */
+static void test_enlarged_length_and_torn_tail(void **state) {
+  mf_env *env = *state;
+  mf_random rng;
+  seed_rng(&rng, "enlarged_length_and_torn_tail");
+  const size_t sizes[] = {100, 100, 100, 100, 100};
+  for (int embed = 0; embed < 2; embed++) {
+    test_log *log = write_log_embed(env, LOG_PATH, sizes, 5, &rng, WAL_KIND_WAL, 7, embed);
+    for (int tail = 0; tail < 3; tail++) {     /* clean end, cut, garbage appended */
+      for (int delta = 0; delta < 2; delta++) { /* + 4096 (past the end), + 1 (inside) */
+        mf_buf img = MF_BUF_INIT;
+        assert_int_equal(mf_buf_set(&img, log->image.data, log->image.len), MAYFLY_OK);
+        if (tail == 1) img.len = log->starts[4] + 50;
+        if (tail == 2) {
+          assert_int_equal(mf_buf_reserve(&img, img.len + 40), MAYFLY_OK);
+          fill_random(&rng, img.data + img.len, 40);
+          img.len += 40;
+        }
+        img.data[log->starts[1] + (delta ? 4 : 5)] ^= (char)(delta ? 0x01 : 0x10);
+        write_image(env, LOG_PATH, img.data, img.len);
+        read_result res;
+        read_back(env, LOG_PATH, WAL_KIND_WAL, log, &res);
+        if (res.final_rc != MAYFLY_ECORRUPT || res.count != 1 || res.mismatch)
+          fail_msg("embed %d, tail %d, length %s: end %d after %zu records (expected "
+                   "corruption after 1): %s", embed, tail, delta ? "+1" : "+4096",
+                   res.final_rc, res.count, res.message);
+        mf_buf_free(&img);
+      }
+    }
+    test_log_free(log);
+  }
+}
+
 static void test_trailing_zeros_and_garbage(void **state) {
   mf_env *env = *state;
   mf_random rng;
@@ -671,6 +706,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_trailing_zeros_and_garbage, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_bit_flip_each_record, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_fragments_inside_records, setup_mem, teardown_mem),
+      cmocka_unit_test_setup_teardown(test_enlarged_length_and_torn_tail, setup_mem,
+                                      teardown_mem),
       cmocka_unit_test_setup_teardown(test_zeroed_block_in_middle, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_bad_file_headers, setup_mem, teardown_mem),
       cmocka_unit_test_setup_teardown(test_fragment_sequences, setup_mem, teardown_mem),
