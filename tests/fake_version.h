@@ -50,7 +50,8 @@ static inline void fake_garbage(fake_version *f, uint64_t number, uint64_t count
 }
 
 /* Adds a small table at level whose blob references span files oldest..newest (0, 0: none;
- * newest 0 with oldest set: only oldest is known, as the age policy needs). */
+ * newest 0 with oldest set: only oldest is known, as the age policy needs). The table is
+ * linked to file oldest, whose num_linked_ssts counts it, as in a real version. */
 static inline file_meta *fake_table(fake_version *f, int level, uint64_t number,
                                     uint64_t oldest, uint64_t newest) {
   assert_true(f->num_tables < FAKE_MAX_TABLES);
@@ -61,6 +62,8 @@ static inline file_meta *fake_table(fake_version *f, int level, uint64_t number,
   t->num_entries = 10;
   t->oldest_blob_file = oldest;
   t->newest_blob_file = newest;
+  for (int i = 0; i < f->v.num_blobs; i++)
+    if (f->metas[i].number == oldest) f->metas[i].num_linked_ssts++;
   f->v.files[level][f->v.num_files[level]++] = t;
   return t;
 }

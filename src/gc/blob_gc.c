@@ -17,20 +17,6 @@ uint64_t gc_age_cutoff_number(const version *v, const struct mayfly_options *o) 
   return v->blobs[old]->number;
 }
 
-/* The first table (shallowest level first) whose oldest referenced blob file is number, or
- * NULL: the tables "linked" to that file. */
-static file_meta *first_linked_table(const version *v, uint64_t number, int *level) {
-  for (int l = 0; l < MF_NUM_LEVELS; l++) {
-    for (int i = 0; i < v->num_files[l]; i++) {
-      if (v->files[l][i]->oldest_blob_file == number) {
-        *level = l;
-        return v->files[l][i];
-      }
-    }
-  }
-  return NULL;
-}
-
 int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta **file,
                    int *level) {
   if (o->blob_garbage_collection_force_threshold >= 1.0) return 0;
@@ -39,26 +25,32 @@ int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta *
   /* The oldest batch: the oldest file and the files after it that no table links to, which
    * only the tables linked to the oldest file keep alive (compacting those tables frees the
    * whole batch). It must lie entirely within the old files, and its garbage ratio decides. */
-  int unused;
   uint64_t total = v->blobs[0]->total_bytes, garbage = v->blobs[0]->garbage_bytes;
   size_t count = 1;
-  for (; count < old; count++) {
-    if (first_linked_table(v, v->blobs[count]->number, &unused)) break; /* the next batch */
+  for (; count < old && v->blobs[count]->num_linked_ssts == 0; count++) {
     total += v->blobs[count]->total_bytes;
     garbage += v->blobs[count]->garbage_bytes;
   }
-  if (count < (size_t)v->num_blobs && !first_linked_table(v, v->blobs[count]->number, &unused))
+  if (count < (size_t)v->num_blobs && v->blobs[count]->num_linked_ssts == 0)
     return 0; /* the batch runs past the age cutoff */
   /* No garbage, nothing to reclaim: with a threshold of 0 the rewritten oldest file would
    * be due again at once, for ever. */
   if (total == 0 || garbage == 0 ||
       (double)garbage < o->blob_garbage_collection_force_threshold * (double)total)
     return 0;
-  /* Compacting a linked table moves its references to the batch into new files. */
-  file_meta *f = first_linked_table(v, v->blobs[0]->number, level);
-  if (!f) return 0;
-  *file = f;
-  return 1;
+  uint64_t oldest = v->blobs[0]->number;
+  /* The linked tables, shallowest level first: compacting one of them moves its references
+   * to the batch into new files. */
+  for (int l = 0; l < MF_NUM_LEVELS; l++) {
+    for (int i = 0; i < v->num_files[l]; i++) {
+      if (v->files[l][i]->oldest_blob_file == oldest) {
+        *file = v->files[l][i];
+        *level = l;
+        return 1;
+      }
+    }
+  }
+  return 0;
 }
 
 /* The tables whose blob range covers file; -1 when one of them is in level 0, else the count
