@@ -192,24 +192,24 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
        * writer gets the error and the database goes on. */
       batch_clear(&db->group);
       rc = batch_append(&db->group, group);
+      group = &db->group;
     }
-  }
-  if (rc == MAYFLY_OK && batch && batch_count(batch) > 0) {
-    uint64_t seq = version_set_last_sequence(db->vs) + 1;
-    batch_set_seq(&db->group, seq);
-    uint32_t count = batch_count(&db->group);
-    const struct mayfly_batch *group = &db->group;
-    if (flags & MAYFLY_NO_WAL) db->mem_unlogged = 1;
-    pthread_mutex_unlock(&db->mu);
-    rc = apply_group(db, group, flags);
-    pthread_mutex_lock(&db->mu);
     if (rc == MAYFLY_OK) {
-      version_set_set_last_sequence(db->vs, seq + count - 1);
-      if (db->trace) db_trace_batch(db, group);
-      db->user_bytes_written += group->user_bytes;
-    } else {
-      /* The WAL may hold part of a record, or the memtable part of a batch: stop. */
-      db_set_bg_error(db, rc, "write-ahead log append");
+      uint64_t seq = version_set_last_sequence(db->vs) + 1;
+      batch_set_seq(&db->group, seq);
+      uint32_t count = batch_count(group);
+      if (flags & MAYFLY_NO_WAL) db->mem_unlogged = 1;
+      pthread_mutex_unlock(&db->mu);
+      rc = apply_group(db, group, flags);
+      pthread_mutex_lock(&db->mu);
+      if (rc == MAYFLY_OK) {
+        version_set_set_last_sequence(db->vs, seq + count - 1);
+        if (db->trace) db_trace_batch(db, group);
+        db->user_bytes_written += group->user_bytes;
+      } else {
+        /* The WAL may hold part of a record, or the memtable part of a batch: stop. */
+        db_set_bg_error(db, rc, "write-ahead log append");
+      }
     }
   } else if (rc == MAYFLY_OK && batch && (flags & MAYFLY_SYNC) && db->wal_dirty) {
     /* An empty batch written with MAYFLY_SYNC makes every write logged before it durable

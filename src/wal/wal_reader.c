@@ -169,7 +169,8 @@ static int bad_fragment(wal_reader *r, const char *reason) {
  * r->block_start + r->block_len is its size.
  * FRAG_BAD: the fragment at r->block + r->pos is damaged; *reason says how, and
  * r->scan_from where to look for valid data after it: the next byte when the header itself
- * is unsound (its length cannot be trusted), else the end of the fragment. A header cut by
+ * is unsound (its length cannot be trusted), the end of its true payload when its length was
+ * enlarged (damaged_length_end), else the end of the fragment. A header cut by
  * a torn write (one straddling a page boundary) that leaves a valid fragment inside the
  * bytes after it still reads as corruption; that needs a page of the record to reach the
  * disk while the page before it did not. */
@@ -187,13 +188,14 @@ static int next_fragment(wal_reader *r, int *type, mf_slice *payload, uint64_t *
     const char *h = r->block + r->pos;
     unsigned t = (unsigned char)h[6];
     size_t len = decode_fixed16(h + 4);
-    r->scan_from = r->pos + 1;
     if (t < WAL_FRAG_FULL || t > WAL_FRAG_LAST) {
       snprintf(reason, reason_size, "unknown fragment type %u", t);
+      r->scan_from = r->pos + 1;
       return FRAG_BAD;
     }
     if (r->pos + WAL_FRAGMENT_HEADER_SIZE + len > WAL_BLOCK_SIZE) {
       snprintf(reason, reason_size, "fragment length %zu crosses the block boundary", len);
+      r->scan_from = r->pos + 1;
       return FRAG_BAD;
     }
     /* Only the last block is short, so a fragment that fits its block but not the file is
