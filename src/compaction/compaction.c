@@ -282,6 +282,14 @@ compaction *compaction_pick(version_set *vs, version *v, const struct mayfly_opt
   file_meta *forced = NULL, **rewrite = NULL;
   int forced_level = 0, *rewrite_levels = NULL, num_rewrite = 0;
   uint64_t gc_file = 0;
+  int group_due = 0;
+  if (best < 0 || v->num_files[best] == 0) {
+    group_due = gc_pick_group(v, o, &gc_file, &rewrite, &rewrite_levels, &num_rewrite);
+    if (group_due < 0) {
+      *rc = group_due;
+      return NULL;
+    }
+  }
   if (best >= 0 && v->num_files[best] > 0) {
     int reason = best == 0 ? COMPACTION_LEVEL0 : COMPACTION_SIZE;
     c = new_compaction(v, o, best, output_level_for(v, o, best), reason);
@@ -300,7 +308,7 @@ compaction *compaction_pick(version_set *vs, version *v, const struct mayfly_opt
     }
     c->inputs[0][0] = pick;
     c->num_inputs[0] = 1;
-  } else if (gc_pick_group(v, o, &gc_file, &rewrite, &rewrite_levels, &num_rewrite)) {
+  } else if (group_due) {
     c = new_compaction(v, o, rewrite_levels[0], rewrite_levels[0], COMPACTION_GROUP_GC);
     if (!c) {
       free(rewrite);

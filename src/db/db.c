@@ -59,15 +59,16 @@ int db_closed_error(mayfly_db *db) {
                 db->bg_error_msg);
 }
 
-void db_pending_add(mayfly_db *db, uint64_t number) {
+int db_pending_add(mayfly_db *db, uint64_t number) {
   if (db->num_pending == db->cap_pending) {
     int cap = db->cap_pending ? db->cap_pending * 2 : 16;
     uint64_t *p = realloc(db->pending_outputs, (size_t)cap * sizeof *p);
-    if (!p) abort(); /* a handful of entries; running out here means the process is lost */
+    if (!p) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
     db->pending_outputs = p;
     db->cap_pending = cap;
   }
   db->pending_outputs[db->num_pending++] = number;
+  return MAYFLY_OK;
 }
 
 void db_pending_remove(mayfly_db *db, uint64_t number) {

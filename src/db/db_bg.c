@@ -135,8 +135,12 @@ static void *bg_main(void *arg) {
     } else if (db->bg_error == MAYFLY_OK && !db->compaction_running && !db->flush_placing &&
                db_compaction_needed(db)) {
       db->compaction_running = 1;
-      db_background_compaction(db);
+      int picked = db_background_compaction(db);
       db->compaction_running = 0;
+      if (!picked) {
+        pthread_cond_wait(&db->bg_cv, &db->mu);
+        continue;
+      }
     } else if (db->purge_pending && !db->deleting_files) {
       db->purge_pending = 0;
       db_remove_obsolete_files(db);

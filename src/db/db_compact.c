@@ -310,8 +310,10 @@ int db_compaction_needed(mayfly_db *db) {
          gc_pick_group(v, &db->opt, &file, NULL, NULL, NULL);
 }
 
-/* Picks and runs one compaction. REQUIRES: mu held, db->compaction_running set by caller. */
-void db_background_compaction(mayfly_db *db) {
+/* Picks and runs one compaction. Returns 0 when there was nothing to pick after all (the
+ * caller waits for a change instead of asking again at once), else 1. REQUIRES: mu held,
+ * db->compaction_running set by caller. */
+int db_background_compaction(mayfly_db *db) {
   version *v = version_set_current(db->vs);
   int rc = MAYFLY_OK;
   compaction *c = NULL;
@@ -349,12 +351,19 @@ void db_background_compaction(mayfly_db *db) {
   if (rc != MAYFLY_OK) {
     compaction_free(c);
     db_set_bg_error(db, rc, "picking a compaction");
-    return;
+    return 1;
   }
-  if (c) db_run_compaction(db, c);
+  if (!c) {
+    /* The manual request is finished (done is set), or what looked due yields no job: a seek
+     * candidate the picker does not take is dropped so that it is not asked for again. */
+    db->seek_file = NULL;
+    return m && m->done;
+  }
+  db_run_compaction(db, c);
   /* Only now may mayfly_compact_range go on: its next level must see this step's result.
    * (A closing database abandons the request and its memory: check it is still there.) */
   if (last_step && db->manual == m) m->done = 1;
+  return 1;
 }
 
 int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end) {

@@ -244,7 +244,7 @@ int db_new_wal(mayfly_db *db, uint64_t number);
 /* REQUIRES: mu held. Releases mu while it deletes files (other threads may run meanwhile);
  * holds it again on return. */
 void db_remove_obsolete_files(mayfly_db *db);
-void db_pending_add(mayfly_db *db, uint64_t number);    /* REQUIRES: mu held */
+int db_pending_add(mayfly_db *db, uint64_t number);     /* REQUIRES: mu held */
 void db_pending_remove(mayfly_db *db, uint64_t number); /* REQUIRES: mu held */
 
 /* db_write.c */
@@ -303,7 +303,7 @@ void db_output_free(db_output *o);
 struct compaction;
 int db_run_compaction(mayfly_db *db, struct compaction *c);
 int db_compaction_needed(mayfly_db *db);
-void db_background_compaction(mayfly_db *db);
+int db_background_compaction(mayfly_db *db);
 /* mayfly_compact_range: flushes, then compacts [begin, end] (NULL = open) level by level. */
 int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end);
 /* Note a file whose seek allowance ran out (from a read). REQUIRES: mu held. */

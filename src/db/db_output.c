@@ -111,10 +111,10 @@ static int new_number(db_output *o, uint64_t *number) {
   o->numbers = p;
   pthread_mutex_lock(&o->db->mu);
   *number = version_set_new_file_number(o->db->vs);
-  db_pending_add(o->db, *number);
+  int rc = db_pending_add(o->db, *number);
   pthread_mutex_unlock(&o->db->mu);
-  o->numbers[o->num_numbers++] = *number;
-  return MAYFLY_OK;
+  if (rc == MAYFLY_OK) o->numbers[o->num_numbers++] = *number;
+  return rc;
 }
 
 void db_output_init(db_output *o, mayfly_db *db, int level, version_edit *edit, int gc) {

@@ -99,7 +99,9 @@ int gc_pick_group(const version *v, const struct mayfly_options *o, uint64_t *fi
   if (!*tables || !*levels) {
     free(*tables);
     free(*levels);
-    return 0;
+    *tables = NULL;
+    *levels = NULL;
+    return MF_ERR(MAYFLY_ENOMEM, "out of memory picking a value log to collect");
   }
   *n = covering_tables(v, best->number, *tables, *levels);
   *file = best->number;

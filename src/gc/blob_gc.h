@@ -43,7 +43,8 @@ int gc_pick_forced(const version *v, const struct mayfly_options *o, file_meta *
 
 /* Policy group: when a value log is due, sets *file to it and returns the tables (levels >= 1)
  * whose blob range covers it (malloc'd arrays *tables and *levels, *n entries; the caller
- * frees them) and 1; else 0. With tables NULL it only tells whether one is due. */
+ * frees them) and 1; else 0; MAYFLY_ENOMEM (negative) when the arrays cannot be allocated.
+ * With tables NULL it only tells whether one is due (and cannot fail). */
 int gc_pick_group(const version *v, const struct mayfly_options *o, uint64_t *file,
                   file_meta ***tables, int **levels, int *n);
 
