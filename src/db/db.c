@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blob/blob_cache.h"
 #include "db/db_check.h"
@@ -52,6 +53,38 @@ void db_set_bg_error(mayfly_db *db, int rc, const char *what) {
     db_info(db, "background error, database is now read-only: %s", db->bg_error_msg);
   }
   pthread_cond_broadcast(&db->bg_cv);
+}
+
+static uint64_t monotonic_micros(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void db_job_failed(mayfly_db *db, int rc, const char *what, int retryable) {
+  if (!retryable || rc != MAYFLY_ENOMEM || db->bg_retries >= db->opt.max_bgerror_resume_count) {
+    db_set_bg_error(db, rc, what);
+    return;
+  }
+  db->bg_retries++;
+  db->bg_retry_count++;
+  uint64_t pause = (uint64_t)db->opt.bgerror_resume_retry_interval;
+  db->bg_retry_at = monotonic_micros() + (pause ? pause : 1);
+  db_info(db, "%s: %s; abandoned, retry %d of %d in %llu us", what, mf_error_message(),
+          db->bg_retries, db->opt.max_bgerror_resume_count, (unsigned long long)pause);
+  pthread_cond_broadcast(&db->bg_cv);
+}
+
+void db_job_succeeded(mayfly_db *db) { db->bg_retries = 0; }
+
+uint64_t db_retry_wait(mayfly_db *db) {
+  if (!db->bg_retry_at) return 0;
+  uint64_t now = monotonic_micros();
+  if (now >= db->bg_retry_at) {
+    db->bg_retry_at = 0;
+    return 0;
+  }
+  return db->bg_retry_at - now;
 }
 
 int db_closed_error(mayfly_db *db) {

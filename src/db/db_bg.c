@@ -29,6 +29,7 @@
  * without the table could write an output over it (a manual compaction's inputs can leave
  * gaps for the table to fall into). */
 #include <stdlib.h>
+#include <time.h>
 
 #include "blob/blob_cache.h"
 #include "compaction/compaction.h"
@@ -59,6 +60,7 @@ static void flush_oldest(mayfly_db *db) {
   uint64_t t0 = db->env->now_micros(db->env);
   int rc = db_output_add_memtable(&out, m, oldest_snapshot, &dropped);
   rc = db_output_finish(&out, rc);
+  int built = rc == MAYFLY_OK; /* a failure from here on is the MANIFEST's */
   uint64_t size = out.table_bytes + out.blob_bytes;
   uint64_t micros = db->env->now_micros(db->env) - t0;
 
@@ -114,11 +116,12 @@ static void flush_oldest(mayfly_db *db) {
     /* The flush is done: the next one may start, and writers waiting for room may go on,
      * while this thread deletes files. */
     db->flush_running = 0;
+    db_job_succeeded(db);
     pthread_cond_broadcast(&db->bg_cv);
     db_remove_obsolete_files(db);
   } else {
     db->flush_running = 0;
-    db_set_bg_error(db, rc, "memtable flush");
+    db_job_failed(db, rc, "memtable flush", !built || !version_set_apply_wrote(db->vs));
   }
   db_output_free(&out);
   memtable_unref(m);
@@ -129,11 +132,13 @@ static void *bg_main(void *arg) {
   mayfly_db *db = arg;
   pthread_mutex_lock(&db->mu);
   while (!db->shutting_down) {
-    if (db->bg_error == MAYFLY_OK && db->num_imm > 0 && !db->flush_running) {
+    /* After a job ran out of memory, no job starts until the pause is over. */
+    uint64_t pause = db->bg_error == MAYFLY_OK ? db_retry_wait(db) : 0;
+    if (db->bg_error == MAYFLY_OK && !pause && db->num_imm > 0 && !db->flush_running) {
       db->flush_running = 1;
       flush_oldest(db); /* clears flush_running */
-    } else if (db->bg_error == MAYFLY_OK && !db->compaction_running && !db->flush_placing &&
-               db_compaction_needed(db)) {
+    } else if (db->bg_error == MAYFLY_OK && !pause && !db->compaction_running &&
+               !db->flush_placing && db_compaction_needed(db)) {
       db->compaction_running = 1;
       int picked = db_background_compaction(db);
       db->compaction_running = 0;
@@ -144,6 +149,14 @@ static void *bg_main(void *arg) {
     } else if (db->purge_pending && !db->deleting_files) {
       db->purge_pending = 0;
       db_remove_obsolete_files(db);
+    } else if (pause) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until); /* bg_cv waits on the realtime clock */
+      uint64_t ns = (uint64_t)until.tv_nsec + pause % 1000000u * 1000u;
+      until.tv_sec += (time_t)(pause / 1000000u + ns / 1000000000u);
+      until.tv_nsec = (long)(ns % 1000000000u);
+      pthread_cond_timedwait(&db->bg_cv, &db->mu, &until);
+      continue;
     } else {
       pthread_cond_wait(&db->bg_cv, &db->mu);
       continue;

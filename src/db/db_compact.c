@@ -153,8 +153,9 @@ static int run_group_gc(mayfly_db *db, compaction *c, db_output *outs) {
   return rc;
 }
 
-/* REQUIRES: mu held; released while the rewrite runs. job_id: the trace's, 0 if untraced. */
-static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id) {
+/* REQUIRES: mu held; released while the rewrite runs. job_id: the trace's, 0 if untraced.
+ * *built is set once the outputs are finished, before the MANIFEST edit. */
+static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id, int *built) {
   uint64_t t0 = db->env->now_micros(db->env);
   db_output *outs = calloc((size_t)c->num_rewrite, sizeof *outs);
   if (!outs) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
@@ -170,6 +171,7 @@ static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id) {
   /* A job that finished is installed even when close has begun meanwhile: its outputs are
    * synced files that only the edit makes live, and a close that dropped the edit would leave
    * them behind as orphans. An interrupted job (EBUSY) has removed its outputs already. */
+  *built = rc == MAYFLY_OK;
   if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
   uint64_t read = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
   for (int i = 0; i < c->num_rewrite; i++) {
@@ -224,9 +226,10 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   db_level_stats *s = &db->level_stats[c->output_level];
   uint64_t read0 = compaction_input_bytes(c, 0), read1 = compaction_input_bytes(c, 1);
   uint64_t job_id = db->trace ? db_trace_job_start(db, c) : 0;
+  int built = 0; /* the job's outputs are finished: a failure after is the MANIFEST's */
 
   if (c->reason == COMPACTION_GROUP_GC) {
-    rc = run_group_compaction(db, c, job_id);
+    rc = run_group_compaction(db, c, job_id, &built);
   } else if (compaction_is_trivial_move(c)) {
     file_meta *f = c->inputs[0][0];
     rc = version_edit_add_file(&c->edit, c->output_level, f->number, f->file_size,
@@ -234,6 +237,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
                                mf_buf_slice(&f->largest), f->smallest_seq, f->largest_seq,
                                f->oldest_blob_file);
     if (rc == MAYFLY_OK) rc = version_edit_set_newest_blob_file(&c->edit, f->newest_blob_file);
+    built = rc == MAYFLY_OK;
     if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
     if (rc == MAYFLY_OK) {
       s->moves++;
@@ -249,6 +253,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
     pthread_mutex_unlock(&db->mu);
     rc = run_job(&job);
     pthread_mutex_lock(&db->mu);
+    built = rc == MAYFLY_OK;
     if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit); /* even when closing: as above */
     db_output_release(&job.out);
     uint64_t micros = db->env->now_micros(db->env) - t0;
@@ -279,8 +284,12 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   compaction_free(c);
   if (db->trace) trace_job_end(db->trace, job_id, rc);
   if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */
-  if (rc != MAYFLY_OK) db_set_bg_error(db, rc, "compaction");
-  else db_remove_obsolete_files(db);
+  if (rc != MAYFLY_OK) {
+    db_job_failed(db, rc, "compaction", !built || !version_set_apply_wrote(db->vs));
+  } else {
+    db_job_succeeded(db);
+    db_remove_obsolete_files(db);
+  }
   return rc;
 }
 
@@ -324,6 +333,7 @@ int db_background_compaction(mayfly_db *db) {
                               m->has_end ? &m->end : NULL, &rc);
     if (!c || rc) {
       m->done = 1;
+      m->rc = rc;
     } else {
       /* Continue after this step's range next time; the step is done when nothing is left. */
       mf_slice hi;
@@ -348,9 +358,13 @@ int db_background_compaction(mayfly_db *db) {
     c = compaction_pick(db->vs, v, &db->opt, seek_file, db->seek_level, &rc);
     if (c && c->reason == COMPACTION_SEEK) db->seek_file = NULL;
   }
-  if (rc != MAYFLY_OK) {
+  if (rc != MAYFLY_OK) { /* out of memory: a manual request ends with the error */
     compaction_free(c);
-    db_set_bg_error(db, rc, "picking a compaction");
+    if (m && !m->done) { /* (a failed pick of a step has set them already) */
+      m->rc = rc;
+      m->done = 1;
+    }
+    db_job_failed(db, rc, "picking a compaction", 1);
     return 1;
   }
   if (!c) {
@@ -359,10 +373,17 @@ int db_background_compaction(mayfly_db *db) {
     db->seek_file = NULL;
     return m && m->done;
   }
-  db_run_compaction(db, c);
+  rc = db_run_compaction(db, c);
   /* Only now may mayfly_compact_range go on: its next level must see this step's result.
-   * (A closing database abandons the request and its memory: check it is still there.) */
-  if (last_step && db->manual == m) m->done = 1;
+   * (A closing database abandons the request and its memory: check it is still there.) A
+   * step that failed but will be tried again (out of memory) ends the request with that
+   * error: the caller hears of it, and the next step would skip this one's range. */
+  if (db->manual == m && m && !m->done && rc != MAYFLY_OK && db->bg_error == MAYFLY_OK) {
+    m->rc = rc;
+    m->done = 1;
+  } else if (last_step && db->manual == m) {
+    m->done = 1;
+  }
   return 1;
 }
 
@@ -399,6 +420,9 @@ int db_compact_range(mayfly_db *db, const mf_slice *begin, const mf_slice *end) 
     pthread_cond_broadcast(&db->bg_cv);
     if (db->bg_error) rc = db_closed_error(db);
     else if (db->shutting_down) rc = MF_ERR(MAYFLY_EBUSY, "database is closing");
+    else if (m.rc)
+      rc = MF_ERR(m.rc, "manual compaction stopped: out of memory (the database stays "
+                  "writable; background compactions are tried again)");
   }
   pthread_mutex_unlock(&db->mu);
   mf_buf_free(&m.begin_buf);

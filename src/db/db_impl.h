@@ -25,7 +25,10 @@
  * they are not being written (db->pending_outputs).
  *
  * Errors. A failed background write or a failed WAL write sets db->bg_error: from then on
- * writes fail with MAYFLY_ECLOSED and nothing is deleted, until the database is reopened. */
+ * writes fail with MAYFLY_ECLOSED and nothing is deleted, until the database is reopened.
+ * The exception is a flush or compaction that runs out of memory before its MANIFEST edit
+ * (db_job_failed): it is abandoned, its files removed, and tried again after a pause, up to
+ * max_bgerror_resume_count times in a row. */
 #ifndef MAYFLY_DB_DB_IMPL_H
 #define MAYFLY_DB_DB_IMPL_H
 
@@ -68,6 +71,7 @@ typedef struct db_level_stats {
 typedef struct db_manual_compaction {
   int level;
   int done;
+  int rc; /* a step that ran out of memory ends the request with this error */
   int has_begin, has_end;
   mf_slice begin, end; /* user keys: where the next step of this level starts, and the end */
   mf_buf begin_buf, end_buf; /* the caller's range, for every level */
@@ -185,6 +189,9 @@ struct mayfly_db {
   int seek_level;
   int bg_error;   /* first background error, MAYFLY_OK if none */
   char bg_error_msg[512];
+  int bg_retries;         /* jobs in a row that ran out of memory and will be tried again */
+  uint64_t bg_retry_at;   /* monotonic micros before which no job starts; 0: none waits */
+  uint64_t bg_retry_count; /* jobs tried again since open (mayfly.stats) */
   uint64_t *pending_outputs; /* file numbers being written */
   int num_pending, cap_pending;
 
@@ -223,6 +230,16 @@ struct mayfly_db {
 void db_info(mayfly_db *db, const char *fmt, ...) MF_PRINTF(2, 3);
 /* Records a background error (first one wins) and wakes everyone. REQUIRES: mu held. */
 void db_set_bg_error(mayfly_db *db, int rc, const char *what);
+/* A flush or compaction (what) failed with rc. When it ran out of memory before anything of
+ * it was made durable in the MANIFEST (retryable) and the retries in a row are not used up,
+ * the job is left to be tried again after bgerror_resume_retry_interval; otherwise rc is a
+ * background error. REQUIRES: mu held. */
+void db_job_failed(mayfly_db *db, int rc, const char *what, int retryable);
+/* A flush or compaction was installed: the retries in a row start again from 0. */
+void db_job_succeeded(mayfly_db *db);
+/* Microseconds until a job may start after a retryable failure, 0 if one may start now.
+ * REQUIRES: mu held. */
+uint64_t db_retry_wait(mayfly_db *db);
 /* Makes an error for callers once the db is read-only. REQUIRES: mu held. */
 int db_closed_error(mayfly_db *db);
 /* A WAL created by db_open_wal and not yet the database's current one. */

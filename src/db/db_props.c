@@ -55,9 +55,10 @@ static int format_stats(mayfly_db *db, mf_buf *b) {
                  (double)sum.micros / 1e6, sum.keys_in, sum.keys_dropped);
   if (rc == MAYFLY_OK)
     rc = mf_buf_appendf(b, "Flush: %" PRIu64 " memtables, %.2f MiB, %.1f s\n"
-                 "Stall: %.3f s\nImmutable memtables: %d\n", db->flush_count,
-                 mib(db->flush_bytes), (double)db->flush_micros / 1e6,
-                 (double)db->stall_micros / 1e6, db->num_imm);
+                 "Stall: %.3f s\nImmutable memtables: %d\n"
+                 "Jobs tried again after running out of memory: %" PRIu64 "\n",
+                 db->flush_count, mib(db->flush_bytes), (double)db->flush_micros / 1e6,
+                 (double)db->stall_micros / 1e6, db->num_imm, db->bg_retry_count);
   if (rc == MAYFLY_OK)
     rc = mf_buf_appendf(b, "Write amplification ((flush + compaction written) / flushed): %.2f\n",
                  db_wamp);

@@ -184,6 +184,14 @@ static const struct option_desc option_table[] = {
                 "ratio passes the threshold."),
     SIZE_OPTION(blob_cache_size, "0", 0, TIB, OPEN_TIME,
                 "Capacity of a separate cache of blob values; 0 shares the block cache."),
+    INT_OPTION(max_bgerror_resume_count, "10", 0, 1000000, RUNTIME,
+               "How many times in a row a flush or compaction that ran out of memory is "
+               "abandoned and tried again before the error makes the database read-only "
+               "(MAYFLY_ECLOSED until it is reopened); 0: never tried again. Other "
+               "background errors are never retried."),
+    INT_OPTION(bgerror_resume_retry_interval, "100000", 0, 60000000, RUNTIME,
+               "Microseconds a background thread waits before retrying a flush or "
+               "compaction that ran out of memory."),
     /* Lifetime tracing (docs/tracing.md). Changing any of them on an open database closes
      * the current trace session and, if trace_dir is set, starts a new one. */
     STRING_OPTION(trace_dir, "", RUNTIME,

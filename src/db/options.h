@@ -61,6 +61,8 @@ struct mayfly_options {
   double blob_garbage_collection_force_threshold;
   int blob_gc_policy; /* enum mf_blob_gc_policy */
   uint64_t blob_cache_size; /* open-time */
+  int max_bgerror_resume_count;
+  int bgerror_resume_retry_interval; /* microseconds */
   /* lifetime tracing (docs/tracing.md, src/db/db_trace.c); runtime-mutable */
   char trace_dir[MF_OPTION_STRING_MAX]; /* "": tracing off */
   int trace_key_hash;

@@ -75,6 +75,7 @@ struct version_set {
   wal_writer *manifest_log; /* NULL exactly when manifest_file is */
   uint64_t bytes_written;
   int applying; /* a log_and_apply is in progress (debug check of the serialization rule) */
+  int apply_wrote; /* the last log_and_apply got as far as writing the MANIFEST */
 };
 
 /* ---- file metadata ---- */
@@ -1159,6 +1160,8 @@ static int append_manifest(version_set *vs, mf_slice record, uint64_t *written) 
   return rc;
 }
 
+int version_set_apply_wrote(const version_set *vs) { return vs->apply_wrote; }
+
 int version_set_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu) {
   assert(pthread_mutex_trylock(mu) == EBUSY && "REQUIRES: db mutex held");
   assert(!vs->applying && "log_and_apply calls must be serialized");
@@ -1168,6 +1171,7 @@ int version_set_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex
                   "log_and_apply: log number %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 ")",
                   edit->log_number, vs->log_number, vs->next_file_number);
   vs->applying = 1;
+  vs->apply_wrote = 0;
   if (!edit->has_log_number) version_edit_set_log_number(edit, vs->log_number);
   int new_manifest = vs->manifest_log == NULL;
   /* Allocated before next_file_number is recorded, so the edit covers the MANIFEST too. */
@@ -1185,6 +1189,7 @@ int version_set_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex
   if (rc == MAYFLY_OK) {
     /* Only this thread touches the MANIFEST writer (callers serialize), and the current
      * version cannot change meanwhile for the same reason, so the I/O runs unlocked. */
+    vs->apply_wrote = 1;
     pthread_mutex_unlock(mu);
     if (new_manifest)
       rc = start_manifest(vs, manifest_number, mf_buf_slice(&snapshot), mf_buf_slice(&record),

@@ -171,6 +171,10 @@ int version_set_recover(version_set *vs);
  * closed, so the next call starts a fresh MANIFEST; the db should treat a failure as a
  * background error (the old MANIFEST may hold the failed edit). */
 int version_set_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu);
+/* Whether the last version_set_log_and_apply got as far as writing the MANIFEST. When it
+ * failed before (out of memory building the new version or encoding the edit), nothing was
+ * written and nothing changed: the caller may try the same work again. REQUIRES: *mu held. */
+int version_set_apply_wrote(const version_set *vs);
 
 /* The current version, not referenced: ref it (under the db mutex) to keep it.
  * REQUIRES: db mutex held. */

@@ -26,6 +26,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +59,12 @@ static atomic_long countdown;    /* the allocation that takes this to 0 fails */
 static atomic_int persistent;    /* and, when set, every one after it */
 static atomic_long allocations;  /* allocations seen while armed */
 static atomic_long injected;     /* allocations failed */
+static atomic_int background_only; /* count and fail only other threads' allocations */
+static pthread_t test_thread;
 
 static int fail_now(void) {
   if (!atomic_load(&armed)) return 0;
+  if (atomic_load(&background_only) && pthread_equal(pthread_self(), test_thread)) return 0;
   atomic_fetch_add(&allocations, 1);
   long left = atomic_fetch_sub(&countdown, 1);
   if (left == 1 || (left <= 0 && atomic_load(&persistent))) {
@@ -84,6 +88,7 @@ char *__wrap_strndup(const char *s, size_t n) {
 }
 
 static void arm(long nth, int keep_failing) {
+  test_thread = pthread_self();
   atomic_store(&allocations, 0);
   atomic_store(&injected, 0);
   atomic_store(&countdown, nth);
@@ -346,7 +351,7 @@ static void remove_trace_dir(void) {
 /* The two configurations: blob GC by age with no compression, and blob GC by value-log
  * group with compressed tables and blobs, a blob cache of its own and one background
  * thread. */
-static const char *const configs[][13][2] = {
+static const char *const configs[][14][2] = {
     {
         {"enable_blob_files", "true"},
         {"min_blob_size", "100"},
@@ -357,6 +362,8 @@ static const char *const configs[][13][2] = {
         {"level0_file_num_compaction_trigger", "2"},
         {"write_buffer_size", "64KiB"},
         {"max_background_jobs", "2"},
+        {"max_bgerror_resume_count", "3"},
+        {"bgerror_resume_retry_interval", "1000"},
     },
     {
         {"enable_blob_files", "true"},
@@ -370,13 +377,14 @@ static const char *const configs[][13][2] = {
         {"level0_file_num_compaction_trigger", "2"},
         {"write_buffer_size", "64KiB"},
         {"max_background_jobs", "1"},
+        {"bgerror_resume_retry_interval", "500"},
         {"trace_gets", "true"}, /* and trace_dir, set by fill_options */
     },
 };
 
 static void fill_options(struct mayfly_options *o, int config) {
   options_init_defaults(o);
-  for (int s = 0; s < 13 && configs[config][s][0]; s++)
+  for (int s = 0; s < 14 && configs[config][s][0]; s++)
     if (options_set(o, configs[config][s][0], configs[config][s][1], 0) != MAYFLY_OK)
       fail_msg("option %s=%s: %s", configs[config][s][0], configs[config][s][1],
                mayfly_errmsg(NULL));
@@ -546,6 +554,95 @@ static void test_memory_stays_exhausted(void **state) {
   printf("config %d, persistent: %ld runs\n", config, runs + 1);
 }
 
+/* ---- background jobs that run out of memory are tried again ---- */
+
+static int put_n(mayfly_db *db, model *m, int from, int to) {
+  int rc = MAYFLY_OK;
+  for (int i = from; i < to && rc == MAYFLY_OK; i++) {
+    char key[32], val[LARGE];
+    int ver = m->next_ver++;
+    size_t klen = key_text(i % NKEYS, key), vlen = value_len(ver);
+    value_text(i % NKEYS, ver, val, vlen);
+    rc = mayfly_put(db, key, klen, val, vlen, 0);
+    model_write(m, i % NKEYS, ver, rc == MAYFLY_OK);
+  }
+  return rc;
+}
+
+static uint64_t retries_in_stats(mayfly_db *db) {
+  static const char label[] = "Jobs tried again after running out of memory: ";
+  char *text = NULL;
+  if (mayfly_property(db, "mayfly.stats", &text) != MAYFLY_OK) fail_msg("mayfly.stats");
+  const char *p = strstr(text, label);
+  if (!p) fail_msg("no \"%s\" in mayfly.stats:\n%s", label, text);
+  uint64_t n = strtoull(p + strlen(label), NULL, 10);
+  mayfly_free(text);
+  return n;
+}
+
+/* A flush whose first allocation fails is tried again and succeeds: mayfly_flush returns
+ * MAYFLY_OK and the database stays writable. Memory that stays exhausted through every retry
+ * (max_bgerror_resume_count) makes it read-only, with a message that says why; a reopen
+ * finds every acknowledged write. A manual compaction that runs out of memory returns
+ * MAYFLY_ENOMEM and leaves the database writable. */
+static void test_background_job_retried(void **state) {
+  (void)state;
+  setup_dir();
+  struct mayfly_options o;
+  fill_options(&o, 0);
+  model m;
+  model_init(&m);
+  mayfly_db *db = NULL;
+  if (mayfly_open(dir, &o, &db) != MAYFLY_OK) fail_msg("open: %s", mayfly_errmsg(NULL));
+  assert_int_equal(put_n(db, &m, 0, 100), MAYFLY_OK);
+  uint64_t retries = retries_in_stats(db);
+
+  atomic_store(&background_only, 1);
+  arm(1, 0);
+  assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
+  int rc = mayfly_flush(db);
+  disarm();
+  if (rc != MAYFLY_OK) fail_msg("flush after one failed allocation: %s", mayfly_errmsg(db));
+  assert_int_equal(atomic_load(&injected), 1);
+  assert_int_equal(retries_in_stats(db), retries + 1);
+  assert_int_equal(put_n(db, &m, 100, 200), MAYFLY_OK);
+  for (int i = 0; i < NKEYS; i++) check_get(db, NULL, &m.k[i], i);
+
+  /* A manual compaction: its first background allocation fails. (Level 0 gets one table
+   * over what the automatic compaction left, so that there is something to compact.) */
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
+  assert_int_equal(put_n(db, &m, 0, 10), MAYFLY_OK);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+  assert_int_equal(mayfly_wait_idle(db), MAYFLY_OK);
+  arm(1, 0);
+  rc = mayfly_compact_range(db, NULL, 0, NULL, 0);
+  disarm();
+  assert_int_equal(atomic_load(&injected), 1);
+  assert_int_equal(rc, MAYFLY_ENOMEM);
+  if (!strstr(mayfly_errmsg(db), "out of memory")) fail_msg("message: %s", mayfly_errmsg(db));
+  assert_int_equal(put_n(db, &m, 200, 300), MAYFLY_OK);
+  if (mayfly_compact_range(db, NULL, 0, NULL, 0) != MAYFLY_OK)
+    fail_msg("compaction after memory came back: %s", mayfly_errmsg(db));
+  check_scan(db, NULL, &m);
+
+  /* Memory stays exhausted: the flush is tried 1 + max_bgerror_resume_count (3) times. */
+  assert_int_equal(put_n(db, &m, 300, 400), MAYFLY_OK);
+  retries = retries_in_stats(db);
+  arm(1, 1);
+  rc = mayfly_flush(db);
+  disarm();
+  atomic_store(&background_only, 0);
+  assert_int_equal(rc, MAYFLY_ECLOSED);
+  if (!strstr(mayfly_errmsg(db), "memtable flush") || !strstr(mayfly_errmsg(db), "out of memory"))
+    fail_msg("message: %s", mayfly_errmsg(db));
+  assert_int_equal(retries_in_stats(db), retries + 3);
+  assert_int_equal(put_n(db, &m, 400, 401), MAYFLY_ECLOSED);
+  for (int i = 0; i < NKEYS; i++) check_get(db, NULL, &m.k[i], i);
+  mayfly_close(db);
+  verify(&o, &m, "after the retries ran out");
+}
+
 int main(void) {
   static const int age = 0, group = 1;
   const struct CMUnitTest tests[] = {
@@ -553,6 +650,7 @@ int main(void) {
       cmocka_unit_test_prestate(test_memory_stays_exhausted, (void *)&age),
       cmocka_unit_test_prestate(test_each_allocation_fails_once, (void *)&group),
       cmocka_unit_test_prestate(test_memory_stays_exhausted, (void *)&group),
+      cmocka_unit_test(test_background_job_retried),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,6 +205,8 @@ static void test_defaults(void **state) {
                       "blob_garbage_collection_force_threshold=1\n"
                       "blob_gc_policy=age\n"
                       "blob_cache_size=0\n"
+                      "max_bgerror_resume_count=10\n"
+                      "bgerror_resume_retry_interval=100000\n"
                       "trace_dir=\n"
                       "trace_key_hash=false\n"
                       "trace_gets=false\n");
@@ -246,6 +248,8 @@ static void test_set_every_option(void **state) {
       {"blob_garbage_collection_force_threshold", "0.75", "0.75"},
       {"blob_gc_policy", "group", "group"},
       {"blob_cache_size", "1GiB", "1GiB"},
+      {"max_bgerror_resume_count", "0", "0"},
+      {"bgerror_resume_retry_interval", "60000000", "60000000"},
       {"trace_dir", "/var/tmp/my traces=1", "/var/tmp/my traces=1"},
       {"trace_key_hash", "yes", "true"},
       {"trace_gets", "1", "true"},
