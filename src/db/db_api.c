@@ -198,7 +198,9 @@ MAYFLY_API int mayfly_snapshot_create(mayfly_db *db, const mayfly_snapshot **out
 }
 
 MAYFLY_API void mayfly_snapshot_release(mayfly_db *db, const mayfly_snapshot *snap) {
-  if (db && snap) db_snapshot_release(db, snap);
+  if (!db || !snap) return;
+  enter(db);
+  db_snapshot_release(db, snap);
 }
 
 MAYFLY_API int mayfly_iter_create(mayfly_db *db, const mayfly_snapshot *snap, mayfly_iter **out) {

@@ -96,13 +96,33 @@ int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out) {
   return MAYFLY_OK;
 }
 
+/* A snapshot is looked up among the database's before it is touched, so releasing one twice,
+ * or one of another database, is refused (logged and ignored) instead of corrupting the list
+ * or freeing memory twice. The search runs from both ends at once: snapshots are mostly
+ * released oldest first or newest first, and then it stops at once. */
 void db_snapshot_release(mayfly_db *db, const struct mayfly_snapshot *snap) {
-  struct mayfly_snapshot *s = (struct mayfly_snapshot *)snap;
+  struct mayfly_snapshot *s = (struct mayfly_snapshot *)snap, *head = &db->snapshots;
+  int found = 0;
   pthread_mutex_lock(&db->mu);
-  s->prev->next = s->next;
-  s->next->prev = s->prev;
+  for (struct mayfly_snapshot *a = head->next, *b = head->prev; a != head;
+       a = a->next, b = b->prev) {
+    if (a == s || b == s) {
+      found = 1;
+      break;
+    }
+    if (a == b || a->next == b) break; /* the two ends met */
+  }
+  if (found) {
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+  } else {
+    db_info(db, "mayfly_snapshot_release: %p is not a live snapshot of this database "
+            "(released twice?); ignored", (const void *)snap);
+  }
   pthread_mutex_unlock(&db->mu);
-  free(s);
+  if (found) free(s);
+  else (void)MF_ERR(MAYFLY_EINVAL, "mayfly_snapshot_release: not a live snapshot of this "
+                    "database (released twice, or another database's); ignored");
 }
 
 /* ---- the internal iterator behind mayfly_iter ---- */

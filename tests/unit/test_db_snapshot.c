@@ -355,6 +355,50 @@ static void test_iterator_release_deletes_replaced_tables(void **state) {
   env->destroy(env);
 }
 
+/* Releasing a snapshot twice, or one of another database, is refused with a message and
+ * changes nothing: the other snapshots still read as of their creation and release
+ * normally, whatever the order (under ASan, a double free or a touch of freed memory fails
+ * the test). */
+static void test_bad_release_is_ignored(void **state) {
+  (void)state;
+  mayfly_db *db = open_small();
+  enum { S = 5 };
+  const mayfly_snapshot *snaps[S];
+  for (int s = 0; s < S; s++) {
+    put_ver(db, 1, s, 100, 0);
+    ok(db, mayfly_snapshot_create(db, &snaps[s]), "snapshot_create");
+  }
+  mf_env *env2 = new_mem_env();
+  struct mayfly_options o2 = opts_for(env2);
+  mayfly_db *other = open_ok(&o2);
+  const mayfly_snapshot *foreign = NULL;
+  ok(other, mayfly_snapshot_create(other, &foreign), "snapshot_create");
+
+  mayfly_snapshot_release(db, snaps[2]);
+  mayfly_snapshot_release(db, snaps[2]); /* twice */
+  assert_non_null(strstr(mayfly_errmsg(db), "not a live snapshot"));
+  mayfly_snapshot_release(db, foreign); /* another database's */
+  for (int s = 0; s < S; s++)
+    if (s != 2) assert_int_equal(get_ver(db, snaps[s], 1), s);
+  /* Newest first, then oldest first, then the one in the middle. */
+  mayfly_snapshot_release(db, snaps[4]);
+  mayfly_snapshot_release(db, snaps[0]);
+  mayfly_snapshot_release(db, snaps[4]);
+  assert_int_equal(get_ver(db, snaps[1], 1), 1);
+  assert_int_equal(get_ver(db, snaps[3], 1), 3);
+  mayfly_snapshot_release(db, snaps[3]);
+  mayfly_snapshot_release(db, snaps[1]);
+  mayfly_snapshot_release(db, snaps[1]);
+  assert_int_equal(get_ver(db, NULL, 1), S - 1);
+  close_small(db);
+
+  /* The foreign snapshot is still its own database's. */
+  assert_int_equal(get_ver(other, foreign, 1), -1);
+  mayfly_snapshot_release(other, foreign);
+  close_ok(other);
+  env2->destroy(env2);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const struct CMUnitTest tests[] = {
@@ -363,6 +407,7 @@ int main(void) {
       cmocka_unit_test(test_release_lets_merges_drop),
       cmocka_unit_test(test_snapshot_sees_deleted_key),
       cmocka_unit_test(test_iterator_release_deletes_replaced_tables),
+      cmocka_unit_test(test_bad_release_is_ignored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
