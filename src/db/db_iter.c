@@ -87,6 +87,9 @@ static void find_prev_user_entry(mayfly_iter *m) {
       break;
     }
   }
+  /* A step that failed (a read error, no memory) ends the walk early: the version saved last
+   * may be an older one of the key, so nothing is shown and the status tells why. */
+  if (!iter_valid(m->it) && iter_status(m->it) != MAYFLY_OK) value_type = MF_TYPE_DELETE;
   if (value_type == MF_TYPE_DELETE) {
     m->valid = 0;
     m->dir = DIR_FORWARD;

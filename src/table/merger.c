@@ -175,16 +175,25 @@ static void switch_to_reverse(merger *m) {
   rebuild(m);
 }
 
+/* A switch of direction repositions every other child; when one of them fails (a read
+ * error, no memory) the merger is left invalid with that child's status, and the step is
+ * not taken. */
 static void merger_next(mf_iter *it) {
   merger *m = (merger *)it;
-  if (m->direction != MERGER_FORWARD) switch_to_forward(m);
+  if (m->direction != MERGER_FORWARD) {
+    switch_to_forward(m);
+    if (m->current < 0) return;
+  }
   iter_next(m->children[m->current]);
   advance_fixup(m);
 }
 
 static void merger_prev(mf_iter *it) {
   merger *m = (merger *)it;
-  if (m->direction != MERGER_REVERSE) switch_to_reverse(m);
+  if (m->direction != MERGER_REVERSE) {
+    switch_to_reverse(m);
+    if (m->current < 0) return;
+  }
   iter_prev(m->children[m->current]);
   advance_fixup(m);
 }

@@ -100,7 +100,7 @@ static void disarm(void) { atomic_store(&armed, 0); }
 
 /* ---- keys, values and the model ---- */
 
-enum { NKEYS = 40, MAX_AMBIG = 16, SMALL = 40, LARGE = 300, DELETED = -1 };
+enum { NKEYS = 40, MAX_AMBIG = 64, SMALL = 40, LARGE = 300, DELETED = -1 };
 
 static size_t key_text(int i, char *buf) { return (size_t)snprintf(buf, 32, "key%04d", i); }
 
@@ -141,6 +141,15 @@ static void model_write(model *m, int i, int ver, int acknowledged) {
   } else {
     fail_msg("key %d: more than %d failed writes in a row", i, MAX_AMBIG);
   }
+}
+
+/* An acknowledged MAYFLY_NO_WAL write: it may still be lost (a database that goes read-only
+ * before it is flushed never writes it out), so what the key read as before stays allowed. */
+static void model_write_unlogged(model *m, int i, int ver) {
+  key_model *k = &m->k[i];
+  if (k->num_ambig >= MAX_AMBIG) fail_msg("key %d: more than %d unsure versions", i, MAX_AMBIG);
+  k->ambig[k->num_ambig++] = k->ok;
+  k->ok = ver;
 }
 
 static int model_allows(const key_model *k, int ver) {
@@ -272,14 +281,18 @@ static void check_scan_back(mayfly_db *db, const model *m) {
   mayfly_iter_destroy(it);
 }
 
+static int unlogged_every; /* every n-th put skips the WAL (MAYFLY_NO_WAL); 0: none */
+
 static void put_one(mayfly_db *db, model *m, int i) {
   char key[32], val[LARGE];
   int ver = m->next_ver++;
   size_t klen = key_text(i, key), vlen = value_len(ver);
   value_text(i, ver, val, vlen);
-  int rc = mayfly_put(db, key, klen, val, vlen, 0);
+  int unlogged = unlogged_every && ver % unlogged_every == 0;
+  int rc = mayfly_put(db, key, klen, val, vlen, unlogged ? MAYFLY_NO_WAL : 0);
   allowed(rc, "put");
-  model_write(m, i, ver, rc == MAYFLY_OK);
+  if (unlogged && rc == MAYFLY_OK) model_write_unlogged(m, i, ver);
+  else model_write(m, i, ver, rc == MAYFLY_OK);
 }
 
 static void delete_one(mayfly_db *db, model *m, int i) {
@@ -348,9 +361,10 @@ static void remove_trace_dir(void) {
   env->remove_dir(env, trace_dir);
 }
 
-/* The two configurations: blob GC by age with no compression, and blob GC by value-log
- * group with compressed tables and blobs, a blob cache of its own and one background
- * thread. */
+/* The configurations: blob GC by age with no compression; blob GC by value-log group with
+ * compressed tables and blobs, a blob cache of its own, tracing and one background thread;
+ * no blob files, compressed tables, no block cache, dynamic level sizes, absolute WAL
+ * recovery and every fourth put without the WAL. */
 static const char *const configs[][14][2] = {
     {
         {"enable_blob_files", "true"},
@@ -380,6 +394,17 @@ static const char *const configs[][14][2] = {
         {"bgerror_resume_retry_interval", "500"},
         {"trace_gets", "true"}, /* and trace_dir, set by fill_options */
     },
+    {
+        {"enable_blob_files", "false"},
+        {"compression", "lz4"},
+        {"level_compaction_dynamic_level_bytes", "true"},
+        {"wal_recovery_mode", "absolute"},
+        {"block_cache_size", "0"},
+        {"level0_file_num_compaction_trigger", "2"},
+        {"write_buffer_size", "64KiB"},
+        {"max_bytes_for_level_base", "1MiB"},
+        {"bgerror_resume_retry_interval", "1000"},
+    },
 };
 
 static void fill_options(struct mayfly_options *o, int config) {
@@ -390,6 +415,7 @@ static void fill_options(struct mayfly_options *o, int config) {
                mayfly_errmsg(NULL));
   if (config == 1 && options_set(o, "trace_dir", trace_dir, 0) != MAYFLY_OK)
     fail_msg("option trace_dir: %s", mayfly_errmsg(NULL));
+  unlogged_every = config == 2 ? 4 : 0;
 }
 
 /* Rounds first..last of the workload on an open database; every call may fail as allowed. */
@@ -645,12 +671,14 @@ static void test_background_job_retried(void **state) {
 }
 
 int main(void) {
-  static const int age = 0, group = 1;
+  static const int age = 0, group = 1, unlogged = 2;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_prestate(test_each_allocation_fails_once, (void *)&age),
       cmocka_unit_test_prestate(test_memory_stays_exhausted, (void *)&age),
       cmocka_unit_test_prestate(test_each_allocation_fails_once, (void *)&group),
       cmocka_unit_test_prestate(test_memory_stays_exhausted, (void *)&group),
+      cmocka_unit_test_prestate(test_each_allocation_fails_once, (void *)&unlogged),
+      cmocka_unit_test_prestate(test_memory_stays_exhausted, (void *)&unlogged),
       cmocka_unit_test(test_background_job_retried),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

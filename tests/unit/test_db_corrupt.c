@@ -941,6 +941,48 @@ static void test_stray_file_numbers(void **state) {
 /* A table test on the env that maps files. */
 #define MAPPED(fn) {#fn "/mapped", fn, use_mapped, NULL, NULL}
 
+/* A table holding two versions of a key in two blocks, the newer one's block damaged: a
+ * backward scan reads the older version first, then fails stepping back to the newer one.
+ * It must end with ECORRUPT there, not show the older version as the key's value. */
+static void test_reverse_scan_shows_no_older_version(void **state) {
+  (void)state;
+  mf_env *env = new_mem_env();
+  struct mayfly_options o = opts_for(env);
+  assert_int_equal(options_set(&o, "block_size", "256", 0), MAYFLY_OK);
+  mayfly_db *db = open_ok(&o);
+  enum { VLEN = 300 }; /* each entry a block of its own */
+  put_ver(db, 1, 1, VLEN, 0);
+  const mayfly_snapshot *snap = NULL;
+  assert_int_equal(mayfly_snapshot_create(db, &snap), MAYFLY_OK);
+  put_ver(db, 1, 2, VLEN, 0);
+  assert_int_equal(mayfly_flush(db), MAYFLY_OK); /* the snapshot keeps version 1 */
+  mayfly_snapshot_release(db, snap);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  char names[8][64];
+  assert_int_equal(list_files(env, ".sst", 0, names, 8), 1);
+  mf_buf file = MF_BUF_INIT;
+  read_whole(env, names[0], &file);
+  file.data[40] ^= 0x20; /* the first block: version 2 (newest first) */
+  write_whole(env, names[0], file.data, file.len);
+  mf_buf_free(&file);
+
+  db = open_ok(&o);
+  mayfly_iter *it = NULL;
+  assert_int_equal(mayfly_iter_create(db, NULL, &it), MAYFLY_OK);
+  for (mayfly_iter_seek_to_last(it); mayfly_iter_valid(it); mayfly_iter_prev(it)) {
+    size_t vlen;
+    const void *v = mayfly_iter_value(it, &vlen);
+    assert_non_null(v);
+    fail_msg("backward scan showed version %d of key 1 over a damaged newer version",
+             parse_value(1, v, vlen));
+  }
+  assert_int_equal(mayfly_iter_status(it), MAYFLY_ECORRUPT);
+  mayfly_iter_destroy(it);
+  assert_int_equal(read_key(db, 1, 2, VLEN), MAYFLY_ECORRUPT); /* a get agrees */
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  env->destroy(env);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wal_corrupt_middle),
@@ -961,6 +1003,7 @@ int main(void) {
       cmocka_unit_test_setup(test_sst_footer_flip, use_pread),
       cmocka_unit_test_setup(test_sst_missing, use_pread),
       cmocka_unit_test_setup(test_sst_damage_hides_no_tombstone, use_pread),
+      cmocka_unit_test(test_reverse_scan_shows_no_older_version),
       MAPPED(test_sst_truncated),
       MAPPED(test_sst_data_block_flip),
       MAPPED(test_sst_footer_flip),

@@ -279,7 +279,7 @@ static void test_child_fails_midway(void **state) {
   static const kv odd[] = {{"b", 1, "1.0", 3, 1, 0}, {"d", 1, "1.1", 3, 1, 1},
                            {"f", 1, "1.2", 3, 1, 2}};
   for (int n = 2; n <= 7; n += 5) { /* both the linear and the heap path */
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
       mf_iter *children[7];
       children[0] = array_iter_create(even, 4);
       children[1] = array_iter_create(odd, 3);
@@ -299,8 +299,12 @@ static void test_child_fails_midway(void **state) {
         iter_prev(m);
         assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("f")));
         iter_prev(m);
-      } else { /* a seek that lands the failing child on "d" */
+      } else if (pass == 2) { /* a seek that lands the failing child on "d" */
         iter_seek(m, mf_slice_cstr("c"));
+      } else { /* at "e" going forward, a step back puts the other child on "d" */
+        iter_seek(m, mf_slice_cstr("e"));
+        assert_true(mf_slice_equal(iter_key(m), mf_slice_cstr("e")));
+        iter_prev(m);
       }
       assert_false(iter_valid(m));
       assert_int_equal(iter_status(m), MAYFLY_ECORRUPT);
