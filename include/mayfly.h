@@ -96,9 +96,11 @@ MAYFLY_API int mayfly_write(mayfly_db *db, const mayfly_batch *b, unsigned flags
 MAYFLY_API int mayfly_get(mayfly_db *db, const mayfly_snapshot *snap, const void *key, size_t klen,
                void **val, size_t *vlen);
 MAYFLY_API int mayfly_snapshot_create(mayfly_db *db, const mayfly_snapshot **out);
-/* Releasing a snapshot that is not a live one of db (released already, or another database's)
- * does nothing but log it and set mayfly_errmsg(db). Reading through a released snapshot is
- * still a use of freed memory. */
+/* Releasing a snapshot twice is a caller error, like freeing memory twice. mayfly refuses
+ * one that is not a live snapshot of db (logged, mayfly_errmsg(db) says so): another
+ * database's, or one released already, unless its memory has meanwhile been reused for a
+ * newer snapshot of db (the address then names that one). Reading through a released
+ * snapshot is a use of freed memory. */
 MAYFLY_API void mayfly_snapshot_release(mayfly_db *db, const mayfly_snapshot *snap);
 
 /* Iterators see a consistent point in time (snap, or the moment of creation). key() and

@@ -61,21 +61,22 @@ static uint64_t monotonic_micros(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void db_job_failed(mayfly_db *db, int rc, const char *what, int retryable) {
-  if (!retryable || rc != MAYFLY_ENOMEM || db->bg_retries >= db->opt.max_bgerror_resume_count) {
+void db_job_failed(mayfly_db *db, int kind, int rc, const char *what, int retryable) {
+  int *retries = &db->bg_retries[kind];
+  if (!retryable || rc != MAYFLY_ENOMEM || *retries >= db->opt.max_bgerror_resume_count) {
     db_set_bg_error(db, rc, what);
     return;
   }
-  db->bg_retries++;
+  (*retries)++;
   db->bg_retry_count++;
   uint64_t pause = (uint64_t)db->opt.bgerror_resume_retry_interval;
   db->bg_retry_at = monotonic_micros() + (pause ? pause : 1);
   db_info(db, "%s: %s; abandoned, retry %d of %d in %llu us", what, mf_error_message(),
-          db->bg_retries, db->opt.max_bgerror_resume_count, (unsigned long long)pause);
+          *retries, db->opt.max_bgerror_resume_count, (unsigned long long)pause);
   pthread_cond_broadcast(&db->bg_cv);
 }
 
-void db_job_succeeded(mayfly_db *db) { db->bg_retries = 0; }
+void db_job_succeeded(mayfly_db *db, int kind) { db->bg_retries[kind] = 0; }
 
 uint64_t db_retry_wait(mayfly_db *db) {
   if (!db->bg_retry_at) return 0;
@@ -665,7 +666,13 @@ int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out)
   pthread_mutex_init(&db->mu, NULL);
   pthread_mutex_init(&db->info_mu, NULL);
   pthread_mutex_init(&db->delete_mu, NULL);
-  pthread_cond_init(&db->bg_cv, NULL);
+  /* Monotonic, so that the timed wait after a job ran out of memory (db_bg.c) does not
+   * stretch when the wall clock is set back. */
+  pthread_condattr_t cv_attr;
+  pthread_condattr_init(&cv_attr);
+  pthread_condattr_setclock(&cv_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&db->bg_cv, &cv_attr);
+  pthread_condattr_destroy(&cv_attr);
   db->snapshots.next = db->snapshots.prev = &db->snapshots;
   if (opt) db->opt = *opt;
   else options_init_defaults(&db->opt);

@@ -91,6 +91,9 @@ static void flush_oldest(mayfly_db *db) {
       db->flush_placing = 0;
       pthread_cond_broadcast(&db->bg_cv); /* a compaction may start now */
     }
+    /* The MANIFEST write never started: nothing names the outputs, and the flush will be
+     * tried again with new ones. */
+    if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs)) db_output_discard(&out);
   }
   if (db->trace) trace_job_end(db->trace, out.job_id, rc);
   db_output_release(&out);
@@ -116,12 +119,13 @@ static void flush_oldest(mayfly_db *db) {
     /* The flush is done: the next one may start, and writers waiting for room may go on,
      * while this thread deletes files. */
     db->flush_running = 0;
-    db_job_succeeded(db);
+    db_job_succeeded(db, DB_JOB_FLUSH);
     pthread_cond_broadcast(&db->bg_cv);
     db_remove_obsolete_files(db);
   } else {
     db->flush_running = 0;
-    db_job_failed(db, rc, "memtable flush", !built || !version_set_apply_wrote(db->vs));
+    db_job_failed(db, DB_JOB_FLUSH, rc, "memtable flush",
+                  !built || !version_set_apply_wrote(db->vs));
   }
   db_output_free(&out);
   memtable_unref(m);
@@ -151,7 +155,7 @@ static void *bg_main(void *arg) {
       db_remove_obsolete_files(db);
     } else if (pause) {
       struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until); /* bg_cv waits on the realtime clock */
+      clock_gettime(CLOCK_MONOTONIC, &until); /* bg_cv's clock (db.c) */
       uint64_t ns = (uint64_t)until.tv_nsec + pause % 1000000u * 1000u;
       until.tv_sec += (time_t)(pause / 1000000u + ns / 1000000000u);
       until.tv_nsec = (long)(ns % 1000000000u);

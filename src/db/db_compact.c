@@ -172,7 +172,11 @@ static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id, i
    * synced files that only the edit makes live, and a close that dropped the edit would leave
    * them behind as orphans. An interrupted job (EBUSY) has removed its outputs already. */
   *built = rc == MAYFLY_OK;
-  if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit);
+  if (rc == MAYFLY_OK) {
+    rc = db_log_and_apply(db, &c->edit);
+    if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs)) /* named by nothing: remove */
+      for (int i = 0; i < c->num_rewrite; i++) db_output_discard(&outs[i]);
+  }
   uint64_t read = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
   for (int i = 0; i < c->num_rewrite; i++) {
     db_output_release(&outs[i]);
@@ -254,7 +258,11 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
     rc = run_job(&job);
     pthread_mutex_lock(&db->mu);
     built = rc == MAYFLY_OK;
-    if (rc == MAYFLY_OK) rc = db_log_and_apply(db, &c->edit); /* even when closing: as above */
+    if (rc == MAYFLY_OK) {
+      rc = db_log_and_apply(db, &c->edit); /* even when closing: as above */
+      if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs)) /* named by nothing: remove */
+        db_output_discard(&job.out);
+    }
     db_output_release(&job.out);
     uint64_t micros = db->env->now_micros(db->env) - t0;
     uint64_t written = job.out.table_bytes + job.out.blob_bytes;
@@ -285,9 +293,10 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   if (db->trace) trace_job_end(db->trace, job_id, rc);
   if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */
   if (rc != MAYFLY_OK) {
-    db_job_failed(db, rc, "compaction", !built || !version_set_apply_wrote(db->vs));
+    db_job_failed(db, DB_JOB_COMPACTION, rc, "compaction",
+                  !built || !version_set_apply_wrote(db->vs));
   } else {
-    db_job_succeeded(db);
+    db_job_succeeded(db, DB_JOB_COMPACTION);
     db_remove_obsolete_files(db);
   }
   return rc;
@@ -364,13 +373,16 @@ int db_background_compaction(mayfly_db *db) {
       m->rc = rc;
       m->done = 1;
     }
-    db_job_failed(db, rc, "picking a compaction", 1);
+    db_job_failed(db, DB_JOB_COMPACTION, rc, "picking a compaction", 1);
     return 1;
   }
   if (!c) {
     /* The manual request is finished (done is set), or what looked due yields no job: a seek
      * candidate the picker does not take is dropped so that it is not asked for again. */
-    db->seek_file = NULL;
+    if (db->seek_file) {
+      db->seek_file = NULL;
+      pthread_cond_broadcast(&db->bg_cv); /* mayfly_wait_idle may be waiting on it */
+    }
     return m && m->done;
   }
   rc = db_run_compaction(db, c);

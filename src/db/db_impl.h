@@ -189,7 +189,7 @@ struct mayfly_db {
   int seek_level;
   int bg_error;   /* first background error, MAYFLY_OK if none */
   char bg_error_msg[512];
-  int bg_retries;         /* jobs in a row that ran out of memory and will be tried again */
+  int bg_retries[2];      /* flushes, compactions in a row that ran out of memory */
   uint64_t bg_retry_at;   /* monotonic micros before which no job starts; 0: none waits */
   uint64_t bg_retry_count; /* jobs tried again since open (mayfly.stats) */
   uint64_t *pending_outputs; /* file numbers being written */
@@ -230,13 +230,15 @@ struct mayfly_db {
 void db_info(mayfly_db *db, const char *fmt, ...) MF_PRINTF(2, 3);
 /* Records a background error (first one wins) and wakes everyone. REQUIRES: mu held. */
 void db_set_bg_error(mayfly_db *db, int rc, const char *what);
-/* A flush or compaction (what) failed with rc. When it ran out of memory before anything of
- * it was made durable in the MANIFEST (retryable) and the retries in a row are not used up,
- * the job is left to be tried again after bgerror_resume_retry_interval; otherwise rc is a
- * background error. REQUIRES: mu held. */
-void db_job_failed(mayfly_db *db, int rc, const char *what, int retryable);
-/* A flush or compaction was installed: the retries in a row start again from 0. */
-void db_job_succeeded(mayfly_db *db);
+enum { DB_JOB_FLUSH, DB_JOB_COMPACTION };
+/* A flush or compaction (kind DB_JOB_*, what for the log) failed with rc. When it ran out of
+ * memory before anything of it was made durable in the MANIFEST (retryable) and the retries
+ * in a row of that kind are not used up, the job is left to be tried again after
+ * bgerror_resume_retry_interval; otherwise rc is a background error. REQUIRES: mu held. */
+void db_job_failed(mayfly_db *db, int kind, int rc, const char *what, int retryable);
+/* A job of that kind was installed: its retries in a row start again from 0. (Only the same
+ * kind: a compaction that keeps failing is not rescued by the flushes between its tries.) */
+void db_job_succeeded(mayfly_db *db, int kind);
 /* Microseconds until a job may start after a retryable failure, 0 if one may start now.
  * REQUIRES: mu held. */
 uint64_t db_retry_wait(mayfly_db *db);

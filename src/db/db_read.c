@@ -98,8 +98,10 @@ int db_snapshot_create(mayfly_db *db, const struct mayfly_snapshot **out) {
 
 /* A snapshot is looked up among the database's before it is touched, so releasing one twice,
  * or one of another database, is refused (logged and ignored) instead of corrupting the list
- * or freeing memory twice. The search runs from both ends at once: snapshots are mostly
- * released oldest first or newest first, and then it stops at once. */
+ * or freeing memory twice. (Only by address: a released snapshot whose memory was reused for
+ * a newer one cannot be told from it.) The search runs from both ends at once, under mu:
+ * snapshots are mostly released oldest first or newest first, and then it stops at once;
+ * releases from the middle of many snapshots cost a walk of up to half the list. */
 void db_snapshot_release(mayfly_db *db, const struct mayfly_snapshot *snap) {
   struct mayfly_snapshot *s = (struct mayfly_snapshot *)snap, *head = &db->snapshots;
   int found = 0;
