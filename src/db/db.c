@@ -656,6 +656,7 @@ static void db_free(mayfly_db *db) {
   pthread_mutex_destroy(&db->delete_mu);
   pthread_cond_destroy(&db->bg_cv);
   free(db->pending_outputs);
+  free(db->prepared);
   free(db->dbname);
   free(db);
 }

@@ -168,6 +168,8 @@ struct mayfly_db {
 
   db_writer *writers_head, *writers_tail;
   struct mayfly_batch group; /* the leader's merge buffer */
+  memtable_prepared *prepared; /* the leader's: the group's versions, before they are logged */
+  size_t cap_prepared;
 
   struct mayfly_snapshot snapshots; /* list head */
   atomic_int live_iters; /* mayfly_iters not yet destroyed: close refuses while any live */

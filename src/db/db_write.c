@@ -16,14 +16,16 @@ struct db_writer {
 /* Groups are capped so that one small write behind a huge one does not wait long. */
 #define MAX_GROUP_BYTES (1u << 20)
 
-typedef struct insert_state {
+typedef struct prepare_state {
   memtable *mem;
-} insert_state;
+  memtable_prepared *out;
+  size_t n, cap;
+} prepare_state;
 
-static int insert_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
-  insert_state *st = arg;
-  int rc = memtable_add(st->mem, seq, type, key, value);
-  return rc ? MF_ERR(rc, "out of memory inserting into the memtable") : MAYFLY_OK;
+static int prepare_one(void *arg, uint64_t seq, int type, mf_slice key, mf_slice value) {
+  prepare_state *st = arg;
+  if (st->n == st->cap) return MF_ERR(MAYFLY_ECORRUPT, "batch holds more records than its count");
+  return memtable_prepare(st->mem, seq, type, key, value, &st->out[st->n++]);
 }
 
 size_t db_memtable_filter_bytes(const mayfly_db *db) {
@@ -148,8 +150,25 @@ static db_writer *build_group(mayfly_db *db, const struct mayfly_batch **out) {
   return last;
 }
 
-static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned flags) {
-  int rc = MAYFLY_OK;
+/* Writes the group to the WAL and the memtable. Every version is first copied into the
+ * memtable's memory (not yet visible), so that running out of memory fails the write before
+ * anything was logged; *logged is set once the WAL or the memtable may hold part of the
+ * group, after which a failure is a background error. REQUIRES: the caller leads the
+ * writers (db->mem and db->prepared are its own); mu not held. */
+static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned flags,
+                       int *logged) {
+  *logged = 0;
+  size_t count = batch_count(group);
+  if (count > db->cap_prepared) {
+    memtable_prepared *p = realloc(db->prepared, count * sizeof *p);
+    if (!p) return MF_ERR(MAYFLY_ENOMEM, "out of memory for a group of %zu writes", count);
+    db->prepared = p;
+    db->cap_prepared = count;
+  }
+  prepare_state st = {db->mem, db->prepared, 0, count};
+  int rc = batch_iterate(mf_buf_slice(&group->rep), prepare_one, &st);
+  if (rc) return rc; /* the copies are wasted memtable memory, which is harmless */
+  *logged = 1;
   if (!(flags & MAYFLY_NO_WAL)) {
     uint64_t written = 0;
     rc = wal_writer_add_record(db->wal, mf_buf_slice(&group->rep), &written);
@@ -162,8 +181,8 @@ static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned
     }
     if (rc) return rc;
   }
-  insert_state st = {db->mem};
-  return batch_iterate(mf_buf_slice(&group->rep), insert_one, &st);
+  for (size_t i = 0; rc == MAYFLY_OK && i < st.n; i++) rc = memtable_commit(db->mem, &st.out[i]);
+  return rc;
 }
 
 static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsigned flags,
@@ -200,16 +219,17 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
       uint32_t count = batch_count(group);
       if (flags & MAYFLY_NO_WAL) db->mem_unlogged = 1;
       pthread_mutex_unlock(&db->mu);
-      rc = apply_group(db, group, flags);
+      int logged;
+      rc = apply_group(db, group, flags, &logged);
       pthread_mutex_lock(&db->mu);
       if (rc == MAYFLY_OK) {
         version_set_set_last_sequence(db->vs, seq + count - 1);
         if (db->trace) db_trace_batch(db, group);
         db->user_bytes_written += group->user_bytes;
-      } else {
+      } else if (logged) {
         /* The WAL may hold part of a record, or the memtable part of a batch: stop. */
         db_set_bg_error(db, rc, "write-ahead log append");
-      }
+      } /* else nothing was logged or inserted: the group's writers get the error */
     }
   } else if (rc == MAYFLY_OK && batch && (flags & MAYFLY_SYNC) && db->wal_dirty) {
     /* An empty batch written with MAYFLY_SYNC makes every write logged before it durable

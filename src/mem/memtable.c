@@ -180,7 +180,8 @@ void memtable_unref(memtable *m) {
   }
 }
 
-int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value) {
+int memtable_prepare(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value,
+                     memtable_prepared *out) {
   if (type != MF_TYPE_VALUE && type != MF_TYPE_DELETE && type != MF_TYPE_BLOB_INDEX)
     return MF_ERR(MAYFLY_EINVAL, "memtable: bad value type %d for seq %llu", type,
                   (unsigned long long)seq);
@@ -205,11 +206,14 @@ int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slic
   size_t size = (size_t)varint_length(ikey_len) + ikey_len +
                 (size_t)varint_length(value.len) + (split ? sizeof out_of_line : value.len);
   /* The entry goes right after its skiplist node (see skiplist_reserve). */
-  char *entry = skiplist_reserve(m->list, size);
+  char *entry = skiplist_prepare(m->list, size, &out->node);
   if (!entry)
     return MF_ERR(MAYFLY_ENOMEM, "memtable: out of memory adding %zu bytes at seq %llu", size,
                   (unsigned long long)seq);
   char *p = encode_varint32(entry, ikey_len);
+  out->key = p;
+  out->key_len = user_key.len;
+  out->type = type;
   if (user_key.len) memcpy(p, user_key.data, user_key.len);
   p += user_key.len;
   encode_fixed64(p, ikey_pack(seq, type));
@@ -219,14 +223,24 @@ int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slic
     memcpy(p, &out_of_line, sizeof out_of_line);
   else if (value.len)
     memcpy(p, value.data, value.len);
-  if (m->filter) filter_add(m, user_key);
+  return MAYFLY_OK;
+}
 
-  int rc = skiplist_insert(m->list, entry);
+int memtable_commit(memtable *m, const memtable_prepared *p) {
+  /* The filter first: a reader that finds the entry must find its key in the filter. */
+  if (m->filter) filter_add(m, mf_slice_make(p->key, p->key_len));
+  int rc = skiplist_insert_prepared(m->list, &p->node);
   if (rc) return rc; /* the node, entry and value bytes are wasted, which is harmless */
   atomic_fetch_add_explicit(&m->num_entries, 1, memory_order_relaxed);
-  if (type == MF_TYPE_DELETE)
+  if (p->type == MF_TYPE_DELETE)
     atomic_fetch_add_explicit(&m->num_deletes, 1, memory_order_relaxed);
   return MAYFLY_OK;
+}
+
+int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value) {
+  memtable_prepared p;
+  int rc = memtable_prepare(m, seq, type, user_key, value, &p);
+  return rc ? rc : memtable_commit(m, &p);
 }
 
 /* Encodes a probe entry, varint32 (key.len + suffix_len) || key || suffix, into stack when

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mem/skiplist.h"
 #include "table/iterator.h"
 #include "util/ikey.h"
 #include "util/slice.h"
@@ -50,6 +51,23 @@ void memtable_unref(memtable *m);
  * or MAYFLY_ENOMEM; on error the memtable holds the same entries as before (the bytes it
  * had already copied stay allocated, so memtable_data_usage may have grown). */
 int memtable_add(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value);
+
+/* memtable_add in two steps, so that everything a batch needs is allocated before any of it
+ * is visible or logged: memtable_prepare validates the version and copies it into the
+ * memtable's memory (with the same errors as memtable_add) but does not insert it;
+ * memtable_commit inserts it and allocates nothing. Prepared versions are committed in any
+ * order, each at most once; one never committed is wasted memory. A prepared version stays
+ * valid as long as the memtable. REQUIRES: external writer lock, as memtable_add. */
+typedef struct memtable_prepared {
+  skiplist_prepared node;
+  const char *key; /* the user key inside the entry */
+  size_t key_len;
+  int type;
+} memtable_prepared;
+int memtable_prepare(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_slice value,
+                     memtable_prepared *out);
+/* Returns MAYFLY_OK, or MAYFLY_EINVAL when (user_key, seq, type) is already present. */
+int memtable_commit(memtable *m, const memtable_prepared *p);
 
 /* Finds the newest version of user_key with seq <= snapshot_seq (values above MF_MAX_SEQ
  * mean "latest"). On MAYFLY_OK fills *type and *found_seq, and for MF_TYPE_VALUE and

@@ -166,14 +166,25 @@ int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t se
   return MAYFLY_OK;
 }
 
-char *skiplist_reserve(skiplist *s, size_t entry_size) {
+char *skiplist_prepare(skiplist *s, size_t entry_size, skiplist_prepared *out) {
   int height = random_height(s);
   sl_node *n = new_node(s, height, entry_size);
   if (!n) return NULL;
-  s->reserved = n;
-  s->reserved_height = height;
+  out->node = n;
+  out->height = height;
   return (char *)node_entry(n);
 }
+
+char *skiplist_reserve(skiplist *s, size_t entry_size) {
+  skiplist_prepared p;
+  char *entry = skiplist_prepare(s, entry_size, &p);
+  if (!entry) return NULL;
+  s->reserved = p.node;
+  s->reserved_height = p.height;
+  return entry;
+}
+
+static int link_node(skiplist *s, sl_node *x, int height);
 
 int skiplist_insert(skiplist *s, const char *entry) {
   if (s->reserved == NULL || node_entry(s->reserved) != entry)
@@ -181,6 +192,15 @@ int skiplist_insert(skiplist *s, const char *entry) {
   sl_node *x = s->reserved;
   int height = s->reserved_height;
   s->reserved = NULL;
+  return link_node(s, x, height);
+}
+
+int skiplist_insert_prepared(skiplist *s, const skiplist_prepared *p) {
+  return link_node(s, p->node, p->height);
+}
+
+static int link_node(skiplist *s, sl_node *x, int height) {
+  const char *entry = (const char *)node_entry(x);
   sl_node *prev[SKIPLIST_MAX_HEIGHT];
   sl_node *at = find_greater_or_equal(s, entry, prev);
   /* The comparison is already paid for by the search, so the precondition is checked in

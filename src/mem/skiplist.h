@@ -44,6 +44,23 @@ char *skiplist_reserve(skiplist *s, size_t entry_size);
  * reserved) or an equal entry is already present (the reservation is used up); on error the
  * list is unchanged. */
 int skiplist_insert(skiplist *s, const char *entry);
+
+/* A node allocated for an entry but not yet in the list (skiplist_prepare). Plain value. */
+typedef struct skiplist_prepared {
+  void *node;
+  int height;
+} skiplist_prepared;
+
+/* Like skiplist_reserve, but any number of prepared nodes may be pending at once, each
+ * inserted later by skiplist_insert_prepared (in any order), so that all the memory for
+ * several entries is allocated before any of them is inserted. One never inserted is wasted
+ * arena space. REQUIRES: external writer lock. Returns NULL when out of memory. */
+char *skiplist_prepare(skiplist *s, size_t entry_size, skiplist_prepared *out);
+/* Inserts a prepared node, its entry written by the caller since; it allocates nothing.
+ * REQUIRES: external writer lock; p inserted at most once; no equal entry in the list.
+ * Returns MAYFLY_OK, or MAYFLY_EINVAL when an equal entry is already present (the list is
+ * unchanged). */
+int skiplist_insert_prepared(skiplist *s, const skiplist_prepared *p);
 /* 1 when an entry comparing equal to entry is in the list, else 0. */
 int skiplist_contains(const skiplist *s, const char *entry);
 
