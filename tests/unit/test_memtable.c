@@ -107,6 +107,40 @@ static void test_versions_and_snapshots(void **state) {
   memtable_unref(m);
 }
 
+/* Prepared versions are invisible (to gets, the filter's answers aside, and to the entry
+ * count) until committed; they commit in any order; a long value (kept out of line) and a
+ * delete prepare like the rest; one never committed stays out; a duplicate commit is refused. */
+static void test_prepare_and_commit(void **state) {
+  (void)state;
+  memtable *m;
+  assert_int_equal(memtable_create(0, 4096, &m), MAYFLY_OK);
+  char big[300];
+  memset(big, 'b', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  memtable_prepared p[4];
+  assert_int_equal(memtable_prepare(m, 5, MF_TYPE_VALUE, S("a"), S("a5"), &p[0]), MAYFLY_OK);
+  assert_int_equal(memtable_prepare(m, 6, MF_TYPE_VALUE, S("b"), S(big), &p[1]), MAYFLY_OK);
+  assert_int_equal(memtable_prepare(m, 7, MF_TYPE_DELETE, S("a"), S("ignored"), &p[2]),
+                   MAYFLY_OK);
+  assert_int_equal(memtable_prepare(m, 8, MF_TYPE_VALUE, S("c"), S("c8"), &p[3]), MAYFLY_OK);
+  assert_int_equal(memtable_prepare(m, 9, 99, S("d"), S("x"), &p[3]), MAYFLY_EINVAL);
+  expect_missing(m, S("a"), MF_MAX_SEQ);
+  expect_missing(m, S("b"), MF_MAX_SEQ);
+  assert_int_equal(memtable_num_entries(m), 0);
+  assert_int_equal(memtable_commit(m, &p[2]), MAYFLY_OK); /* the delete before the put */
+  assert_int_equal(memtable_commit(m, &p[1]), MAYFLY_OK);
+  assert_int_equal(memtable_commit(m, &p[0]), MAYFLY_OK);
+  /* p[3] (key c) is never committed. */
+  assert_int_equal(memtable_num_entries(m), 3);
+  expect_get(m, S("a"), MF_MAX_SEQ, MF_TYPE_DELETE, 7, NULL);
+  expect_get(m, S("a"), 6, MF_TYPE_VALUE, 5, "a5");
+  expect_get(m, S("b"), MF_MAX_SEQ, MF_TYPE_VALUE, 6, big);
+  expect_missing(m, S("c"), MF_MAX_SEQ);
+  assert_int_equal(memtable_commit(m, &p[0]), MAYFLY_EINVAL); /* committed twice */
+  assert_int_equal(memtable_num_entries(m), 3);
+  memtable_unref(m);
+}
+
 static void test_empty_key_and_large(void **state) {
   (void)state;
   memtable *m;
@@ -555,6 +589,7 @@ int main(void) {
   printf("test_memtable: seed %llu (replay with MAYFLY_TEST_SEED)\n", (unsigned long long)seed);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_versions_and_snapshots),
+      cmocka_unit_test(test_prepare_and_commit),
       cmocka_unit_test(test_empty_key_and_large),
       cmocka_unit_test(test_iterator_order_and_seek),
       cmocka_unit_test_prestate(test_random_model, &filter_none),

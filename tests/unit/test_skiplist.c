@@ -299,6 +299,63 @@ static void *reader_main(void *arg) {
   }
 }
 
+/* Prepared nodes: many pending at once, none visible before its insert, inserted in any
+ * order (here reversed and shuffled) with nothing allocated; one never inserted stays out of
+ * the list; a duplicate is refused and leaves the list as it was. */
+static void test_prepared_nodes(void **state) {
+  (void)state;
+  mf_random rnd;
+  mf_random_seed(&rnd, seed + 7);
+  mf_arena *a;
+  assert_int_equal(arena_create(&a), MAYFLY_OK);
+  skiplist *s;
+  assert_int_equal(skiplist_create(a, key_cmp, NULL, seed + 8, &s), MAYFLY_OK);
+  enum { N = 300 };
+  skiplist_prepared p[N];
+  for (int i = 0; i < N; i++) {
+    char *e = skiplist_prepare(s, 16, &p[i]);
+    assert_non_null(e);
+    encode_fixed64(e, (uint64_t)i * 2);
+    encode_fixed64(e + 8, ((uint64_t)i * 2) ^ CHECK_MIX);
+  }
+  for (int i = 0; i < N; i++) { /* nothing is in the list yet */
+    char probe[8];
+    encode_fixed64(probe, (uint64_t)i * 2);
+    assert_false(skiplist_contains(s, probe));
+  }
+  int order[N];
+  for (int i = 0; i < N; i++) order[i] = N - 1 - i;
+  for (int i = N - 1; i > 0; i--) { /* shuffle the last two thirds */
+    if (i < N / 3) break;
+    int j = N / 3 + (int)mf_random_uniform(&rnd, (uint64_t)(i - N / 3 + 1));
+    int t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  size_t used_before = arena_memory_usage(a);
+  for (int k = 0; k < N; k++) {
+    if (order[k] == 7) continue; /* prepared, never inserted */
+    assert_int_equal(skiplist_insert_prepared(s, &p[order[k]]), MAYFLY_OK);
+  }
+  assert_int_equal(arena_memory_usage(a), used_before); /* inserting allocates nothing */
+  skiplist_prepared dup;
+  char *e = skiplist_prepare(s, 16, &dup);
+  assert_non_null(e);
+  encode_fixed64(e, 10);
+  encode_fixed64(e + 8, UINT64_C(10) ^ CHECK_MIX);
+  assert_int_equal(skiplist_insert_prepared(s, &dup), MAYFLY_EINVAL);
+  skiplist_iter it;
+  skiplist_iter_init(&it, s);
+  int n = 0;
+  for (skiplist_iter_seek_to_first(&it); skiplist_iter_valid(&it); skiplist_iter_next(&it)) {
+    uint64_t want = (uint64_t)(n == 7 ? ++n : n) * 2;
+    assert_int_equal(entry_key(skiplist_iter_entry(&it)), want);
+    n++;
+  }
+  assert_int_equal(n, N);
+  arena_destroy(a);
+}
+
 static void test_concurrent_readers(void **state) {
   (void)state;
   mf_random rnd;
@@ -361,6 +418,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),
       cmocka_unit_test(test_against_sorted_array),
+      cmocka_unit_test(test_prepared_nodes),
       cmocka_unit_test(test_concurrent_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
