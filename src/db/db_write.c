@@ -1,4 +1,5 @@
 /* The write path: group commit over one WAL and one memtable. See db_impl.h for the rules. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "db/db_impl.h"
@@ -15,6 +16,8 @@ struct db_writer {
 
 /* Groups are capped so that one small write behind a huge one does not wait long. */
 #define MAX_GROUP_BYTES (1u << 20)
+/* Prepared versions the leader's array keeps room for between groups. */
+#define PREPARED_KEEP 4096
 
 typedef struct prepare_state {
   memtable *mem;
@@ -160,6 +163,8 @@ static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned
   *logged = 0;
   size_t count = batch_count(group);
   if (count > db->cap_prepared) {
+    if (count > SIZE_MAX / sizeof(memtable_prepared))
+      return MF_ERR(MAYFLY_ENOMEM, "a group of %zu writes is too large", count);
     memtable_prepared *p = realloc(db->prepared, count * sizeof *p);
     if (!p) return MF_ERR(MAYFLY_ENOMEM, "out of memory for a group of %zu writes", count);
     db->prepared = p;
@@ -183,6 +188,15 @@ static int apply_group(mayfly_db *db, const struct mayfly_batch *group, unsigned
   }
   for (size_t i = 0; rc == MAYFLY_OK && i < st.n; i++) rc = memtable_commit(db->mem, &st.out[i]);
   return rc;
+}
+
+/* After a group: the prepared array of an unusually large one is not kept (40 bytes a
+ * record, for as long as the database is open). */
+static void trim_prepared(mayfly_db *db) {
+  if (db->cap_prepared <= PREPARED_KEEP) return;
+  free(db->prepared);
+  db->prepared = NULL;
+  db->cap_prepared = 0;
 }
 
 static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsigned flags,
@@ -217,11 +231,14 @@ static int write_internal(mayfly_db *db, const struct mayfly_batch *batch, unsig
       uint64_t seq = version_set_last_sequence(db->vs) + 1;
       batch_set_seq(&db->group, seq);
       uint32_t count = batch_count(group);
+      int was_unlogged = db->mem_unlogged;
       if (flags & MAYFLY_NO_WAL) db->mem_unlogged = 1;
       pthread_mutex_unlock(&db->mu);
       int logged;
       rc = apply_group(db, group, flags, &logged);
+      trim_prepared(db);
       pthread_mutex_lock(&db->mu);
+      if (rc != MAYFLY_OK && !logged) db->mem_unlogged = was_unlogged;
       if (rc == MAYFLY_OK) {
         version_set_set_last_sequence(db->vs, seq + count - 1);
         if (db->trace) db_trace_batch(db, group);
