@@ -208,6 +208,21 @@ static void check_get(mayfly_db *db, const mayfly_snapshot *snap, const key_mode
   if (!model_allows(k, ver)) fail_msg("key %d read as version %d, acknowledged %d", i, ver, k->ok);
 }
 
+/* The index of the key the iterator is on; a key the workload never wrote fails the test. */
+static int iter_key_index(const mayfly_iter *it, const char *what) {
+  size_t len;
+  const char *key = mayfly_iter_key(it, &len);
+  char buf[8];
+  int i = -1;
+  if (len == 7) {
+    memcpy(buf, key, 7);
+    buf[7] = '\0';
+    if (sscanf(buf, "key%04d", &i) != 1) i = -1;
+  }
+  if (i < 0 || i >= NKEYS) fail_msg("%s: unknown key of %zu bytes", what, len);
+  return i;
+}
+
 /* A full forward scan: strictly increasing keys, each with an allowed value, and every key
  * whose model admits no deletion present (unless the scan stopped on an error). */
 static void check_scan(mayfly_db *db, const mayfly_snapshot *snap, const model *m) {
@@ -217,13 +232,8 @@ static void check_scan(mayfly_db *db, const mayfly_snapshot *snap, const model *
   if (rc != MAYFLY_OK) return;
   int seen[NKEYS] = {0}, last = -1;
   for (mayfly_iter_seek_to_first(it); mayfly_iter_valid(it); mayfly_iter_next(it)) {
-    size_t klen, vlen;
-    const char *key = mayfly_iter_key(it, &klen);
-    char buf[32];
-    int i = -1;
-    if (klen != 7 || (memcpy(buf, key, 7), buf[7] = '\0', sscanf(buf, "key%04d", &i) != 1) ||
-        i < 0 || i >= NKEYS)
-      fail_msg("scan: unknown key of %zu bytes", klen);
+    size_t vlen;
+    int i = iter_key_index(it, "scan");
     if (i <= last) fail_msg("scan: key %d after key %d", i, last);
     last = i;
     const void *v = mayfly_iter_value(it, &vlen);
@@ -260,13 +270,8 @@ static void check_scan_back(mayfly_db *db, const model *m) {
   if (!mayfly_iter_valid(it)) mayfly_iter_seek_to_last(it);
   int last = NKEYS;
   for (; mayfly_iter_valid(it); mayfly_iter_prev(it)) {
-    size_t len, vlen;
-    const char *k = mayfly_iter_key(it, &len);
-    char buf[32];
-    int i = -1;
-    if (len != 7 || (memcpy(buf, k, 7), buf[7] = '\0', sscanf(buf, "key%04d", &i) != 1) ||
-        i < 0 || i >= NKEYS)
-      fail_msg("backward scan: unknown key of %zu bytes", len);
+    size_t vlen;
+    int i = iter_key_index(it, "backward scan");
     if (i >= last) fail_msg("backward scan: key %d after key %d", i, last);
     last = i;
     const void *v = mayfly_iter_value(it, &vlen);
