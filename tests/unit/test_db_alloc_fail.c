@@ -680,6 +680,41 @@ static void test_background_job_retried(void **state) {
   verify(&o, &m, "after the retries ran out");
 }
 
+/* A close during a retry's pause does not wait for the pause: with a flush that ran out of
+ * memory and a minute to wait before its retry, mayfly_close returns at once, and the
+ * writes are all there after a reopen (from the WAL). */
+static void test_close_during_retry_pause(void **state) {
+  (void)state;
+  setup_dir();
+  struct mayfly_options o;
+  fill_options(&o, 0);
+  if (options_set(&o, "bgerror_resume_retry_interval", "60000000", 0) != MAYFLY_OK)
+    fail_msg("option: %s", mayfly_errmsg(NULL));
+  model m;
+  model_init(&m);
+  mayfly_db *db = NULL;
+  if (mayfly_open(dir, &o, &db) != MAYFLY_OK) fail_msg("open: %s", mayfly_errmsg(NULL));
+  atomic_store(&background_only, 1);
+  arm(1, 0);
+  /* 300 values of 300 bytes fill the 64 KiB memtable: its flush fails. */
+  assert_int_equal(put_n(db, &m, 0, 300), MAYFLY_OK);
+  for (int i = 0; i < 500 && atomic_load(&injected) == 0; i++) usleep(10000);
+  disarm();
+  atomic_store(&background_only, 0);
+  assert_int_equal(atomic_load(&injected), 1);
+  /* The failed allocation was the flush's: it waits for its retry. */
+  for (int i = 0; i < 500 && retries_in_stats(db) == 0; i++) usleep(10000);
+  assert_int_equal(retries_in_stats(db), 1);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  assert_int_equal(mayfly_close(db), MAYFLY_OK);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  printf("close during a 60 s retry pause took %.3f s\n", secs);
+  if (secs > 30) fail_msg("close waited %.1f s for the retry pause", secs);
+  verify(&o, &m, "after a close during a retry pause");
+}
+
 int main(void) {
   static const int age = 0, group = 1, unlogged = 2;
   const struct CMUnitTest tests[] = {
@@ -690,6 +725,7 @@ int main(void) {
       cmocka_unit_test_prestate(test_each_allocation_fails_once, (void *)&unlogged),
       cmocka_unit_test_prestate(test_memory_stays_exhausted, (void *)&unlogged),
       cmocka_unit_test(test_background_job_retried),
+      cmocka_unit_test(test_close_during_retry_pause),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
