@@ -61,8 +61,10 @@ static uint64_t monotonic_micros(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void db_job_failed(mayfly_db *db, int kind, int rc, const char *what, int retryable) {
+void db_job_failed(mayfly_db *db, int kind, int rc, const char *what, int built) {
   int *retries = &db->bg_retries[kind];
+  /* Once the outputs were built, only a MANIFEST write that never started left nothing. */
+  int retryable = !built || !version_set_apply_wrote(db->vs);
   if (!retryable || rc != MAYFLY_ENOMEM || *retries >= db->opt.max_bgerror_resume_count) {
     db_set_bg_error(db, rc, what);
     return;

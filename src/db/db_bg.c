@@ -86,14 +86,11 @@ static void flush_oldest(mayfly_db *db) {
                         f->file_size, f->num_entries, f->smallest_seq, f->largest_seq,
                         mf_buf_slice(&f->smallest), mf_buf_slice(&f->largest));
     }
-    rc = db_log_and_apply(db, &edit);
+    rc = db_install_outputs(db, &edit, &out, 1);
     if (db->flush_placing) {
       db->flush_placing = 0;
       pthread_cond_broadcast(&db->bg_cv); /* a compaction may start now */
     }
-    /* The MANIFEST write never started: nothing names the outputs, and the flush will be
-     * tried again with new ones. */
-    if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs)) db_output_discard(&out);
   }
   if (db->trace) trace_job_end(db->trace, out.job_id, rc);
   db_output_release(&out);
@@ -124,8 +121,7 @@ static void flush_oldest(mayfly_db *db) {
     db_remove_obsolete_files(db);
   } else {
     db->flush_running = 0;
-    db_job_failed(db, DB_JOB_FLUSH, rc, "memtable flush",
-                  !built || !version_set_apply_wrote(db->vs));
+    db_job_failed(db, DB_JOB_FLUSH, rc, "memtable flush", built);
   }
   db_output_free(&out);
   memtable_unref(m);

@@ -172,11 +172,7 @@ static int run_group_compaction(mayfly_db *db, compaction *c, uint64_t job_id, i
    * synced files that only the edit makes live, and a close that dropped the edit would leave
    * them behind as orphans. An interrupted job (EBUSY) has removed its outputs already. */
   *built = rc == MAYFLY_OK;
-  if (rc == MAYFLY_OK) {
-    rc = db_log_and_apply(db, &c->edit);
-    if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs)) /* named by nothing: remove */
-      for (int i = 0; i < c->num_rewrite; i++) db_output_discard(&outs[i]);
-  }
+  if (rc == MAYFLY_OK) rc = db_install_outputs(db, &c->edit, outs, c->num_rewrite);
   uint64_t read = 0, relocated = 0, relocated_bytes = 0, blob_bytes = 0;
   for (int i = 0; i < c->num_rewrite; i++) {
     db_output_release(&outs[i]);
@@ -258,11 +254,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
     rc = run_job(&job);
     pthread_mutex_lock(&db->mu);
     built = rc == MAYFLY_OK;
-    if (rc == MAYFLY_OK) {
-      rc = db_log_and_apply(db, &c->edit); /* even when closing: as above */
-      if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs)) /* named by nothing: remove */
-        db_output_discard(&job.out);
-    }
+    if (rc == MAYFLY_OK) rc = db_install_outputs(db, &c->edit, &job.out, 1); /* even when closing */
     db_output_release(&job.out);
     uint64_t micros = db->env->now_micros(db->env) - t0;
     uint64_t written = job.out.table_bytes + job.out.blob_bytes;
@@ -293,8 +285,7 @@ int db_run_compaction(mayfly_db *db, compaction *c) {
   if (db->trace) trace_job_end(db->trace, job_id, rc);
   if (rc == MAYFLY_EBUSY && db->shutting_down) return rc; /* not a database error */
   if (rc != MAYFLY_OK) {
-    db_job_failed(db, DB_JOB_COMPACTION, rc, "compaction",
-                  !built || !version_set_apply_wrote(db->vs));
+    db_job_failed(db, DB_JOB_COMPACTION, rc, "compaction", built);
   } else {
     db_job_succeeded(db, DB_JOB_COMPACTION);
     db_remove_obsolete_files(db);
@@ -373,7 +364,7 @@ int db_background_compaction(mayfly_db *db) {
       m->rc = rc;
       m->done = 1;
     }
-    db_job_failed(db, DB_JOB_COMPACTION, rc, "picking a compaction", 1);
+    db_job_failed(db, DB_JOB_COMPACTION, rc, "picking a compaction", 0);
     return 1;
   }
   if (!c) {
@@ -390,7 +381,7 @@ int db_background_compaction(mayfly_db *db) {
    * (A closing database abandons the request and its memory: check it is still there.) A
    * step that failed but will be tried again (out of memory) ends the request with that
    * error: the caller hears of it, and the next step would skip this one's range. */
-  if (db->manual == m && m && !m->done && rc != MAYFLY_OK && db->bg_error == MAYFLY_OK) {
+  if (m && db->manual == m && !m->done && rc != MAYFLY_OK && db->bg_error == MAYFLY_OK) {
     m->rc = rc;
     m->done = 1;
   } else if (last_step && db->manual == m) {

@@ -233,11 +233,13 @@ void db_info(mayfly_db *db, const char *fmt, ...) MF_PRINTF(2, 3);
 /* Records a background error (first one wins) and wakes everyone. REQUIRES: mu held. */
 void db_set_bg_error(mayfly_db *db, int rc, const char *what);
 enum { DB_JOB_FLUSH, DB_JOB_COMPACTION };
-/* A flush or compaction (kind DB_JOB_*, what for the log) failed with rc. When it ran out of
- * memory before anything of it was made durable in the MANIFEST (retryable) and the retries
- * in a row of that kind are not used up, the job is left to be tried again after
- * bgerror_resume_retry_interval; otherwise rc is a background error. REQUIRES: mu held. */
-void db_job_failed(mayfly_db *db, int kind, int rc, const char *what, int retryable);
+/* A flush or compaction (kind DB_JOB_*, what for the log) failed with rc; built: its outputs
+ * were finished and handed to db_install_outputs. When it ran out of memory before anything
+ * of it was written to the MANIFEST (not built, or the MANIFEST write never started) and the
+ * retries in a row of that kind are not used up, the job is left to be tried again after
+ * bgerror_resume_retry_interval; otherwise rc is a background error. REQUIRES: mu held, and
+ * no other MANIFEST write since the job's own. */
+void db_job_failed(mayfly_db *db, int kind, int rc, const char *what, int built);
 /* A job of that kind was installed: its retries in a row start again from 0. (Only the same
  * kind: a compaction that keeps failing is not rescued by the flushes between its tries.) */
 void db_job_succeeded(mayfly_db *db, int kind);
@@ -317,6 +319,9 @@ int db_output_cut(db_output *o); /* ends the current table */
 int db_output_finish(db_output *o, int rc);
 /* Removes the files o finished, which its edit lists: for a job that fails after o finished. */
 void db_output_discard(db_output *o);
+/* db_log_and_apply of the edit naming the outputs outs[0..n); when it fails before writing
+ * the MANIFEST, their files are removed. REQUIRES: mu held. */
+int db_install_outputs(mayfly_db *db, version_edit *edit, db_output *outs, int n);
 void db_output_release(db_output *o); /* REQUIRES: mu held; after install or failure */
 void db_output_free(db_output *o);
 

@@ -338,6 +338,15 @@ int db_output_finish(db_output *o, int rc) {
   return rc;
 }
 
+int db_install_outputs(mayfly_db *db, version_edit *edit, db_output *outs, int n) {
+  int rc = db_log_and_apply(db, edit);
+  /* The MANIFEST write never started: nothing names the outputs, and the job will be tried
+   * again with new ones. */
+  if (rc != MAYFLY_OK && !version_set_apply_wrote(db->vs))
+    for (int i = 0; i < n; i++) db_output_discard(&outs[i]);
+  return rc;
+}
+
 void db_output_discard(db_output *o) {
   for (int e = 0; e < o->edit->num_new_files; e++)
     for (int i = 0; i < o->num_numbers; i++)

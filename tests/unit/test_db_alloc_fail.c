@@ -110,7 +110,8 @@ static size_t value_len(int ver) { return ver % 3 == 0 ? SMALL : LARGE; }
 /* Value of key i at version ver: "i:ver:" and a fill derived from both. */
 static void value_text(int i, int ver, char *buf, size_t len) {
   int n = snprintf(buf, len, "%04d:%06d:", i, ver);
-  for (size_t j = (size_t)n; j < len; j++) buf[j] = (char)('a' + (size_t)(i * 7 + ver * 3 + j) % 26);
+  for (size_t j = (size_t)n; j < len; j++)
+    buf[j] = (char)('a' + (size_t)(i * 7 + ver * 3 + j) % 26);
 }
 
 /* What a key may read as: its last acknowledged version (DELETED when none or deleted) or
@@ -484,15 +485,18 @@ static void workload(const struct mayfly_options *o, model *m) {
 static void verify(const struct mayfly_options *o, const model *m, const char *what) {
   mayfly_db *db = NULL;
   int rc = mayfly_open(dir, o, &db);
-  if (rc != MAYFLY_OK) fail_msg("%s: reopen: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(NULL));
+  if (rc != MAYFLY_OK)
+    fail_msg("%s: reopen: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(NULL));
   for (int i = 0; i < NKEYS; i++) check_get(db, NULL, &m->k[i], i);
   check_scan(db, NULL, m);
   char val[SMALL];
   value_text(0, 0, val, SMALL);
   rc = mayfly_put(db, "key0000", 7, val, SMALL, MAYFLY_SYNC);
-  if (rc != MAYFLY_OK) fail_msg("%s: put after reopen: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(db));
+  if (rc != MAYFLY_OK)
+    fail_msg("%s: put after reopen: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(db));
   rc = mayfly_close(db);
-  if (rc != MAYFLY_OK) fail_msg("%s: close: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(NULL));
+  if (rc != MAYFLY_OK)
+    fail_msg("%s: close: %s (%s)", what, mayfly_strerror(rc), mayfly_errmsg(NULL));
 
   db_check_counts counts;
   rc = db_check(dir, NULL, NULL, &counts);
@@ -561,7 +565,8 @@ static void test_each_allocation_fails_once(void **state) {
     run(&o, n, 0);
     failed_runs += atomic_load(&injected) > 0;
   }
-  printf("config %d, one-shot: %ld allocations in a clean run, %d runs, %ld with a failure injected, "
+  printf("config %d, one-shot: %ld allocations in a clean run, %d runs, %ld with a failure "
+         "injected, "
          "%d went read-only; calls that returned MAYFLY_ENOMEM: %ld, MAYFLY_ECLOSED: %ld\n",
          config, total, num_runs, failed_runs, num_closed_runs, num_enomem, num_eclosed);
   /* Background threads shift the count (on a loaded machine a run may do less background
