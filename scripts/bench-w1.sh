@@ -26,10 +26,12 @@
 # database directory after the flush has settled / (distinct keys x (16 + value size)).
 # That is one instant, and a compaction that happens to run just before it moves it by
 # several percent, so the table also gives the mean of mayfly_bench's once-a-second samples
-# of the same ratio during the update ("space amp, update mean").
+# of the same ratio during the update ("space amp, update mean"). The last column counts the
+# compactions into L1 (the engine's statistics; in W1 these are the L0->L1 compactions, which
+# carry blob GC): one more or one fewer moves write amp and space amp in opposite directions.
 #
 # Usage: scripts/bench-w1.sh [--num=N] [--value_size=B] [--min_blob_size=B] [--rows=LIST]
-#                            [--write_buffer_size=B] [--db=DIR] [--out=DIR]
+#                            [--write_buffer_size=B] [--lockstep] [--db=DIR] [--out=DIR]
 #                            [--build=DIR | --bench=PATH]
 #   --num       keys loaded (default 1000000); the update puts 3 x num
 #   --value_size  bytes per value (default 1024)
@@ -37,10 +39,19 @@
 #               table); "study" runs the min_blob_size study instead: mayfly separation on
 #               (min_blob_size = value size) vs off, for the given --value_size
 #   --write_buffer_size  overrides the scaled memtable size (and everything scaled from it)
+#   --lockstep  writes stop (level0_slowdown_writes_trigger = level0_stop_writes_trigger = 4)
+#               as soon as level 0 holds the 4 files that trigger its compaction, so that
+#               every L0->L1 compaction takes exactly 4 files and every engine runs the same
+#               compactions at the same points of the workload. Without it, how many files a
+#               compaction finds depends on the engine's speed and the machine's, and one
+#               compaction more or less moves write amp and space amp by several percent in
+#               opposite directions. Throughput under --lockstep is not comparable with the
+#               default runs.
 #   --db        parent directory of the databases (default /tmp/mayfly-bench-w1), removed at
 #               the end
-#   --out       directory for w1.tsv (label, load ops/s, update ops/s, write amp, space amp)
-#               and each row's full mayfly_bench output (default: <db>-out)
+#   --out       directory for w1.tsv (label, load ops/s, update ops/s, write amp, space amp,
+#               space amp update mean, compactions into L1) and each row's full mayfly_bench
+#               output (default: <db>-out)
 #   --build     CMake build directory (default <repo>/build); configured and built if needed
 #   --bench     a mayfly_bench binary to run as it is (nothing is built)
 set -euo pipefail
@@ -51,6 +62,7 @@ value_size=1024
 min_blob_size=512
 rows=""
 wbs=""
+lockstep=0
 db=/tmp/mayfly-bench-w1
 out=""
 build="$repo/build"
@@ -62,6 +74,7 @@ for arg in "$@"; do
     --min_blob_size=*) min_blob_size="${arg#*=}" ;;
     --rows=*) rows="${arg#*=}" ;;
     --write_buffer_size=*) wbs="${arg#*=}" ;;
+    --lockstep) lockstep=1 ;;
     --db=*) db="${arg#*=}" ;;
     --out=*) out="${arg#*=}" ;;
     --build=*) build="${arg#*=}" ;;
@@ -92,6 +105,10 @@ blob_file=$(( 4 * wbs ))
 # No memtable filter in either engine: W1 reads nothing, and RocksDB's filter takes its bytes
 # from the write buffer (mayfly's come on top), so it would flush RocksDB 1% more often.
 shared="max_bytes_for_level_base=$level_base;max_bytes_for_level_multiplier=10;max_background_jobs=2;memtable_bloom_size_ratio=0"
+if [ "$lockstep" = 1 ]; then
+  shared="$shared;level0_file_num_compaction_trigger=4;level0_slowdown_writes_trigger=4"
+  shared="$shared;level0_stop_writes_trigger=4"
+fi
 blob="enable_blob_files=true;min_blob_size=$min_blob_size;blob_file_size=$blob_file;blob_compression=none;enable_blob_garbage_collection=true"
 age() { echo "blob_garbage_collection_age_cutoff=$1;blob_garbage_collection_force_threshold=$2"; }
 
@@ -120,7 +137,8 @@ fi
 
 mkdir -p "$db" "$out"
 tsv="$out/w1.tsv"
-printf 'label\tload_ops\tupdate_ops\twrite_amp\tspace_amp\tspace_amp_update_mean\n' >"$tsv"
+printf 'label\tload_ops\tupdate_ops\twrite_amp\tspace_amp\tspace_amp_update_mean\tl1_compactions\n' \
+  >"$tsv"
 for row in "${all_rows[@]}"; do
   IFS='|' read -r label engine opts <<<"$row"
   if [ -n "$rows" ] && [ "$rows" != study ] && [[ ",$rows," != *",$label,"* ]]; then
@@ -153,6 +171,10 @@ for row in "${all_rows[@]}"; do
       next
     }
     /^flush +:/ { bench = "flush" }
+    # compactions into L1 (L0->L1 in W1, where L1 is the last level), from the engine
+    # statistics: the column "Comp" (mayfly) or "Comp(cnt)" (RocksDB) of the row L1
+    /^Level / { ci = 0; for (i = 1; i <= NF; i++) if ($i == "Comp" || $i == "Comp(cnt)") ci = i }
+    /^ *L1 / && ci { l1c = $(ci + ($4 ~ /^(B|KB|MB|GB|TB)$/ ? 1 : 0)) }
     /^ +space amp while running:/ {
       if (bench == "overwritezipf") { m = $6; sub(/,$/, "", m); upd_space = m }
     }
@@ -168,8 +190,8 @@ for row in "${all_rows[@]}"; do
     END {
       load = n["fillrandom"] ? 1e6 / (us["fillrandom"] / n["fillrandom"]) : 0
       upd = n["overwritezipf"] ? 1e6 / (us["overwritezipf"] / n["overwritezipf"]) : 0
-      printf "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\n", label, load, upd, (put > 0 ? written / put : 0), space,
-             upd_space
+      printf "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%s\n", label, load, upd, (put > 0 ? written / put : 0),
+             space, upd_space, (l1c != "" ? l1c : "n/a")
     }' "$log" >>"$tsv"
 done
 rmdir "$db" 2>/dev/null || true
@@ -177,17 +199,21 @@ rmdir "$db" 2>/dev/null || true
 echo "W1: N=$num keys x $value_size B values loaded (fillrandom), then 3N zipfian(0.99)" \
      "overwrites; memtable/table file $wbs B, L1 $level_base B, blob file $blob_file B," \
      "min_blob_size $([ "$rows" = study ] && echo "= value size" || echo "$min_blob_size B")"
+[ "$lockstep" = 0 ] || echo "level 0: writes stop at the compaction trigger (--lockstep)"
 echo
 awk -F'\t' '
   function k(x) { return sprintf("%.1f K", x / 1000) }
   NR == 1 { next }
-  { lab[NR] = $1; load[$1] = $2; upd[$1] = $3; wa[$1] = $4; sa[$1] = $5; sm[$1] = $6; rows = NR }
+  { lab[NR] = $1; load[$1] = $2; upd[$1] = $3; wa[$1] = $4; sa[$1] = $5; sm[$1] = $6; lc[$1] = $7
+    rows = NR }
   END {
-    print "| engine / setting | load ops/s | update ops/s | write amp | space amp | space amp, update mean |"
-    print "|---|---:|---:|---:|---:|---:|"
+    printf "| engine / setting | load ops/s | update ops/s | write amp | space amp |"
+    print " space amp, update mean | compactions into L1 |"
+    print "|---|---:|---:|---:|---:|---:|---:|"
     for (r = 2; r <= rows; r++) {
       l = lab[r]
-      printf "| %s | %s | %s | %.2f | %.2f | %.2f |\n", l, k(load[l]), k(upd[l]), wa[l], sa[l], sm[l]
+      printf "| %s | %s | %s | %.2f | %.2f | %.2f | %s |\n", l, k(load[l]), k(upd[l]), wa[l], sa[l],
+             sm[l], lc[l]
     }
     header = 0
     for (r = 2; r <= rows; r++) {
