@@ -83,10 +83,9 @@
  *                the benchmark put,
  *   space amp  = sum of the sizes of every file under the database directory (WAL, tables,
  *                manifest, info logs) / (distinct keys written since the last fill x
- *                (key_size + value_size)); one instant, so also sampled while the benchmark
- *                runs (same formula, live bytes so far), at every 1/200 of its operations
- *                (once a second for a benchmark run by --duration), printed as the mean and
- *                maximum "while running",
+ *                (key_size + value_size)); one instant, so also sampled every 50 ms while
+ *                the benchmark runs (same formula, live bytes so far), printed as the mean
+ *                (over time, stalls included) and maximum "while running",
  *   stall time = the engine's write-stall counter after settling minus before the benchmark
  *                (mayfly: mayfly.stall-micros; RocksDB: "Cumulative stall" of
  *                rocksdb.stats; LevelDB has none: n/a),
@@ -808,9 +807,8 @@ static int measure_amplification(struct run *r, const struct outcome *o, uint64_
   monitor_space_samples(m, &res->space_samples, &res->space_amp_mean, &res->space_amp_max);
   if (res->space_samples > 0)
     printf("             space amp while running: mean %.3f, max %.3f (%" PRIu64
-           " samples, %s)\n",
-           res->space_amp_mean, res->space_amp_max, res->space_samples,
-           m->total > 0 ? "one per 1/200 of the operations" : "1 s apart");
+           " samples, 50 ms apart)\n",
+           res->space_amp_mean, res->space_amp_max, res->space_samples);
   return 0;
 }
 

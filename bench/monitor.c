@@ -50,8 +50,9 @@ static void print_progress(bench_monitor *m, double now, uint64_t ops)
   m->shown = 1;
 }
 
-#define SAMPLE_STEPS 200
-#define SAMPLE_POLL 0.005 /* seconds */
+/* Seconds between two space samples: often enough that a 10-s benchmark gets 200 of them
+ * and a compaction's transient peak is seen in proportion to how long it lasts. */
+#define SAMPLE_EVERY 0.05
 
 static void *monitor_main(void *arg)
 {
@@ -59,14 +60,7 @@ static void *monitor_main(void *arg)
   const double progress_every = m->tty ? 2.0 : 5.0;
   double next_progress = m->start + progress_every;
   double next_stats = m->stats_interval > 0 ? m->start + m->stats_interval : INFINITY;
-  /* Space samples: at each SAMPLE_STEPS-th of the operations when the total is known (so that
-   * engines of different speeds are sampled at the same points of the workload, and a short
-   * benchmark gets as many samples as a long one), found by polling every SAMPLE_POLL
-   * seconds; else once a second. */
-  const int by_ops = m->total > 0;
-  const uint64_t step = by_ops ? ((uint64_t)m->total + SAMPLE_STEPS - 1) / SAMPLE_STEPS : 0;
-  uint64_t next_sample_ops = step;
-  double next_sample = m->start + (by_ops ? SAMPLE_POLL : 1.0);
+  double next_sample = m->start + SAMPLE_EVERY;
   double last_t = m->start;
   uint64_t last_ops = 0;
   pthread_mutex_lock(&m->mu);
@@ -95,10 +89,7 @@ static void *monitor_main(void *arg)
         next_stats += m->stats_interval;
     }
     if (m->sampler && now >= next_sample) {
-      int due = !by_ops || ops >= next_sample_ops;
-      if (due && by_ops)
-        next_sample_ops = (ops / step + 1) * step; /* the next step not yet reached */
-      if (due && !m->settling) {
+      if (!m->settling) {
         /* The sampler reads the directory: no lock needed, and none held while it runs. */
         pthread_mutex_unlock(&m->mu);
         double amp = m->sampler(m->sampler_arg);
@@ -109,7 +100,7 @@ static void *monitor_main(void *arg)
           m->samples++;
         }
       }
-      next_sample = now + (by_ops ? SAMPLE_POLL : 1.0);
+      next_sample = now + SAMPLE_EVERY;
     }
     if (now >= next_progress) {
       print_progress(m, now, ops);

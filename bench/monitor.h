@@ -9,12 +9,13 @@
  *     else a whole line every 5 s, so that short benchmarks print nothing. Once told the
  *     timed part is over (monitor_settling), interval lines stop and progress says
  *     "settling" (background work after a benchmark can take long);
- *   space samples: when monitor_sample_space was called, during the timed part it calls the
- *     sampler (the database's space amplification at that moment) each time another 1/200 of
- *     the operations is done (once a second when the total is not known) and keeps the mean
- *     and maximum, because the figure after a benchmark is one instant, and compactions and
- *     flushes that happen to run just before it move it by several percent. Sampling by
- *     progress compares engines of different speeds at the same points of the workload.
+ *   space samples: when monitor_sample_space was called, every 50 ms during the timed part
+ *     it calls the sampler (the database's space amplification at that moment) and keeps the
+ *     mean and maximum, because the figure after a benchmark is one instant, and compactions
+ *     and flushes that happen to run just before it move it by several percent. The mean is
+ *     over time, stalls included: sampling at points of progress instead would never see
+ *     the space an engine holds while its writers are stopped (a compaction's old and new
+ *     files side by side).
  *
  * Lifetime: monitor_start, then monitor_settling any number of times, then exactly one
  * monitor_stop, all from the thread that runs the benchmark. name and done_ops must outlive
@@ -50,10 +51,8 @@ typedef struct bench_monitor {
 void monitor_start(bench_monitor *m, const char *name, int64_t total, double stats_interval,
                    const uint64_t *done_ops);
 
-/* Samples space amplification with sampler(arg) from now on, while the timed part runs: at
- * every 1/200 of the total operations (polled every 5 ms; one sample when several steps
- * passed between two polls), or once a second when the total is unknown. REQUIRES: called
- * right after monitor_start, from the same thread. */
+/* Samples space amplification with sampler(arg) every 50 ms from now on, while the timed
+ * part runs. REQUIRES: called right after monitor_start, from the same thread. */
 void monitor_sample_space(bench_monitor *m, double (*sampler)(void *arg), void *arg);
 
 /* The samples taken so far: their count, mean and maximum (0 when none). */

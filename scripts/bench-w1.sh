@@ -26,8 +26,7 @@
 # database directory after the flush has settled / (distinct keys x (16 + value size)).
 # That is one instant, and a compaction that happens to run just before it moves it by
 # several percent, so the table also gives the mean of mayfly_bench's samples of the same
-# ratio during the update, one at every 1/200 of its puts, so that every engine is sampled at
-# the same points of the workload ("space amp, update mean"). The last column counts the
+# ratio taken every 50 ms during the update ("space amp, update mean": a mean over time). The last column counts the
 # compactions into L1 (the engine's statistics; in W1 these are the L0->L1 compactions, which
 # carry blob GC): one more or one fewer moves write amp and space amp in opposite directions.
 #
