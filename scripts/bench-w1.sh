@@ -26,9 +26,10 @@
 # database directory after the flush has settled / (distinct keys x (16 + value size)).
 # That is one instant, and a compaction that happens to run just before it moves it by
 # several percent, so the table also gives the mean of mayfly_bench's samples of the same
-# ratio taken every 50 ms during the update ("space amp, update mean": a mean over time). The last column counts the
-# compactions into L1 (the engine's statistics; in W1 these are the L0->L1 compactions, which
-# carry blob GC): one more or one fewer moves write amp and space amp in opposite directions.
+# ratio taken every 50 ms during the update ("space amp, update mean": a mean over time).
+# The last column counts the compactions into L1 (the engine's statistics; in W1 these are
+# the L0->L1 compactions, which carry blob GC): one more or one fewer moves write amp and
+# space amp in opposite directions.
 #
 # Usage: scripts/bench-w1.sh [--num=N] [--value_size=B] [--min_blob_size=B] [--rows=LIST]
 #                            [--write_buffer_size=B] [--lockstep] [--db=DIR] [--out=DIR]
@@ -137,8 +138,8 @@ fi
 
 mkdir -p "$db" "$out"
 tsv="$out/w1.tsv"
-printf 'label\tload_ops\tupdate_ops\twrite_amp\tspace_amp\tspace_amp_update_mean\tl1_compactions\n' \
-  >"$tsv"
+printf '%s\t' label load_ops update_ops write_amp space_amp space_amp_update_mean >"$tsv"
+printf 'l1_compactions\n' >>"$tsv"
 for row in "${all_rows[@]}"; do
   IFS='|' read -r label engine opts <<<"$row"
   if [ -n "$rows" ] && [ "$rows" != study ] && [[ ",$rows," != *",$label,"* ]]; then
@@ -190,8 +191,8 @@ for row in "${all_rows[@]}"; do
     END {
       load = n["fillrandom"] ? 1e6 / (us["fillrandom"] / n["fillrandom"]) : 0
       upd = n["overwritezipf"] ? 1e6 / (us["overwritezipf"] / n["overwritezipf"]) : 0
-      printf "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%s\n", label, load, upd, (put > 0 ? written / put : 0),
-             space, upd_space, (l1c != "" ? l1c : "n/a")
+      printf "%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%s\n", label, load, upd,
+             (put > 0 ? written / put : 0), space, upd_space, (l1c != "" ? l1c : "n/a")
     }' "$log" >>"$tsv"
 done
 rmdir "$db" 2>/dev/null || true
