@@ -65,7 +65,8 @@ static void *monitor_main(void *arg)
   uint64_t last_ops = 0;
   pthread_mutex_lock(&m->mu);
   while (!m->stop) {
-    double wake = fmin(fmin(next_progress, next_stats), m->sampler ? next_sample : INFINITY);
+    double wake = fmin(fmin(next_progress, next_stats),
+                       m->sampler && !m->settling ? next_sample : INFINITY);
     struct timespec ts = {.tv_sec = (time_t)wake,
                           .tv_nsec = (long)((wake - floor(wake)) * 1e9)};
     pthread_cond_timedwait(&m->cv, &m->mu, &ts);

@@ -27,9 +27,10 @@
 # That is one instant, and a compaction that happens to run just before it moves it by
 # several percent, so the table also gives the mean of mayfly_bench's samples of the same
 # ratio taken every 50 ms during the update ("space amp, update mean": a mean over time).
-# The last column counts the compactions into L1 (the engine's statistics; in W1 these are
-# the L0->L1 compactions, which carry blob GC): one more or one fewer moves write amp and
-# space amp in opposite directions.
+# The last column counts the compactions into L1 (the engine's statistics). For the age
+# rows these are the L0->L1 compactions, which carry blob GC (W1's tree has no level below
+# L1): one more or one fewer moves write amp and space amp in opposite directions. The group
+# rows count their group rewrites too.
 #
 # Usage: scripts/bench-w1.sh [--num=N] [--value_size=B] [--min_blob_size=B] [--rows=LIST]
 #                            [--write_buffer_size=B] [--lockstep] [--db=DIR] [--out=DIR]
@@ -40,14 +41,15 @@
 #               table); "study" runs the min_blob_size study instead: mayfly separation on
 #               (min_blob_size = value size) vs off, for the given --value_size
 #   --write_buffer_size  overrides the scaled memtable size (and everything scaled from it)
-#   --lockstep  writes stop (level0_slowdown_writes_trigger = level0_stop_writes_trigger = 4)
-#               as soon as level 0 holds the 4 files that trigger its compaction, so that
-#               every L0->L1 compaction takes exactly 4 files and every engine runs the same
-#               compactions at the same points of the workload. Without it, how many files a
-#               compaction finds depends on the engine's speed and the machine's, and one
-#               compaction more or less moves write amp and space amp by several percent in
-#               opposite directions. Throughput under --lockstep is not comparable with the
-#               default runs.
+#   --lockstep  mayfly and RocksDB: writes stop (level0_slowdown_writes_trigger =
+#               level0_stop_writes_trigger = 4) as soon as level 0 holds the 4 files that
+#               trigger its compaction, so that every L0->L1 compaction takes exactly 4 files
+#               and both engines run the same compactions at the same points of the workload.
+#               Without it, how many files a compaction finds depends on the engine's speed
+#               and the machine's, and one compaction more or less moves write amp and space
+#               amp by several percent in opposite directions. LevelDB's triggers are fixed
+#               (4, 8, 12; its C API cannot set them), so its row is the same either way.
+#               Throughput under --lockstep is not comparable with the default runs.
 #   --db        parent directory of the databases (default /tmp/mayfly-bench-w1), removed at
 #               the end
 #   --out       directory for w1.tsv (label, load ops/s, update ops/s, write amp, space amp,
@@ -172,9 +174,11 @@ for row in "${all_rows[@]}"; do
       next
     }
     /^flush +:/ { bench = "flush" }
-    # compactions into L1 (L0->L1 in W1, where L1 is the last level), from the engine
-    # statistics: the column "Comp" (mayfly) or "Comp(cnt)" (RocksDB) of the row L1
+    # compactions into L1, from the statistics of the engine: the column "Comp" (mayfly) or
+    # "Comp(cnt)" (RocksDB, whose sizes print as two words) of the row L1 of the table, which
+    # ends at its row Sum. (The LevelDB table has no such column: n/a.)
     /^Level / { ci = 0; for (i = 1; i <= NF; i++) if ($i == "Comp" || $i == "Comp(cnt)") ci = i }
+    /^ *Sum / { ci = 0 }
     /^ *L1 / && ci { l1c = $(ci + ($4 ~ /^(B|KB|MB|GB|TB)$/ ? 1 : 0)) }
     /^ +space amp while running:/ {
       if (bench == "overwritezipf") { m = $6; sub(/,$/, "", m); upd_space = m }
@@ -200,7 +204,8 @@ rmdir "$db" 2>/dev/null || true
 echo "W1: N=$num keys x $value_size B values loaded (fillrandom), then 3N zipfian(0.99)" \
      "overwrites; memtable/table file $wbs B, L1 $level_base B, blob file $blob_file B," \
      "min_blob_size $([ "$rows" = study ] && echo "= value size" || echo "$min_blob_size B")"
-[ "$lockstep" = 0 ] || echo "level 0: writes stop at the compaction trigger (--lockstep)"
+[ "$lockstep" = 0 ] ||
+  echo "level 0: writes stop at the compaction trigger (--lockstep; mayfly and RocksDB)"
 echo
 awk -F'\t' '
   function k(x) { return sprintf("%.1f K", x / 1000) }
