@@ -7,7 +7,7 @@
  *
  * Speed: a random insert or lookup in a memtable of several hundred thousand entries is a
  * chain of cache misses, one per skiplist step. Each entry is therefore written right after
- * its node (skiplist_reserve), so the step that loads the node also brings the key; and the
+ * its node (skiplist_prepare), so the step that loads the node also brings the key; and the
  * comparison decodes the one-byte length prefix inline (util/coding.h) and compares with the
  * inline ikey_compare, so what remains per step is the miss itself and one memcmp.
  * A value of MEMTABLE_SPLIT_VALUE bytes or more is not written inline but in a second arena,
@@ -23,12 +23,13 @@
  * a key the memtable has never seen skip the skiplist. It never says no for a key that was
  * added, so it changes no answer.
  *
- * Publication: memtable_add writes the whole entry into the arena, and sets the key's filter
- * bits, before skiplist_insert links it with a release store, so a reader that finds the entry
- * sees all of its bytes. A reader that did not see the entry may miss its filter bits too,
- * which is the same outcome as reading just before the add. Readers that must see an add
- * (a get at a sequence number the add carries) learn that number from the db under its mutex,
- * after the writer released it, so they see the bits as well. The filter words are written
+ * Publication: memtable_prepare writes the whole entry into the arena, and memtable_commit
+ * sets the key's filter bits, before skiplist_insert_prepared links it with a release store,
+ * so a reader that finds the entry sees all of its bytes. A reader that did not see the entry
+ * may miss its filter bits too, which is the same outcome as reading just before the add.
+ * Readers that must see an add (a get at a sequence number the add carries) learn that
+ * number from the db under its mutex, after the writer released it, so they see the bits as
+ * well. The filter words are written
  * by the one writer with plain relaxed load/store pairs (no locked read-modify-write: writers
  * are serialized) and read relaxed.
  * The counters are bumped after the insert, so they may briefly lag what readers can see;
@@ -205,7 +206,7 @@ int memtable_prepare(memtable *m, uint64_t seq, int type, mf_slice user_key, mf_
   }
   size_t size = (size_t)varint_length(ikey_len) + ikey_len +
                 (size_t)varint_length(value.len) + (split ? sizeof out_of_line : value.len);
-  /* The entry goes right after its skiplist node (see skiplist_reserve). */
+  /* The entry goes right after its skiplist node (see skiplist_prepare). */
   char *entry = skiplist_prepare(m->list, size, &out->node);
   if (!entry)
     return MF_ERR(MAYFLY_ENOMEM, "memtable: out of memory adding %zu bytes at seq %llu", size,

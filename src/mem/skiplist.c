@@ -47,8 +47,6 @@ struct skiplist {
   sl_node *head;
   atomic_int max_height; /* height of the tallest node ever inserted; >= 1 */
   mf_random rnd;         /* writer only */
-  sl_node *reserved;     /* writer only: from skiplist_reserve, not yet inserted, or NULL */
-  int reserved_height;
 };
 
 static sl_link *node_link(const sl_node *n, int level) { return (sl_link *)n - level; }
@@ -158,8 +156,6 @@ int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t se
   s->arena = arena;
   atomic_init(&s->max_height, 1);
   mf_random_seed(&s->rnd, seed);
-  s->reserved = NULL;
-  s->reserved_height = 0;
   s->head = new_node(s, SKIPLIST_MAX_HEIGHT, 0);
   if (!s->head) return MF_ERR(MAYFLY_ENOMEM, "skiplist: out of memory creating head");
   *out = s;
@@ -175,32 +171,10 @@ char *skiplist_prepare(skiplist *s, size_t entry_size, skiplist_prepared *out) {
   return (char *)node_entry(n);
 }
 
-char *skiplist_reserve(skiplist *s, size_t entry_size) {
-  skiplist_prepared p;
-  char *entry = skiplist_prepare(s, entry_size, &p);
-  if (!entry) return NULL;
-  s->reserved = p.node;
-  s->reserved_height = p.height;
-  return entry;
-}
-
-static int link_node(skiplist *s, sl_node *x, int height);
-
-int skiplist_insert(skiplist *s, const char *entry) {
-  if (s->reserved == NULL || node_entry(s->reserved) != entry)
-    return MF_ERR(MAYFLY_EINVAL, "skiplist: inserted entry is not the latest reservation");
-  sl_node *x = s->reserved;
-  int height = s->reserved_height;
-  s->reserved = NULL;
-  return link_node(s, x, height);
-}
-
 int skiplist_insert_prepared(skiplist *s, const skiplist_prepared *p) {
-  return link_node(s, p->node, p->height);
-}
-
-static int link_node(skiplist *s, sl_node *x, int height) {
-  const char *entry = (const char *)node_entry(x);
+  sl_node *x = p->node;
+  int height = p->height;
+  const char *entry = node_entry(x);
   sl_node *prev[SKIPLIST_MAX_HEIGHT];
   sl_node *at = find_greater_or_equal(s, entry, prev);
   /* The comparison is already paid for by the search, so the precondition is checked in

@@ -6,7 +6,8 @@
  * Entries die with the list's arena. Nodes are never removed, which is what makes lock-free
  * reading simple: once a reader sees a node, it stays in the list.
  *
- * Threads: skiplist_insert needs external synchronization (at most one inserter at a time).
+ * Threads: skiplist_prepare and skiplist_insert_prepared need external synchronization (at
+ * most one writer at a time).
  * Every other function may run concurrently with that one writer and with each other, with
  * no locks: a reader sees every insert that completed before it looked, possibly some that
  * are in flight, and always in order. */
@@ -29,32 +30,20 @@ typedef struct skiplist skiplist;
  * Returns MAYFLY_OK or MAYFLY_ENOMEM. */
 int skiplist_create(mf_arena *arena, skiplist_cmp_fn cmp, void *ctx, uint64_t seed,
                     skiplist **out);
-/* Allocates from the list's arena a node together with entry_size bytes for its entry, right
- * after the node's level-0 link, and returns the entry's memory: the caller writes the entry
- * there and then inserts it with skiplist_insert. A search that reaches the node then finds
- * the entry's first bytes (where comparators look) in the same or the next cache line: one
- * cache miss per step. Only the latest reservation can be inserted; an unused one is simply
- * wasted arena space.
- * REQUIRES: external writer lock. Returns NULL when out of memory. */
-char *skiplist_reserve(skiplist *s, size_t entry_size);
-/* Inserts entry, which must be the memory the latest skiplist_reserve returned (written by
- * the caller since), into the list.
- * REQUIRES: external writer lock; no entry comparing equal to entry is in the list.
- * Returns MAYFLY_OK, or MAYFLY_EINVAL when entry is not the latest reservation (which stays
- * reserved) or an equal entry is already present (the reservation is used up); on error the
- * list is unchanged. */
-int skiplist_insert(skiplist *s, const char *entry);
-
 /* A node allocated for an entry but not yet in the list (skiplist_prepare). Plain value. */
 typedef struct skiplist_prepared {
   void *node;
   int height;
 } skiplist_prepared;
 
-/* Like skiplist_reserve, but any number of prepared nodes may be pending at once, each
- * inserted later by skiplist_insert_prepared (in any order), so that all the memory for
- * several entries is allocated before any of them is inserted. One never inserted is wasted
- * arena space. REQUIRES: external writer lock. Returns NULL when out of memory. */
+/* Allocates from the list's arena a node together with entry_size bytes for its entry, right
+ * after the node's level-0 link, and returns the entry's memory: the caller writes the entry
+ * there and then inserts it with skiplist_insert_prepared. A search that reaches the node
+ * then finds the entry's first bytes (where comparators look) in the same or the next cache
+ * line: one cache miss per step. Any number of prepared nodes may be pending at once, each
+ * inserted later in any order, so that all the memory for several entries is allocated
+ * before any of them is inserted; one never inserted is wasted arena space.
+ * REQUIRES: external writer lock. Returns NULL when out of memory. */
 char *skiplist_prepare(skiplist *s, size_t entry_size, skiplist_prepared *out);
 /* Inserts a prepared node, its entry written by the caller since; it allocates nothing.
  * REQUIRES: external writer lock; p inserted at most once; no equal entry in the list.

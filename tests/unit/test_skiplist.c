@@ -32,14 +32,14 @@ static int key_cmp(void *ctx, const char *a, const char *b) {
   return (x > y) - (x < y);
 }
 
-/* With reserve, the entry is written into a node from skiplist_reserve, the one way to insert;
- * else into plain arena memory, which insert must refuse. */
-static const char *make_entry(mf_arena *a, skiplist *s, uint64_t key, int reserve) {
-  char *p = reserve ? skiplist_reserve(s, 16) : arena_alloc(a, 16);
+/* Prepares a node for key and writes its entry; the caller inserts it (or drops it). */
+static skiplist_prepared make_entry(skiplist *s, uint64_t key) {
+  skiplist_prepared node;
+  char *p = skiplist_prepare(s, 16, &node);
   assert_non_null(p);
   encode_fixed64(p, key);
   encode_fixed64(p + 8, key ^ CHECK_MIX);
-  return p;
+  return node;
 }
 
 static uint64_t entry_key(const char *e) { return decode_fixed64(e); }
@@ -102,22 +102,16 @@ static void test_against_sorted_array(void **state) {
     uint64_t k = mf_random_uniform(&rnd, 4 * N) * 2;
     char probe[8];
     encode_fixed64(probe, k);
-    if (mf_random_uniform(&rnd, 50) == 0) { /* a reservation never used: it is just dropped */
-      const char *dropped = make_entry(a, s, k + 1, 1);
-      if (mf_random_uniform(&rnd, 2) == 0) { /* and cannot be inserted once superseded */
-        (void)make_entry(a, s, k + 1, 1);
-        assert_int_equal(skiplist_insert(s, dropped), MAYFLY_EINVAL);
-      }
-    }
-    if (mf_random_uniform(&rnd, 50) == 0) /* memory not from skiplist_reserve is refused */
-      assert_int_equal(skiplist_insert(s, make_entry(a, s, k, 0)), MAYFLY_EINVAL);
+    if (mf_random_uniform(&rnd, 50) == 0) /* a node prepared, never inserted: just dropped */
+      (void)make_entry(s, k + 1);
     if (skiplist_contains(s, probe)) {
-      const char *dup = make_entry(a, s, k, 1);
-      assert_int_equal(skiplist_insert(s, dup), MAYFLY_EINVAL);
-      assert_int_equal(skiplist_insert(s, dup), MAYFLY_EINVAL); /* the reservation is used up */
+      skiplist_prepared dup = make_entry(s, k);
+      assert_int_equal(skiplist_insert_prepared(s, &dup), MAYFLY_EINVAL);
+      assert_int_equal(skiplist_insert_prepared(s, &dup), MAYFLY_EINVAL); /* still refused */
       continue;
     }
-    assert_int_equal(skiplist_insert(s, make_entry(a, s, k, 1)), MAYFLY_OK);
+    skiplist_prepared node = make_entry(s, k);
+    assert_int_equal(skiplist_insert_prepared(s, &node), MAYFLY_OK);
     assert_true(skiplist_contains(s, probe));
     keys[n++] = k;
   }
@@ -209,8 +203,9 @@ static void *writer_main(void *arg) {
   conc_state *st = arg;
   for (size_t i = 0; i < CONC_KEYS; i++) {
     atomic_store_explicit(&st->started, i + 1, memory_order_release);
-    const char *e = make_entry(st->arena, st->list, st->insert_order[i], 1);
-    if (skiplist_insert(st->list, e) != MAYFLY_OK) atomic_fetch_add(&st->failures, 1);
+    skiplist_prepared node = make_entry(st->list, st->insert_order[i]);
+    if (skiplist_insert_prepared(st->list, &node) != MAYFLY_OK)
+      atomic_fetch_add(&st->failures, 1);
     atomic_store_explicit(&st->completed, i + 1, memory_order_release);
   }
   atomic_store(&st->done, 1);
