@@ -298,11 +298,12 @@ int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *typ
 }
 
 size_t memtable_memory_usage(const memtable *m) {
-  return memtable_data_usage(m) + m->filter_blocks * FILTER_BLOCK_WORDS * sizeof(uint64_t);
+  return arena_memory_usage(m->arena) + arena_memory_usage(m->values) +
+         m->filter_blocks * FILTER_BLOCK_WORDS * sizeof(uint64_t);
 }
 
 size_t memtable_data_usage(const memtable *m) {
-  return arena_memory_usage(m->arena) + arena_memory_usage(m->values);
+  return arena_bytes_used(m->arena) + arena_bytes_used(m->values);
 }
 
 uint64_t memtable_num_entries(const memtable *m) {

@@ -84,11 +84,15 @@ int memtable_get(memtable *m, mf_slice user_key, uint64_t snapshot_seq, int *typ
  * (iter_destroy). NULL on ENOMEM. */
 mf_iter *memtable_iter_create(memtable *m);
 
-/* Approximate bytes used (the arenas' and the filter's). Thread-safe. */
+/* Memory held: the arenas' blocks and the filter. Thread-safe. */
 size_t memtable_memory_usage(const memtable *m);
-/* Bytes of the arenas alone (entries, values, skiplist links): what write_buffer_size bounds.
- * The filter is sized from write_buffer_size up front and does not grow, so counting it would
- * only make every memtable hold 1% less data. Thread-safe. */
+/* Bytes of data (entries, values, skiplist links), as handed out by the arenas: what
+ * write_buffer_size bounds. Neither the unused tails of arena blocks nor the filter count:
+ * the tails depend on how value sizes fit the block size (1 KiB values in 5 KiB blocks would
+ * waste a fifth), and the filter is sized from write_buffer_size up front and does not grow,
+ * so counting either would make a memtable hold less data than the option says. The memory
+ * held is at most this, plus the filter, plus under an eighth for block tails, plus one
+ * partly used block per arena. Thread-safe. */
 size_t memtable_data_usage(const memtable *m);
 /* Entries added, and how many of them were deletes. Thread-safe. */
 uint64_t memtable_num_entries(const memtable *m);

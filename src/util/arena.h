@@ -3,15 +3,16 @@
  *
  * Memory comes from blocks of a size fixed at creation (4 KiB by default; a memtable uses
  * larger ones, so that values of a few KiB are carved from shared blocks instead of costing a
- * malloc and a header each); a request larger than a quarter block gets a block of its own so
- * a big value does not waste the tail of the current block. Nothing is freed individually:
+ * malloc and a header each); a request larger than an eighth of a block gets a block of its own
+ * so a big value does not waste the tail of the current block. What a block's tail wastes is
+ * therefore under an eighth of the block. Nothing is freed individually:
  * arena_destroy frees every block at once. Pointers returned by arena_alloc* stay valid and
  * never move until arena_destroy.
  *
  * Threads: arena_alloc* and arena_destroy need external synchronization (one writer at a
  * time: the memtable's writer lock). arena_memory_usage may be read from any thread at any
- * time (it is an atomic counter) so the db can decide when to switch memtables without taking
- * the writer lock. */
+ * time, and so may arena_bytes_used (both are atomic counters), so the db can decide when to
+ * switch memtables without taking the writer lock. */
 #ifndef MAYFLY_UTIL_ARENA_H
 #define MAYFLY_UTIL_ARENA_H
 
@@ -38,5 +39,10 @@ void *arena_alloc_aligned_to(mf_arena *a, size_t n, size_t align);
 /* Bytes the arena holds from malloc (block sizes plus per-block headers). Grows
  * monotonically. Safe to call from any thread concurrently with allocation. */
 size_t arena_memory_usage(const mf_arena *a);
+/* Bytes handed out: every request's size (1 for a zero-size one) plus the padding its
+ * alignment took; the unused tails of blocks and the block headers are not counted. Grows
+ * monotonically; at most arena_memory_usage. Safe to call from any thread concurrently with
+ * allocation. */
+size_t arena_bytes_used(const mf_arena *a);
 
 #endif

@@ -129,7 +129,7 @@ static void test_usage_and_large(void **state) {
   arena_destroy(NULL);
 }
 
-/* A sized arena carves requests up to a quarter of its block from shared blocks (1 KiB
+/* A sized arena carves requests up to an eighth of its block from shared blocks (1 KiB
  * values cost no block each), gives larger ones their own, and clamps odd sizes. */
 static void test_sized_blocks(void **state) {
   (void)state;
@@ -146,19 +146,79 @@ static void test_sized_blocks(void **state) {
     memset(p, i, 1100);
   }
   assert_int_equal(arena_memory_usage(a), u1);
-  /* Above a quarter block (64 KiB): a block of its own, the shared one stays current. */
-  assert_non_null(arena_alloc(a, (64 << 10) + 1));
+  /* Above an eighth of a block (32 KiB) and beyond the tail (40 KiB left): a block of its
+   * own, and the shared one stays current. */
+  assert_non_null(arena_alloc(a, 48 << 10));
   size_t u2 = arena_memory_usage(a);
-  assert_true(u2 >= u1 + (64 << 10) && u2 < u1 + (64 << 10) + 4096);
+  assert_true(u2 >= u1 + (48 << 10) && u2 < u1 + (48 << 10) + 4096);
   assert_non_null(arena_alloc(a, 1100));
   assert_int_equal(arena_memory_usage(a), u2);
   arena_destroy(a);
-  /* Below the 4 KiB minimum: clamped up, so a 1 KiB request still shares a block. */
+  /* Exactly an eighth, beyond the tail: a fresh shared block, which later requests share. */
+  assert_int_equal(arena_create_sized(256 << 10, &a), MAYFLY_OK);
+  for (int i = 0; i < 230; i++) assert_non_null(arena_alloc(a, 1100)); /* 8.9 KiB left */
+  u1 = arena_memory_usage(a);
+  assert_non_null(arena_alloc(a, 32 << 10));
+  u2 = arena_memory_usage(a);
+  assert_true(u2 >= u1 + (256 << 10) && u2 < u1 + (256 << 10) + 4096);
+  assert_non_null(arena_alloc(a, 32 << 10));
+  assert_non_null(arena_alloc(a, 1100));
+  assert_int_equal(arena_memory_usage(a), u2);
+  arena_destroy(a);
+  /* Below the 4 KiB minimum: clamped up, so a 500-byte request still shares a block. */
   assert_int_equal(arena_create_sized(100, &a), MAYFLY_OK);
   u0 = arena_memory_usage(a);
-  assert_non_null(arena_alloc(a, 1000));
-  assert_non_null(arena_alloc(a, 1000));
+  assert_non_null(arena_alloc(a, 500));
+  assert_non_null(arena_alloc(a, 500));
   assert_true(arena_memory_usage(a) < u0 + 4096 + 1024);
+  arena_destroy(a);
+}
+
+/* arena_bytes_used counts what was handed out, request by request, with alignment padding,
+ * whether a request shared a block or got its own; the tails a block leaves unused count in
+ * arena_memory_usage only. */
+static void test_bytes_used(void **state) {
+  (void)state;
+  mf_random rnd;
+  mf_random_seed(&rnd, test_seed());
+  mf_arena *a;
+  assert_int_equal(arena_create_sized(9000, &a), MAYFLY_OK);
+  assert_int_equal(arena_bytes_used(a), 0);
+  size_t expect = 0;
+  /* 1 KiB requests (under an eighth of 9000) fill a block eight at a time and leave 808
+   * bytes of it unused: not data. */
+  for (int i = 0; i < 400; i++) {
+    assert_non_null(arena_alloc(a, 1024));
+    expect += 1024;
+    assert_int_equal(arena_bytes_used(a), expect);
+  }
+  assert_true(arena_memory_usage(a) >= expect + 49 * 808);
+  /* Zero-size requests take one byte; large ones their own block, counted at their size. */
+  assert_non_null(arena_alloc(a, 0));
+  expect += 1;
+  assert_non_null(arena_alloc(a, 100000));
+  expect += 100000;
+  assert_int_equal(arena_bytes_used(a), expect);
+  /* Aligned requests count their padding: the pointer's distance from the previous end. */
+  char *end = arena_alloc(a, 3);
+  assert_non_null(end);
+  end += 3;
+  expect += 3;
+  char *p = arena_alloc_aligned(a, 40);
+  assert_non_null(p);
+  if (p >= end && p - end < (ptrdiff_t)alignof(max_align_t))
+    expect += (size_t)(p - end) + 40; /* same block: padding counts */
+  else
+    expect += 40; /* a fresh block, already aligned */
+  assert_int_equal(arena_bytes_used(a), expect);
+  /* Random sizes: exact, and never above the memory held. */
+  for (int i = 0; i < 5000; i++) {
+    size_t n = (size_t)mf_random_uniform(&rnd, 2000);
+    assert_non_null(arena_alloc(a, n));
+    expect += n ? n : 1;
+  }
+  assert_int_equal(arena_bytes_used(a), expect);
+  assert_true(arena_bytes_used(a) <= arena_memory_usage(a));
   arena_destroy(a);
 }
 
@@ -167,6 +227,7 @@ int main(void) {
       cmocka_unit_test(test_random_allocations),
       cmocka_unit_test(test_usage_and_large),
       cmocka_unit_test(test_sized_blocks),
+      cmocka_unit_test(test_bytes_used),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

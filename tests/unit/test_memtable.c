@@ -497,6 +497,10 @@ static void test_value_lengths(void **state) {
   assert_true(used >= value_bytes);
   /* key (9 B) + 8 B trailer + two varints + links + a value address + block tails */
   assert_true(used <= value_bytes + (size_t)N * 64);
+  /* The memory held covers the data, and the filter-less memtable holds little more: the
+   * tails of 64 KiB blocks that requests under 8 KiB left, and the current blocks. */
+  assert_true(memtable_memory_usage(m) >= memtable_data_usage(m));
+  assert_true(memtable_memory_usage(m) <= memtable_data_usage(m) + 5 * 64 * 1024);
 
   mf_buf v = MF_BUF_INIT;
   for (int i = 0; i < N; i++) {
