@@ -35,11 +35,12 @@ size_t db_memtable_filter_bytes(const mayfly_db *db) {
   return (size_t)((double)db->opt.write_buffer_size * db->opt.memtable_bloom_size_ratio);
 }
 
-/* 1/64 of the write buffer, within [4 KiB, 256 KiB]: entries of up to an eighth of a block
- * (32 KiB for the default 64 MiB buffer, 2.5 KiB for a 1.3 MB one) share blocks instead of
- * getting a malloc each. The switch to a new memtable counts the bytes handed out, not the
- * blocks (memtable_data_usage), so a larger block does not make the size less exact; it only
- * bounds how much a block's unused tail can waste relative to the block. */
+/* 1/64 of the write buffer, within [4 KiB, 256 KiB]. The block size decides which entries
+ * share blocks instead of getting a malloc each (up to an eighth of a block: 32 KiB for the
+ * default 64 MiB buffer, 2.5 KiB for a 1.3 MB one) and how much memory the partly used
+ * current block of each arena holds. It does not make the memtable's size less exact: the
+ * switch to a new memtable counts the bytes handed out, not the blocks
+ * (memtable_data_usage). */
 size_t db_memtable_arena_block(const mayfly_db *db) {
   size_t block = (size_t)(db->opt.write_buffer_size / 64);
   return block < 4096 ? 4096 : block > (256 << 10) ? (256 << 10) : block;

@@ -91,8 +91,9 @@ size_t memtable_memory_usage(const memtable *m);
  * the tails depend on how value sizes fit the block size (1 KiB values in 5 KiB blocks would
  * waste a fifth), and the filter is sized from write_buffer_size up front and does not grow,
  * so counting either would make a memtable hold less data than the option says. The memory
- * held is at most this, plus the filter, plus under an eighth for block tails, plus one
- * partly used block per arena. Thread-safe. */
+ * held is this, plus the filter, plus the unused tail of each full shared block (under an
+ * eighth of the block, so under a seventh of the data in it), plus a 16-byte header per
+ * block, plus the partly used current block of each arena. Thread-safe. */
 size_t memtable_data_usage(const memtable *m);
 /* Entries added, and how many of them were deletes. Thread-safe. */
 uint64_t memtable_num_entries(const memtable *m);

@@ -5,9 +5,9 @@
  * larger ones, so that values of a few KiB are carved from shared blocks instead of costing a
  * malloc and a header each); a request larger than an eighth of a block gets a block of its own
  * so a big value does not waste the tail of the current block. What a block's tail wastes is
- * therefore under an eighth of the block. Nothing is freed individually:
- * arena_destroy frees every block at once. Pointers returned by arena_alloc* stay valid and
- * never move until arena_destroy.
+ * therefore under an eighth of the block (plus, for an aligned request, its padding).
+ * Nothing is freed individually: arena_destroy frees every block at once. Pointers returned
+ * by arena_alloc* stay valid and never move until arena_destroy.
  *
  * Threads: arena_alloc* and arena_destroy need external synchronization (one writer at a
  * time: the memtable's writer lock). arena_memory_usage may be read from any thread at any

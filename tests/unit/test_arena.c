@@ -170,6 +170,7 @@ static void test_sized_blocks(void **state) {
   u0 = arena_memory_usage(a);
   assert_non_null(arena_alloc(a, 500));
   assert_non_null(arena_alloc(a, 500));
+  assert_true(arena_memory_usage(a) >= u0 + 4096);
   assert_true(arena_memory_usage(a) < u0 + 4096 + 1024);
   arena_destroy(a);
 }
@@ -219,6 +220,12 @@ static void test_bytes_used(void **state) {
   }
   assert_int_equal(arena_bytes_used(a), expect);
   assert_true(arena_bytes_used(a) <= arena_memory_usage(a));
+  /* A request that cannot be met is not counted (refused before any malloc). */
+  size_t held = arena_memory_usage(a);
+  assert_null(arena_alloc(a, SIZE_MAX - 8));
+  assert_null(arena_alloc_aligned_to(a, SIZE_MAX - 8, 8));
+  assert_int_equal(arena_bytes_used(a), expect);
+  assert_int_equal(arena_memory_usage(a), held);
   arena_destroy(a);
 }
 
