@@ -116,7 +116,8 @@ static const struct option_desc option_table[] = {
     /* Runtime-mutable options: mayfly_set_option may change them on an open database. */
     SIZE_OPTION(write_buffer_size, "64MiB", 64 * KIB, 4 * GIB, RUNTIME,
                 "Memtable size at which it is made immutable and scheduled for flush: the "
-                "bytes of its entries and skiplist links (its filter comes on top)."),
+                "bytes of its entries and skiplist links (its filter, and the unused ends of its "
+                "memory blocks, come on top)."),
     INT_OPTION(max_write_buffer_number, "2", 2, 64, RUNTIME,
                "Memtables (the active one plus those waiting to flush) before writes stop."),
     DOUBLE_OPTION(memtable_bloom_size_ratio, "0.01", 0, 0.25, RUNTIME,
