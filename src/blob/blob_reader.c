@@ -167,7 +167,7 @@ static int check_record(const blob_reader *r, uint64_t record_offset, const char
 static int decompress_value(const blob_reader *r, const blob_index *bi, mf_slice stored,
                             mf_buf *value) {
   mf_buf_clear(value);
-  int rc = decompress_block(bi->compression, stored, value);
+  int rc = decompress_block(bi->compression, stored, MAYFLY_MAX_VALUE_SIZE, value);
   if (rc) {
     char inner[256];
     snprintf(inner, sizeof inner, "%s", mf_error_message());

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "table/format.h"
 #include "util/error.h"
 #include "util/slice.h"
 
@@ -126,7 +127,7 @@ static const struct option_desc option_table[] = {
                   "skip the memtable. 0 "
                   "turns it off. (RocksDB: memtable_prefix_bloom_size_ratio with "
                   "memtable_whole_key_filtering.)"),
-    SIZE_OPTION(block_size, "4KiB", 256, 4 * MIB, RUNTIME,
+    SIZE_OPTION(block_size, "4KiB", 256, MF_MAX_BLOCK_SIZE, RUNTIME,
                 "Target uncompressed size of a table data block."),
     INT_OPTION(block_restart_interval, "16", 1, 1024, RUNTIME,
                "Keys between restart points in a data block (prefix compression resets there)."),

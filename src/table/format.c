@@ -64,7 +64,8 @@ static int check_and_decompress(const char *raw, const char *fname, uint64_t off
                   "%08x)", fname, (unsigned long long)offset, (unsigned long long)size, stored,
                   actual);
   if (type == MF_COMPRESSION_NONE) return MAYFLY_OK;
-  int rc = decompress_block((int)type, mf_slice_make(raw, (size_t)size), plain);
+  int rc = decompress_block((int)type, mf_slice_make(raw, (size_t)size), MF_MAX_DATA_BLOCK_LEN,
+                            plain);
   if (rc) {
     mf_buf_free(plain);
     if (rc == MAYFLY_ECORRUPT) /* restate with the file and offset */

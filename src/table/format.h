@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "env/env.h"
+#include "mayfly.h"
 #include "util/slice.h"
 
 #define BLOCK_TRAILER_SIZE 5
@@ -26,6 +27,17 @@
 /* The bytes 'm' 'a' 'y' 'f' 'l' 'y' 'S' 'T' read as a little-endian fixed64, so a table file
  * ends with the text "mayflyST". */
 #define TABLE_MAGIC UINT64_C(0x5453796c6679616d)
+
+/* The largest block_size (the option's upper bound). */
+#define MF_MAX_BLOCK_SIZE ((size_t)4 << 20)
+/* The largest plain length of a data block. The builder closes a block once its size
+ * (entries, restart array and count) reaches block_size, so a block is under block_size
+ * bytes before its last entry, and that entry adds at most three varint32 lengths, a key of
+ * MAYFLY_MAX_KEY_SIZE bytes with its 8-byte trailer, a value of MAYFLY_MAX_VALUE_SIZE bytes
+ * and one restart point. A compressed block that claims more is damage. */
+#define MF_MAX_DATA_BLOCK_LEN                                                          \
+  (MF_MAX_BLOCK_SIZE + 3 * 5 + (size_t)MAYFLY_MAX_KEY_SIZE + 8 +                       \
+   (size_t)MAYFLY_MAX_VALUE_SIZE + 4)
 
 /* size counts the stored bytes of the block, without its 5-byte trailer. */
 typedef struct block_handle {

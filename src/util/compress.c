@@ -102,11 +102,6 @@ static int decompress_lz4(mf_slice payload, uint32_t ulen, mf_buf *out) {
   if (payload.len > (size_t)INT32_MAX || (uint64_t)ulen > (uint64_t)payload.len * LZ4_MAX_RATIO + 16)
     return MF_ERR(MAYFLY_ECORRUPT, "lz4: claimed size %u impossible for %zu compressed bytes",
                   ulen, payload.len);
-  /* As for zstd: nothing mayfly compresses is larger than a value, so a larger claim is
-   * damage, found before it sizes an allocation. */
-  if (ulen > MAYFLY_MAX_VALUE_SIZE)
-    return MF_ERR(MAYFLY_ECORRUPT, "lz4: claimed size %u exceeds the largest value (%u)", ulen,
-                  MAYFLY_MAX_VALUE_SIZE);
   /* Exactly: a cached block is charged its length, so doubling would pin up to twice the
    * cache's capacity. +1: never a NULL buffer, even for 0. */
   int rc = mf_buf_reserve_exact(out, (size_t)ulen + 1);
@@ -120,11 +115,6 @@ static int decompress_lz4(mf_slice payload, uint32_t ulen, mf_buf *out) {
 }
 
 static int decompress_zstd(mf_slice payload, uint32_t ulen, mf_buf *out) {
-  /* zstd's ratio has no useful bound (a run of equal bytes shrinks ~30000:1), so bound the
-   * claim by the largest thing mayfly ever compresses: a value (blocks are smaller). */
-  if (ulen > MAYFLY_MAX_VALUE_SIZE)
-    return MF_ERR(MAYFLY_ECORRUPT, "zstd: claimed size %u exceeds the largest value (%u)", ulen,
-                  MAYFLY_MAX_VALUE_SIZE);
   /* ZSTD_compress records the content size in the frame header; it must agree with the
    * prefix before we trust either to size an allocation. */
   unsigned long long content = ZSTD_getFrameContentSize(payload.data, payload.len);
@@ -148,7 +138,7 @@ static int decompress_zstd(mf_slice payload, uint32_t ulen, mf_buf *out) {
   return MAYFLY_OK;
 }
 
-int decompress_block(int type, mf_slice in, mf_buf *out) {
+int decompress_block(int type, mf_slice in, size_t max_len, mf_buf *out) {
   size_t start = out->len;
   uint32_t ulen;
   int rc;
@@ -157,6 +147,12 @@ int decompress_block(int type, mf_slice in, mf_buf *out) {
     return MF_ERR(MAYFLY_ECORRUPT, "unknown compression type %d", type);
   if (!get_varint32(&in, &ulen))
     return MF_ERR(MAYFLY_ECORRUPT, "compressed block has no valid length prefix");
+  /* zstd's ratio has no useful bound (a run of equal bytes shrinks ~30000:1), so a claim is
+   * bounded by the largest thing the caller's format can hold; a larger one is damage, found
+   * before it sizes an allocation. */
+  if (ulen > max_len)
+    return MF_ERR(MAYFLY_ECORRUPT, "%s: claimed size %u exceeds the largest possible (%zu)",
+                  type == MF_COMPRESSION_LZ4 ? "lz4" : "zstd", ulen, max_len);
   rc = type == MF_COMPRESSION_LZ4 ? decompress_lz4(in, ulen, out) : decompress_zstd(in, ulen, out);
   if (rc) out->len = start;
   return rc;

@@ -22,9 +22,11 @@
 int compress_block(int type, int level, mf_slice in, mf_buf *out);
 
 /* Appends the decompressed contents of in (the compressed form above) to out. The size comes
- * from the varint prefix and is checked against what the payload decodes to. Malformed input
- * of any kind gives MAYFLY_ECORRUPT (never a crash or an over-read); an unknown type also gives
- * MAYFLY_ECORRUPT, since the type byte came from disk. On error out->len is restored. */
-int decompress_block(int type, mf_slice in, mf_buf *out);
+ * from the varint prefix and is checked against what the payload decodes to; a size above
+ * max_len (the largest the caller's format can hold: a value for a blob, a data block for a
+ * table) is damage. Malformed input of any kind gives MAYFLY_ECORRUPT (never a crash or an
+ * over-read); an unknown type also gives MAYFLY_ECORRUPT, since the type byte came from disk.
+ * On error out->len is restored. */
+int decompress_block(int type, mf_slice in, size_t max_len, mf_buf *out);
 
 #endif

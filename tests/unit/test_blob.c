@@ -192,7 +192,8 @@ static int check_scanned(void *arg, mf_slice key, const blob_index *bi, mf_slice
   assert_int_equal(bi->compression, r->bi.compression);
   assert_int_equal(stored.len, bi->size);
   mf_buf value = MF_BUF_INIT;
-  assert_int_equal(decompress_block(bi->compression, stored, &value), MAYFLY_OK);
+  assert_int_equal(decompress_block(bi->compression, stored,
+                                    MAYFLY_MAX_VALUE_SIZE, &value), MAYFLY_OK);
   assert_true(mf_slice_equal(mf_buf_slice(&value), mf_buf_slice(&r->value)));
   mf_buf_free(&value);
   if (st->stop_after && st->next == st->stop_after) return MAYFLY_EBUSY;

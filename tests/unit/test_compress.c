@@ -51,7 +51,7 @@ static void round_trip(int type, mf_slice in) {
   mf_buf c = MF_BUF_INIT, d = MF_BUF_INIT;
   assert_int_equal(mf_buf_append(&d, "xy", 2), MAYFLY_OK); /* appends, keeps prefix */
   assert_int_equal(compress_block(type, 3, in, &c), MAYFLY_OK);
-  assert_int_equal(decompress_block(type, mf_buf_slice(&c), &d), MAYFLY_OK);
+  assert_int_equal(decompress_block(type, mf_buf_slice(&c), MAYFLY_MAX_VALUE_SIZE, &d), MAYFLY_OK);
   assert_int_equal(d.len, in.len + 2);
   assert_memory_equal(d.data, "xy", 2);
   if (in.len) assert_memory_equal(d.data + 2, in.data, in.len);
@@ -107,7 +107,8 @@ static void test_decompress_exact_size(void **state) {
       mf_buf_clear(&c);
       assert_int_equal(compress_block(types[t], 3, mf_buf_slice(&in), &c), MAYFLY_OK);
       mf_buf d = MF_BUF_INIT;
-      assert_int_equal(decompress_block(types[t], mf_buf_slice(&c), &d), MAYFLY_OK);
+      assert_int_equal(decompress_block(types[t], mf_buf_slice(&c),
+                                        MAYFLY_MAX_VALUE_SIZE, &d), MAYFLY_OK);
       assert_int_equal(d.len, sizes[s]);
       if (d.cap > d.len + 1)
         fail_msg("type %d, %zu bytes: a buffer of %zu bytes", types[t], sizes[s], d.cap);
@@ -122,9 +123,50 @@ static void test_unknown_type(void **state) {
   (void)state;
   mf_buf out = MF_BUF_INIT;
   assert_int_equal(compress_block(7, 0, mf_slice_cstr("abc"), &out), MAYFLY_EINVAL);
-  assert_int_equal(decompress_block(7, mf_slice_cstr("abc"), &out), MAYFLY_ECORRUPT);
+  assert_int_equal(decompress_block(7, mf_slice_cstr("abc"),
+                                    MAYFLY_MAX_VALUE_SIZE, &out), MAYFLY_ECORRUPT);
   assert_int_equal(out.len, 0);
   mf_buf_free(&out);
+}
+
+/* The caller's bound: a block of exactly max_len bytes decodes, one byte more is damage
+ * (and nothing is appended); the bound may exceed the largest value, as a table's does. */
+static void test_max_len(void **state) {
+  (void)state;
+  int types[] = {MF_COMPRESSION_LZ4, MF_COMPRESSION_ZSTD};
+  mf_buf in = MF_BUF_INIT, c = MF_BUF_INIT, d = MF_BUF_INIT;
+  for (int t = 0; t < 2; t++) {
+    fill_random(&in, 1000);
+    memset(in.data, 'a', 600); /* compressible */
+    mf_buf_clear(&c);
+    assert_int_equal(compress_block(types[t], 0, mf_buf_slice(&in), &c), MAYFLY_OK);
+    mf_buf_clear(&d);
+    assert_int_equal(decompress_block(types[t], mf_buf_slice(&c), 1000, &d), MAYFLY_OK);
+    assert_int_equal(d.len, 1000);
+    mf_buf_clear(&d);
+    assert_int_equal(decompress_block(types[t], mf_buf_slice(&c), 999, &d), MAYFLY_ECORRUPT);
+    assert_int_equal(d.len, 0);
+  }
+  /* A block larger than any value, as a table's data block with a maximum value is. */
+  size_t big = (size_t)MAYFLY_MAX_VALUE_SIZE + 4096;
+  mf_buf_clear(&in);
+  assert_int_equal(mf_buf_reserve(&in, big), MAYFLY_OK);
+  memset(in.data, 'z', big);
+  in.len = big;
+  for (int t = 0; t < 2; t++) {
+    mf_buf_clear(&c);
+    assert_int_equal(compress_block(types[t], 1, mf_buf_slice(&in), &c), MAYFLY_OK);
+    mf_buf_free(&d);
+    assert_int_equal(decompress_block(types[t], mf_buf_slice(&c), MAYFLY_MAX_VALUE_SIZE, &d),
+                     MAYFLY_ECORRUPT);
+    assert_int_equal(decompress_block(types[t], mf_buf_slice(&c), big, &d), MAYFLY_OK);
+    assert_int_equal(d.len, big);
+    assert_true(d.data[0] == 'z' && d.data[big - 1] == 'z');
+    mf_buf_free(&d);
+  }
+  mf_buf_free(&in);
+  mf_buf_free(&c);
+  mf_buf_free(&d);
 }
 
 /* Every kind of damage: truncation at every length, random bit flips, a lying length prefix,
@@ -137,7 +179,8 @@ static void corrupt_one_type(int type) {
 
   for (size_t cut = 0; cut < c.len; cut++) {
     mf_buf_clear(&d);
-    assert_int_equal(decompress_block(type, mf_slice_make(c.data, cut), &d), MAYFLY_ECORRUPT);
+    assert_int_equal(decompress_block(type, mf_slice_make(c.data, cut),
+                                      MAYFLY_MAX_VALUE_SIZE, &d), MAYFLY_ECORRUPT);
     assert_int_equal(d.len, 0);
   }
   for (int i = 0; i < 2000; i++) {
@@ -145,7 +188,7 @@ static void corrupt_one_type(int type) {
     size_t pos = mf_random_uniform(&rnd, bad.len);
     bad.data[pos] ^= (char)(1u << mf_random_uniform(&rnd, 8));
     mf_buf_clear(&d);
-    int rc = decompress_block(type, mf_buf_slice(&bad), &d);
+    int rc = decompress_block(type, mf_buf_slice(&bad), MAYFLY_MAX_VALUE_SIZE, &d);
     if (rc == MAYFLY_OK)
       assert_true(d.len < (1u << 20)); /* decoded to the (possibly changed) claimed size */
     else
@@ -157,7 +200,8 @@ static void corrupt_one_type(int type) {
   assert_int_equal(mf_buf_append(&bad, huge, sizeof huge), MAYFLY_OK);
   assert_int_equal(mf_buf_append(&bad, "garbage!", 8), MAYFLY_OK);
   mf_buf_clear(&d);
-  assert_int_equal(decompress_block(type, mf_buf_slice(&bad), &d), MAYFLY_ECORRUPT);
+  assert_int_equal(decompress_block(type, mf_buf_slice(&bad),
+                                    MAYFLY_MAX_VALUE_SIZE, &d), MAYFLY_ECORRUPT);
   /* A claim the payload's length would allow but no value reaches (lz4 expands at most
    * 255:1): refused before it sizes an allocation, with nothing reserved. */
   mf_buf_clear(&bad);
@@ -167,13 +211,14 @@ static void corrupt_one_type(int type) {
   fill_random(&in, (MAYFLY_MAX_VALUE_SIZE + 1) / 255 + 1);
   assert_int_equal(mf_buf_append(&bad, in.data, in.len), MAYFLY_OK);
   mf_buf_free(&d);
-  assert_int_equal(decompress_block(type, mf_buf_slice(&bad), &d), MAYFLY_ECORRUPT);
+  assert_int_equal(decompress_block(type, mf_buf_slice(&bad),
+                                    MAYFLY_MAX_VALUE_SIZE, &d), MAYFLY_ECORRUPT);
   assert_true(d.cap < MAYFLY_MAX_VALUE_SIZE);
   /* Random garbage. */
   for (int i = 0; i < 200; i++) {
     fill_random(&bad, 1 + mf_random_uniform(&rnd, 300));
     mf_buf_clear(&d);
-    int rc = decompress_block(type, mf_buf_slice(&bad), &d);
+    int rc = decompress_block(type, mf_buf_slice(&bad), MAYFLY_MAX_VALUE_SIZE, &d);
     assert_true(rc == MAYFLY_OK || rc == MAYFLY_ECORRUPT);
   }
   mf_buf_free(&in);
@@ -217,11 +262,13 @@ static void *zstd_worker(void *arg) {
       mf_buf bad = MF_BUF_INIT;
       if (mf_buf_append(&bad, c.data, c.len)) abort();
       bad.data[bad.len / 2] ^= 0x5a;
-      ok = decompress_block(MF_COMPRESSION_ZSTD, mf_buf_slice(&bad), &d) != 0 || d.len == n;
+      ok = decompress_block(MF_COMPRESSION_ZSTD, mf_buf_slice(&bad),
+                            MAYFLY_MAX_VALUE_SIZE, &d) != 0 || d.len == n;
       mf_buf_free(&bad);
       mf_buf_clear(&d);
     }
-    ok = ok && decompress_block(MF_COMPRESSION_ZSTD, mf_buf_slice(&c), &d) == 0 &&
+    ok = ok && decompress_block(MF_COMPRESSION_ZSTD, mf_buf_slice(&c),
+                                MAYFLY_MAX_VALUE_SIZE, &d) == 0 &&
          d.len == n && memcmp(d.data, in.data, n) == 0;
     if (!ok) __atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);
   }
@@ -244,7 +291,8 @@ int main(void) {
   mf_random_seed(&rnd, test_seed());
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trips),   cmocka_unit_test(test_compresses),
-      cmocka_unit_test(test_decompress_exact_size), cmocka_unit_test(test_unknown_type),  cmocka_unit_test(test_corrupt_lz4),
+      cmocka_unit_test(test_decompress_exact_size), cmocka_unit_test(test_unknown_type),
+      cmocka_unit_test(test_max_len),               cmocka_unit_test(test_corrupt_lz4),
       cmocka_unit_test(test_corrupt_zstd), cmocka_unit_test(test_zstd_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
