@@ -163,8 +163,16 @@ static void *bg_main(void *arg) {
     }
     pthread_cond_broadcast(&db->bg_cv);
   }
-  /* Closing: files a job left to a purge still go (the next open would delete them). */
-  if (db->purge_pending && !db->deleting_files) {
+  /* Closing: files a job left to a purge still go (the next open would delete them). While
+   * another thread is deleting, a purge asked for meanwhile waits for it: a worker still
+   * installing a compaction leaves its inputs to a purge exactly then, and every worker
+   * passes here on its way out, so the last one out finds no purge pending. (delete_files
+   * broadcasts bg_cv when it is done.) */
+  while (db->purge_pending) {
+    if (db->deleting_files) {
+      pthread_cond_wait(&db->bg_cv, &db->mu);
+      continue;
+    }
     db->purge_pending = 0;
     db_remove_obsolete_files(db);
   }

@@ -132,6 +132,92 @@ static void expect_reported(const char *path) {
   free(text);
 }
 
+/* env_mem whose file deletions and syncs take 2 ms, as a disk's may: compactions are still
+ * running when close begins, and a worker deleting files without the mutex leaves the
+ * window in which another installs a compaction. (sync gets no env: one such env at a
+ * time, in slow_base.) */
+typedef struct slow_env {
+  mf_env env; /* first: the engine's mf_env * is also a slow_env * */
+  mf_env *base;
+} slow_env;
+
+static mf_env *slow_base;
+
+static int slow_remove(mf_env *env, const char *path) {
+  slow_env *e = (slow_env *)env;
+  e->base->sleep_micros(e->base, 2000);
+  return e->base->remove_file(e->base, path);
+}
+
+static int slow_sync(mf_wfile *f, int full) {
+  slow_base->sleep_micros(slow_base, 2000);
+  return slow_base->sync(f, full);
+}
+
+static void slow_destroy(mf_env *env) {
+  slow_env *e = (slow_env *)env;
+  e->base->destroy(e->base);
+  slow_base = NULL;
+  free(e);
+}
+
+static mf_env *slow_env_create(void) {
+  mf_env *base;
+  assert_int_equal(env_mem_create(&base), MAYFLY_OK);
+  slow_env *e = calloc(1, sizeof *e);
+  assert_non_null(e);
+  e->env = *base; /* env_mem's functions find their state through ctx, which is copied */
+  e->base = base;
+  e->env.remove_file = slow_remove;
+  e->env.sync = slow_sync;
+  e->env.destroy = slow_destroy;
+  slow_base = base;
+  return &e->env;
+}
+
+/* A clean close leaves no obsolete file behind, even when a compaction installs while
+ * another worker is deleting the files of an earlier one (its purge is left pending then,
+ * and the closing workers must run it; the slow deletions make that likely). Each round ends with an iterator's last pin gone, so
+ * a purge is pending as close begins, and with a compaction that may still be running. */
+static void test_close_purges(void **state) {
+  (void)state;
+  int dirty = 0, runs = 40;
+  char val[1000];
+  memset(val, 'v', sizeof val);
+  for (int r = 0; r < runs; r++) {
+    g_env = slow_env_create();
+    struct mayfly_options o;
+    options_init_defaults(&o);
+    options_set_env(&o, g_env);
+    o.write_buffer_size = 64 * 1024;
+    o.level0_file_num_compaction_trigger = 2;
+    o.min_blob_size = 100;
+    o.blob_file_size = 64 * 1024;
+    mayfly_db *db = NULL;
+    assert_int_equal(mayfly_open(DBNAME, &o, &db), MAYFLY_OK);
+    for (int round = 0; round < 3; round++) {
+      mayfly_iter *it = NULL;
+      assert_int_equal(mayfly_iter_create(db, NULL, &it), MAYFLY_OK); /* pins the version */
+      for (int i = 0; i < 400; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "k%05d", (i * 7 + round) % 300);
+        assert_int_equal(mayfly_put(db, k, (size_t)kl, val, 200 + (size_t)(i % 5) * 150, 0),
+                         MAYFLY_OK);
+      }
+      assert_int_equal(mayfly_flush(db), MAYFLY_OK);
+      mayfly_iter_destroy(it);
+    }
+    assert_int_equal(mayfly_close(db), MAYFLY_OK);
+    db_check_counts counts = {99, 99};
+    assert_int_equal(db_check(DBNAME, g_env, NULL, &counts), MAYFLY_OK);
+    assert_int_equal(counts.problems, 0);
+    if (counts.leftovers) dirty++;
+    g_env->destroy(g_env);
+    g_env = NULL;
+  }
+  if (dirty) fail_msg("%d of %d clean closes left obsolete files", dirty, runs);
+}
+
 static void test_clean(void **state) {
   (void)state;
   build_db();
@@ -473,6 +559,7 @@ static void test_garbage_mismatch(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_clean, teardown),
+      cmocka_unit_test_teardown(test_close_purges, teardown),
       cmocka_unit_test_teardown(test_table_block, teardown),
       cmocka_unit_test_teardown(test_blob_record, teardown),
       cmocka_unit_test_teardown(test_wal_record, teardown),
