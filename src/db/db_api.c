@@ -1,6 +1,8 @@
 /* The public API (include/mayfly.h): argument checks, error ownership, and forwarding to the
- * engine. Every entry point that takes a db marks the calling thread's error slot as that
- * db's, so mayfly_errmsg(db) reports the detail of the last failure on db in this thread. */
+ * engine. Every entry point begins with the handle it works on (enter: the db, NULL for
+ * calls without one; an iterator's calls are its db's), so mayfly_errmsg(db) reports the
+ * detail of the last failure on db in this thread, until the next call on db; a call on
+ * another handle keeps it aside (util/error.h). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,10 +14,7 @@
 
 #define MAYFLY_VERSION_STRING "0.1.0"
 
-static void enter(const void *handle) {
-  mf_error_set_owner(handle);
-  mf_error_clear();
-}
+static void enter(const void *handle) { mf_error_begin(handle); }
 
 MAYFLY_API const char *mayfly_strerror(int rc) {
   switch (rc) {
@@ -34,10 +33,7 @@ MAYFLY_API const char *mayfly_strerror(int rc) {
 
 /* mayfly_errmsg(NULL) reports failures of calls that have no db handle: mayfly_open,
  * mayfly_destroy, the options and batch functions. */
-MAYFLY_API const char *mayfly_errmsg(const mayfly_db *db) {
-  if (mf_error_owner() != db) return "";
-  return mf_error_message();
-}
+MAYFLY_API const char *mayfly_errmsg(const mayfly_db *db) { return mf_error_message_of(db); }
 
 MAYFLY_API void mayfly_free(void *p) { free(p); }
 
@@ -55,8 +51,10 @@ MAYFLY_API int mayfly_close(mayfly_db *db) {
   if (!db) return MAYFLY_OK;
   enter(NULL);
   int rc = db_close(db);
-  /* Refused, the database is still open: its handle owns the message. */
+  /* Refused, the database is still open: its handle owns the message. Otherwise the handle
+   * is gone, and so is what this thread kept for it (a new database may get its address). */
   if (rc == MAYFLY_EBUSY) mf_error_set_owner(db);
+  else mf_error_forget(db);
   return rc;
 }
 

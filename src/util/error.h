@@ -25,8 +25,21 @@ int mf_error_restore(int code, const char *message);
  * error or mf_error_clear. */
 const char *mf_error_message(void);
 void mf_error_clear(void);
-/* Which handle the calling thread's message belongs to (set by the public API entry points). */
+/* Handles: every public call on a handle (a database, or NULL for calls with none) begins
+ * with mf_error_begin(handle), which clears the message; what MF_ERR records during the call
+ * is then handle's. A message of another handle is kept aside (a few per thread, the oldest
+ * dropped first) until the next call on that handle, so mayfly_errmsg(db) still reports a
+ * failure on db after calls on a batch or on another database in between. */
+void mf_error_begin(const void *handle);
+/* The current message belongs to handle from now on (it was recorded under another one);
+ * handle's earlier message is dropped. */
 void mf_error_set_owner(const void *handle);
 const void *mf_error_owner(void);
+/* handle's last message in the calling thread ("" when none). Valid until the thread's next
+ * call of any mf_error function. */
+const char *mf_error_message_of(const void *handle);
+/* Drops what the calling thread keeps for handle (a database being freed: its address may be
+ * reused by the next one). */
+void mf_error_forget(const void *handle);
 
 #endif

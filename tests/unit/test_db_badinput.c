@@ -522,16 +522,71 @@ static void test_strerror_and_errmsg(void **state) {
   assert_non_null(mayfly_errmsg(g_db));
 }
 
-/* A failure with no database handle is mayfly_errmsg(NULL)'s, not the last db's. */
+/* A failure with no database handle is mayfly_errmsg(NULL)'s, not the last db's, and a
+ * db's message stays its own until the next call on that db: calls on a batch, the options
+ * or another database in between do not take it away. */
 static void test_errmsg_owner(void **state) {
   (void)state;
   char *value = NULL;
   EXPECT_ERR(mayfly_property(g_db, "mayfly.nope", &value), MAYFLY_ENOTFOUND, g_db);
+  char first[256];
+  snprintf(first, sizeof first, "%s", mayfly_errmsg(g_db));
+  assert_non_null(strstr(first, "mayfly.nope"));
   EXPECT_ERR(mayfly_put(NULL, "k", 1, "v", 1, 0), MAYFLY_EINVAL, NULL);
-  if (*mayfly_errmsg(g_db)) fail_msg("the NULL-db failure went to g_db: %s", mayfly_errmsg(g_db));
-  EXPECT_ERR(mayfly_property(g_db, "mayfly.nope", &value), MAYFLY_ENOTFOUND, g_db);
+  assert_null(strstr(mayfly_errmsg(NULL), "mayfly.nope"));
+  assert_string_equal(mayfly_errmsg(g_db), first);
   EXPECT_ERR(mayfly_property(NULL, "mayfly.stats", &value), MAYFLY_EINVAL, NULL);
-  if (*mayfly_errmsg(g_db)) fail_msg("the NULL-db failure went to g_db: %s", mayfly_errmsg(g_db));
+  assert_string_equal(mayfly_errmsg(g_db), first);
+
+  /* A batch, the options and a second database in between. */
+  mayfly_batch *b = NULL;
+  assert_int_equal(mayfly_batch_create(&b), MAYFLY_OK);
+  assert_int_equal(mayfly_batch_put(b, "k", 1, "v", 1), MAYFLY_OK);
+  mayfly_options *o = NULL;
+  assert_int_equal(mayfly_options_create(&o), MAYFLY_OK);
+  EXPECT_ERR(mayfly_options_set(o, "no_such_option", "1"), MAYFLY_EINVAL, NULL);
+  assert_string_equal(mayfly_errmsg(g_db), first);
+  struct mayfly_options o2 = opts_for(g_env);
+  mayfly_db *db2 = NULL;
+  assert_int_equal(mayfly_open("/db2", &o2, &db2), MAYFLY_OK);
+  EXPECT_ERR(mayfly_put(db2, NULL, 4, "v", 1, 0), MAYFLY_EINVAL, db2);
+  char second[256];
+  snprintf(second, sizeof second, "%s", mayfly_errmsg(db2));
+  assert_string_equal(mayfly_errmsg(g_db), first);
+  assert_string_not_equal(second, first);
+  /* A successful call on g_db ends its message; db2 keeps its own. */
+  assert_int_equal(mayfly_put(g_db, "k", 1, "v", 1, 0), MAYFLY_OK);
+  assert_string_equal(mayfly_errmsg(g_db), "");
+  assert_string_equal(mayfly_errmsg(db2), second);
+  /* More databases with messages than the thread keeps: the oldest are dropped, never
+   * mixed up; the newest stay. */
+  enum { MANY = 6 };
+  mayfly_db *many[MANY];
+  char msgs[MANY][256];
+  for (int i = 0; i < MANY; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "/many%d", i);
+    assert_int_equal(mayfly_open(name, &o2, &many[i]), MAYFLY_OK);
+  }
+  for (int i = 0; i < MANY; i++) {
+    EXPECT_ERR(mayfly_get(many[i], NULL, NULL, (size_t)(i + 1), NULL, NULL), MAYFLY_EINVAL,
+               many[i]);
+    snprintf(msgs[i], sizeof msgs[i], "%s", mayfly_errmsg(many[i]));
+  }
+  for (int i = 0; i < MANY; i++) {
+    const char *m = mayfly_errmsg(many[i]);
+    if (*m && strcmp(m, msgs[i]) != 0) fail_msg("database %d reports \"%s\"", i, m);
+    if (i >= MANY - 2 && strcmp(m, msgs[i]) != 0) fail_msg("database %d lost its message", i);
+  }
+  const char *m = mayfly_errmsg(db2);
+  if (*m && strcmp(m, second) != 0) fail_msg("db2 reports \"%s\"", m);
+  for (int i = 0; i < MANY; i++) assert_int_equal(mayfly_close(many[i]), MAYFLY_OK);
+  /* Closing forgets the handle's message. */
+  EXPECT_ERR(mayfly_put(db2, NULL, 4, "v", 1, 0), MAYFLY_EINVAL, db2);
+  assert_int_equal(mayfly_close(db2), MAYFLY_OK);
+  assert_string_equal(mayfly_errmsg(db2), "");
+  mayfly_options_destroy(o);
+  mayfly_batch_destroy(b);
 }
 
 /* The largest key and value a put accepts stay readable from a compressed table: with blob
