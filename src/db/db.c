@@ -14,6 +14,7 @@
  * what it dropped to the LOG file. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -663,9 +664,13 @@ static void db_free(mayfly_db *db) {
   free(db);
 }
 
+/* Error ids of database handles (util/error.h): 0 is "no handle". */
+static atomic_uint_least64_t last_error_id;
+
 int db_open(const char *path, const struct mayfly_options *opt, mayfly_db **out) {
   mayfly_db *db = calloc(1, sizeof *db);
   if (!db) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+  db->error_id = atomic_fetch_add(&last_error_id, 1) + 1;
   pthread_mutex_init(&db->mu, NULL);
   pthread_mutex_init(&db->info_mu, NULL);
   pthread_mutex_init(&db->delete_mu, NULL);

@@ -14,7 +14,9 @@
 
 #define MAYFLY_VERSION_STRING "0.1.0"
 
-static void enter(const void *handle) { mf_error_begin(handle); }
+static uint64_t error_id(const mayfly_db *db) { return db ? db->error_id : 0; }
+
+static void enter(const mayfly_db *db) { mf_error_begin(error_id(db)); }
 
 MAYFLY_API const char *mayfly_strerror(int rc) {
   switch (rc) {
@@ -33,7 +35,9 @@ MAYFLY_API const char *mayfly_strerror(int rc) {
 
 /* mayfly_errmsg(NULL) reports failures of calls that have no db handle: mayfly_open,
  * mayfly_destroy, the options and batch functions. */
-MAYFLY_API const char *mayfly_errmsg(const mayfly_db *db) { return mf_error_message_of(db); }
+MAYFLY_API const char *mayfly_errmsg(const mayfly_db *db) {
+  return mf_error_message_of(error_id(db));
+}
 
 MAYFLY_API void mayfly_free(void *p) { free(p); }
 
@@ -49,12 +53,16 @@ MAYFLY_API int mayfly_open(const char *path, const mayfly_options *opt, mayfly_d
 
 MAYFLY_API int mayfly_close(mayfly_db *db) {
   if (!db) return MAYFLY_OK;
-  enter(NULL);
+  uint64_t id = error_id(db);
+  enter(db);
   int rc = db_close(db);
-  /* Refused, the database is still open: its handle owns the message. Otherwise the handle
-   * is gone, and so is what this thread kept for it (a new database may get its address). */
-  if (rc == MAYFLY_EBUSY) mf_error_set_owner(db);
-  else mf_error_forget(db);
+  /* Refused, the database is still open and its handle owns the message. Otherwise the
+   * handle is gone: a message about the close is mayfly_errmsg(NULL)'s, and what this thread
+   * kept for the handle goes. */
+  if (rc != MAYFLY_EBUSY) {
+    if (*mf_error_message()) mf_error_set_owner(0);
+    else mf_error_forget(id);
+  }
   return rc;
 }
 
@@ -211,36 +219,34 @@ MAYFLY_API int mayfly_iter_create(mayfly_db *db, const mayfly_snapshot *snap, ma
 MAYFLY_API void mayfly_iter_destroy(mayfly_iter *it) {
   if (it) db_iter_destroy(it);
 }
-/* A move can fail (a damaged block, a read error), and then leaves the iterator invalid:
- * only then is the message filed under the iterator's database, so that a move costs no
- * more than the move itself (a scan calls next millions of times a second). */
-static void after_move(mayfly_iter *it) {
-  if (!db_iter_valid(it) && db_iter_status(it) != MAYFLY_OK) mf_error_set_owner(db_iter_db(it));
-}
+/* A move is a call on the iterator's database: a failure (a damaged block, a read error)
+ * is its message. (Beginning a call on the same handle as the last costs a compare and a
+ * store, nothing next to the move.) */
+static void before_move(mayfly_iter *it) { enter(db_iter_db(it)); }
 MAYFLY_API void mayfly_iter_seek_to_first(mayfly_iter *it) {
   if (!it) return;
+  before_move(it);
   db_iter_seek_to_first(it);
-  after_move(it);
 }
 MAYFLY_API void mayfly_iter_seek_to_last(mayfly_iter *it) {
   if (!it) return;
+  before_move(it);
   db_iter_seek_to_last(it);
-  after_move(it);
 }
 MAYFLY_API void mayfly_iter_seek(mayfly_iter *it, const void *key, size_t klen) {
   if (!it) return;
+  before_move(it);
   db_iter_seek(it, mf_slice_make(key ? key : "", key ? klen : 0));
-  after_move(it);
 }
 MAYFLY_API void mayfly_iter_next(mayfly_iter *it) {
   if (!it) return;
+  before_move(it);
   db_iter_next(it);
-  after_move(it);
 }
 MAYFLY_API void mayfly_iter_prev(mayfly_iter *it) {
   if (!it) return;
+  before_move(it);
   db_iter_prev(it);
-  after_move(it);
 }
 MAYFLY_API int mayfly_iter_valid(const mayfly_iter *it) { return it ? db_iter_valid(it) : 0; }
 

@@ -132,6 +132,7 @@ struct db_output {
 };
 
 struct mayfly_db {
+  uint64_t error_id; /* this handle's error messages (util/error.h): unique, never reused */
   char *dbname;
   mf_env *env;
   mf_lock *lock;

@@ -153,7 +153,7 @@ static uint64_t disk_bytes(mayfly_db *db) {
 
 MAYFLY_API int mayfly_property(mayfly_db *db, const char *name, char **value) {
   if (value) *value = NULL;
-  mf_error_begin(db); /* NULL db: the message is mayfly_errmsg(NULL)'s */
+  mf_error_begin(db ? db->error_id : 0); /* NULL db: the message is mayfly_errmsg(NULL)'s */
   if (!db || !name || !value)
     return MF_ERR(MAYFLY_EINVAL, "mayfly_property: db, name and value must not be NULL");
   mf_buf b = MF_BUF_INIT;

@@ -2,7 +2,7 @@
  * db/options.c.
  *
  * These calls have no database handle, so they record their error detail with no owner
- * (mf_error_begin(NULL)); the detail is mayfly_errmsg(NULL)'s. */
+ * (mf_error_begin(0)); the detail is mayfly_errmsg(NULL)'s. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +13,7 @@
 /* *out receives a malloc'd options object holding the defaults; the caller owns it and frees
  * it with mayfly_options_destroy. */
 MAYFLY_API int mayfly_options_create(mayfly_options **out) {
-  mf_error_begin(NULL);
+  mf_error_begin(0);
   if (!out) return MF_ERR(MAYFLY_EINVAL, "mayfly_options_create: NULL out");
   *out = NULL;
   mayfly_options *opt = malloc(sizeof *opt);
@@ -28,7 +28,7 @@ MAYFLY_API int mayfly_options_create(mayfly_options **out) {
 MAYFLY_API void mayfly_options_destroy(mayfly_options *opt) { free(opt); }
 
 MAYFLY_API int mayfly_options_set(mayfly_options *opt, const char *name, const char *value) {
-  mf_error_begin(NULL);
+  mf_error_begin(0);
   return options_set(opt, name, value, 0);
 }
 
@@ -44,7 +44,7 @@ static char *trim(char *s) {
  * segments (";;", a trailing ';') are ignored. All-or-nothing: the pairs are applied to a
  * copy, so on any error opt is unchanged and the message names the failing pair. */
 MAYFLY_API int mayfly_options_parse(mayfly_options *opt, const char *spec) {
-  mf_error_begin(NULL);
+  mf_error_begin(0);
   if (!opt || !spec)
     return MF_ERR(MAYFLY_EINVAL, "mayfly_options_parse: NULL %s", !opt ? "options" : "spec");
   char *copy = strdup(spec);

@@ -5,96 +5,99 @@
 #include <string.h>
 
 #define MESSAGE_LEN 1024
-/* Messages of other handles, kept when a call on another handle begins, so that a failure on
- * one database is still reported after calls on a batch, the options or another database
- * in between. A few per thread: the least recently parked goes when they are all taken. */
-#define PARKED_SLOTS 4
+/* Each thread keeps its messages in a few slots, one per handle (owner: the handle's id, 0
+ * for calls without one). The current slot is the one MF_ERR writes; the others keep the
+ * last message of the handles called before, each until the next call on its handle, so a
+ * failure on one database is still reported (at the same address) after calls on a batch,
+ * the options or another database. When a call needs a slot and none is free, the one used
+ * longest ago is taken. */
+#define SLOTS 5
+#define NOBODY UINT64_MAX /* the current slot's owner after mf_error_forget */
 
-typedef struct parked {
-  const void *owner;
-  unsigned long stamp; /* 0: free */
+typedef struct slot {
+  uint64_t owner;
+  uint64_t used; /* when a call last began on owner; 0: free (unless current) */
   char message[MESSAGE_LEN];
-} parked;
+} slot;
 
-static _Thread_local char tls_message[MESSAGE_LEN];
-static _Thread_local const void *tls_owner;
-static _Thread_local parked tls_parked[PARKED_SLOTS];
-static _Thread_local unsigned long tls_stamp;
+static _Thread_local slot tls_slots[SLOTS];
+static _Thread_local int tls_cur; /* always a valid index: a thread starts on slot 0, owner 0 */
+static _Thread_local uint64_t tls_clock;
 
-static parked *find_parked(const void *owner) {
-  for (int i = 0; i < PARKED_SLOTS; i++)
-    if (tls_parked[i].stamp && tls_parked[i].owner == owner) return &tls_parked[i];
-  return NULL;
+static int find_slot(uint64_t owner) {
+  for (int i = 0; i < SLOTS; i++)
+    if ((i == tls_cur || tls_slots[i].used) && tls_slots[i].owner == owner) return i;
+  return -1;
 }
 
-static void drop_parked(const void *owner) {
-  parked *p = find_parked(owner);
-  if (p) p->stamp = 0;
-}
-
-/* Keeps the current message as owner's, in owner's slot, else a free one, else the one
- * parked longest ago. */
-static void park(const void *owner) {
-  parked *slot = find_parked(owner);
-  for (int i = 0; !slot && i < PARKED_SLOTS; i++)
-    if (!tls_parked[i].stamp) slot = &tls_parked[i];
-  if (!slot) {
-    slot = &tls_parked[0];
-    for (int i = 1; i < PARKED_SLOTS; i++)
-      if (tls_parked[i].stamp < slot->stamp) slot = &tls_parked[i];
+/* A slot for a handle that has none: the current one if it holds no message, else a free
+ * one, else the one used longest ago. */
+static int take_slot(void) {
+  if (!tls_slots[tls_cur].message[0]) return tls_cur;
+  int pick = -1;
+  for (int i = 0; i < SLOTS; i++) {
+    if (i == tls_cur) continue;
+    if (!tls_slots[i].used) return i;
+    if (pick < 0 || tls_slots[i].used < tls_slots[pick].used) pick = i;
   }
-  slot->owner = owner;
-  slot->stamp = ++tls_stamp;
-  memcpy(slot->message, tls_message, strlen(tls_message) + 1);
+  return pick;
 }
 
 int mf_error(int code, const char *file, int line, const char *fmt, ...) {
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;
-  int n = snprintf(tls_message, sizeof tls_message, "%s:%d: ", base, line);
-  if (n < 0 || (size_t)n >= sizeof tls_message) n = 0;
+  char *m = tls_slots[tls_cur].message;
+  int n = snprintf(m, MESSAGE_LEN, "%s:%d: ", base, line);
+  if (n < 0 || (size_t)n >= MESSAGE_LEN) n = 0;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(tls_message + n, sizeof tls_message - (size_t)n, fmt, ap);
+  vsnprintf(m + n, MESSAGE_LEN - (size_t)n, fmt, ap);
   va_end(ap);
   return code;
 }
 
 int mf_error_restore(int code, const char *message) {
-  if (message != tls_message) snprintf(tls_message, sizeof tls_message, "%s", message);
+  char *m = tls_slots[tls_cur].message;
+  if (message != m) snprintf(m, MESSAGE_LEN, "%s", message);
   return code;
 }
 
-const char *mf_error_message(void) { return tls_message; }
-void mf_error_clear(void) { tls_message[0] = '\0'; }
+const char *mf_error_message(void) { return tls_slots[tls_cur].message; }
+void mf_error_clear(void) { tls_slots[tls_cur].message[0] = '\0'; }
 
-void mf_error_begin(const void *handle) {
-  if (handle != tls_owner) {
-    if (tls_message[0]) park(tls_owner);
-    drop_parked(handle); /* a call on handle ends the life of its last message */
-    tls_owner = handle;
+void mf_error_begin(uint64_t handle) {
+  slot *cur = &tls_slots[tls_cur];
+  if (cur->owner != handle) {
+    int i = find_slot(handle);
+    if (i < 0) i = take_slot();
+    if (i != tls_cur && !cur->message[0]) cur->used = 0; /* nothing to keep: free */
+    tls_cur = i;
+    cur = &tls_slots[i];
+    cur->owner = handle;
   }
-  tls_message[0] = '\0';
+  cur->used = ++tls_clock;
+  cur->message[0] = '\0';
 }
 
-void mf_error_set_owner(const void *handle) {
-  if (handle == tls_owner) return;
-  drop_parked(handle); /* superseded by the current message */
-  tls_owner = handle;
+void mf_error_set_owner(uint64_t handle) {
+  slot *cur = &tls_slots[tls_cur];
+  if (cur->owner == handle) return;
+  int i = find_slot(handle);
+  if (i >= 0) tls_slots[i].used = 0; /* superseded by the current message */
+  cur->owner = handle;
 }
 
-const void *mf_error_owner(void) { return tls_owner; }
+uint64_t mf_error_owner(void) { return tls_slots[tls_cur].owner; }
 
-const char *mf_error_message_of(const void *handle) {
-  if (handle == tls_owner) return tls_message;
-  parked *p = find_parked(handle);
-  return p ? p->message : "";
+const char *mf_error_message_of(uint64_t handle) {
+  int i = find_slot(handle);
+  return i >= 0 ? tls_slots[i].message : "";
 }
 
-void mf_error_forget(const void *handle) {
-  drop_parked(handle);
-  if (handle == tls_owner && handle) {
-    tls_owner = NULL;
-    tls_message[0] = '\0';
-  }
+void mf_error_forget(uint64_t handle) {
+  int i = find_slot(handle);
+  if (i < 0) return;
+  tls_slots[i].message[0] = '\0';
+  if (i == tls_cur) tls_slots[i].owner = NOBODY; /* stays current, belongs to no handle */
+  else tls_slots[i].used = 0;
 }

@@ -177,8 +177,9 @@ static mf_env *slow_env_create(void) {
 
 /* A clean close leaves no obsolete file behind, even when a compaction installs while
  * another worker is deleting the files of an earlier one (its purge is left pending then,
- * and the closing workers must run it; the slow deletions make that likely). Each round ends with an iterator's last pin gone, so
- * a purge is pending as close begins, and with a compaction that may still be running. */
+ * and the closing workers must run it; the slow deletions make that likely). Each round
+ * ends with an iterator's last pin gone, so a purge is pending as close begins, and with a
+ * compaction that may still be running. */
 static void test_close_purges(void **state) {
   (void)state;
   int dirty = 0, runs = 40;

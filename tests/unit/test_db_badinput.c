@@ -581,10 +581,22 @@ static void test_errmsg_owner(void **state) {
   const char *m = mayfly_errmsg(db2);
   if (*m && strcmp(m, second) != 0) fail_msg("db2 reports \"%s\"", m);
   for (int i = 0; i < MANY; i++) assert_int_equal(mayfly_close(many[i]), MAYFLY_OK);
-  /* Closing forgets the handle's message. */
+  /* The string mayfly_errmsg returns stays good through calls on other handles. */
   EXPECT_ERR(mayfly_put(db2, NULL, 4, "v", 1, 0), MAYFLY_EINVAL, db2);
+  const char *kept = mayfly_errmsg(db2);
+  snprintf(second, sizeof second, "%s", kept);
+  EXPECT_ERR(mayfly_put(g_db, NULL, 9, "v", 1, 0), MAYFLY_EINVAL, g_db);
+  EXPECT_ERR(mayfly_put(NULL, "k", 1, "v", 1, 0), MAYFLY_EINVAL, NULL);
+  assert_string_equal(kept, second);
+  /* Closing a database (the same one, or another) keeps mayfly_errmsg(NULL)'s message, and a
+   * database opened afterwards, wherever it lands, starts with none. */
+  char none_msg[256];
+  snprintf(none_msg, sizeof none_msg, "%s", mayfly_errmsg(NULL));
   assert_int_equal(mayfly_close(db2), MAYFLY_OK);
+  assert_string_equal(mayfly_errmsg(NULL), none_msg);
+  assert_int_equal(mayfly_open("/db2", &o2, &db2), MAYFLY_OK);
   assert_string_equal(mayfly_errmsg(db2), "");
+  assert_int_equal(mayfly_close(db2), MAYFLY_OK);
   mayfly_options_destroy(o);
   mayfly_batch_destroy(b);
 }

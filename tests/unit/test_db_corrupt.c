@@ -743,6 +743,20 @@ static void check_damaged_sst(mf_env *env, const char *sst, int min_corrupt) {
   int status = mayfly_iter_status(it);
   if (status == MAYFLY_ECORRUPT && !strstr(mayfly_errmsg(db), sst))
     fail_msg("scan error: mayfly_errmsg(db) is '%s', not naming %s", mayfly_errmsg(db), sst);
+  /* A move of the failed iterator does nothing, and takes no other handle's message: a
+   * handle-less failure just before stays mayfly_errmsg(NULL)'s. */
+  mayfly_options *bad = NULL;
+  assert_int_equal(mayfly_options_create(&bad), MAYFLY_OK);
+  assert_int_equal(mayfly_options_set(bad, "no_such_option", "1"), MAYFLY_EINVAL);
+  mayfly_options_destroy(bad);
+  char none_msg[256];
+  snprintf(none_msg, sizeof none_msg, "%s", mayfly_errmsg(NULL));
+  assert_true(none_msg[0] != '\0');
+  mayfly_iter_next(it);
+  mayfly_iter_prev(it);
+  assert_string_equal(mayfly_errmsg(NULL), none_msg);
+  if (strstr(mayfly_errmsg(db), "no_such_option"))
+    fail_msg("the iterator's database took the handle-less message: %s", mayfly_errmsg(db));
   mayfly_iter_destroy(it);
   free(expect);
   if (wrong >= 0) fail_msg("scan: WRONG DATA at entry %d of a damaged table", wrong);

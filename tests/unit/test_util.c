@@ -439,11 +439,41 @@ static void test_error(void **state) {
 
   mf_error_clear();
   assert_string_equal(mf_error_message(), "");
-  int handle;
-  mf_error_set_owner(&handle);
-  assert_ptr_equal(mf_error_owner(), &handle);
-  mf_error_set_owner(NULL);
-  assert_null(mf_error_owner());
+  /* Messages by handle: each id keeps its last message until a call begins on it again. */
+  mf_error_begin(7);
+  assert_int_equal(mf_error_owner(), 7);
+  (void)MF_ERR(MAYFLY_EIO, "seven");
+  const char *seven = mf_error_message_of(7);
+  mf_error_begin(0);
+  (void)MF_ERR(MAYFLY_EIO, "none");
+  mf_error_begin(8);
+  assert_non_null(strstr(mf_error_message_of(7), "seven"));
+  assert_ptr_equal(mf_error_message_of(7), seven); /* in place: the pointer stays good */
+  assert_non_null(strstr(mf_error_message_of(0), "none"));
+  assert_string_equal(mf_error_message_of(8), "");
+  assert_string_equal(mf_error_message_of(9), "");
+  /* set_owner hands the current message over; forget drops an id's. */
+  (void)MF_ERR(MAYFLY_EIO, "eight");
+  mf_error_set_owner(0);
+  assert_non_null(strstr(mf_error_message_of(0), "eight"));
+  assert_string_equal(mf_error_message_of(8), "");
+  mf_error_forget(7);
+  assert_string_equal(mf_error_message_of(7), "");
+  mf_error_forget(0);
+  assert_string_equal(mf_error_message_of(0), "");
+  /* More ids with messages than slots: the oldest go, no id ever reads another's. */
+  for (uint64_t id = 100; id < 120; id++) {
+    mf_error_begin(id);
+    (void)MF_ERR(MAYFLY_EIO, "id %llu", (unsigned long long)id);
+  }
+  for (uint64_t id = 100; id < 120; id++) {
+    char own[32];
+    snprintf(own, sizeof own, "id %llu", (unsigned long long)id);
+    const char *m = mf_error_message_of(id);
+    if (*m && !strstr(m, own)) fail_msg("id %llu reads \"%s\"", (unsigned long long)id, m);
+    if (id >= 116 && !strstr(m, own)) fail_msg("id %llu lost its message", (unsigned long long)id);
+  }
+  mf_error_begin(0);
 }
 
 /* ---- random ---- */
