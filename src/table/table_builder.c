@@ -181,6 +181,12 @@ static int add(table_builder *b, mf_slice ikey, mf_slice value) {
   if (b->num_entries > 0 && ikey_compare(ikey, mf_buf_slice(&b->last_key)) <= 0)
     return MF_ERR(MAYFLY_EINVAL, "%s: keys added out of order (entry %llu)", b->fname,
                   (unsigned long long)b->num_entries);
+  /* An entry as large as a block starts a block of its own: the entries before it then
+   * stay in a small block, which a read of one of them loads (and a cache holds) without
+   * the large value. */
+  if (ikey.len + value.len >= b->o.block_size && !block_builder_empty(&b->data) &&
+      (rc = flush_data_block(b)))
+    return rc;
   if (b->pending_index && (rc = add_index_entry(b, &ikey))) return rc;
   if (b->o.bloom_bits_per_key > 0 && (rc = remember_hash(b, ikey))) return rc;
   if ((rc = block_builder_add(&b->data, ikey, value)))

@@ -602,10 +602,11 @@ static void test_errmsg_owner(void **state) {
 }
 
 /* The largest key and value a put accepts stay readable from a compressed table: with blob
- * files off, they share a data block with smaller entries before them, and that block is
- * larger than any value. Read back after the flush, after a compaction and after reopening.
- * (lz4 here; test_compress checks both codecs against the bound. Every read decompresses the
- * whole 261 MB block, which no cache holds, so the reads are few.) */
+ * files off, the data block that holds them (key, value and the block's own bytes) is
+ * larger than any value. Read back after the flush, after a compaction and after reopening,
+ * with a small key written before them. (lz4 here; test_compress checks both codecs against
+ * the bound. Every read of the large entry decompresses its 257 MB block, which no cache
+ * holds, so the reads are few.) */
 static void check_big(mayfly_db *db, const char *big_key, const char *big_value) {
   void *v = NULL;
   size_t vlen = 0;

@@ -603,6 +603,50 @@ static void test_approximate_offset(void **state) {
   env->destroy(env);
 }
 
+/* An entry as large as a block gets a block of its own: the small entries before it stay in
+ * a small block (a read of one of them does not load the large value), and every entry
+ * reads back. */
+static void test_large_entry_own_block(void **state) {
+  (void)state;
+  mf_env *env = new_env();
+  dataset d = {calloc(41, sizeof(entry)), 41};
+  assert_non_null(d.e);
+  for (size_t i = 0; i < d.n; i++) {
+    char user[32];
+    snprintf(user, sizeof user, i < 20 ? "a%02u" : i == 20 ? "b" : "c%02u", (unsigned)i);
+    size_t vlen = i == 20 ? 3 * 4096 : 10;
+    assert_int_equal(ikey_append(&d.e[i].ikey, mf_slice_cstr(user), 7, MF_TYPE_VALUE),
+                     MAYFLY_OK);
+    assert_int_equal(mf_buf_reserve(&d.e[i].value, vlen), MAYFLY_OK);
+    memset(d.e[i].value.data, 'a' + (int)(i % 26), vlen);
+    d.e[i].value.len = vlen;
+  }
+  table_options o = default_options(MF_COMPRESSION_NONE); /* 4 KiB blocks */
+  uint64_t size = build(env, "t.sst", &o, &d);
+  table *t;
+  assert_int_equal(open_table(env, "t.sst", NULL, &t), MAYFLY_OK);
+  uint64_t a = table_approximate_offset(t, key_of(&d, 5));
+  uint64_t b = table_approximate_offset(t, key_of(&d, 20));
+  uint64_t c = table_approximate_offset(t, key_of(&d, 25));
+  assert_int_equal(a, 0);
+  if (b == 0 || b > 1024) fail_msg("the large entry's block starts at %llu", (unsigned long long)b);
+  assert_true(c >= b + 3 * 4096 && c < size);
+  mf_iter *it = table_iter_create(t);
+  assert_non_null(it);
+  size_t i = 0;
+  for (iter_seek_to_first(it); iter_valid(it); iter_next(it), i++) {
+    assert_true(i < d.n);
+    assert_true(mf_slice_equal(iter_key(it), key_of(&d, i)));
+    assert_true(mf_slice_equal(iter_value(it), value_of(&d, i)));
+  }
+  assert_int_equal(iter_status(it), MAYFLY_OK);
+  assert_int_equal(i, d.n);
+  iter_destroy(it);
+  table_close(t);
+  free_dataset(&d);
+  env->destroy(env);
+}
+
 /* ---- two-level iterator over hand-made blocks ---- */
 
 #define NBLOCKS 12
@@ -890,6 +934,7 @@ int main(void) {
       IN_MODE(test_approximate_offset, mapped),
       IN_ALL_MODES(test_overlapping_index_handles),
       IN_ALL_MODES(test_short_key_in_data_block),
+      IN_MODE(test_large_entry_own_block, pread),
       cmocka_unit_test(test_two_level_iter),
       cmocka_unit_test(test_posix_mmap),
   };
