@@ -12,17 +12,19 @@
  * Keys and values are printed as they are, with bytes outside printable ASCII escaped \xNN.
  * See docs/reliability.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db/db_check.h"
 #include "mayfly.h"
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: mayfly [--options SPEC] check DB\n"
+          "usage: mayfly check DB\n"
           "       mayfly [--options SPEC] get DB KEY\n"
           "       mayfly [--options SPEC] put DB KEY VALUE\n"
           "       mayfly [--options SPEC] scan DB [--limit N]\n"
@@ -141,7 +143,32 @@ static int cmd_stats(mayfly_db *db) {
   return 0;
 }
 
+/* Standard streams a parent closed are opened on /dev/null, so that the descriptors 0-2 are
+ * never a database's files (the database's LOCK would otherwise become stdout, and a scan
+ * would write into it). */
+static void guard_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF && open("/dev/null", O_RDWR) != fd) exit(1);
+}
+
+/* The exit status once the output is flushed: output that could not be written (a full
+ * disk, a closed pipe) is a failure. */
+static int finish(int status) {
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "mayfly: writing the output failed: %s\n", strerror(errno));
+    if (status == 0) status = 1;
+  }
+  return status;
+}
+
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv) {
+  guard_std_fds();
+  return finish(run(argc, argv));
+}
+
+static int run(int argc, char **argv) {
   int i = 1;
   const char *spec = NULL;
   if (i + 1 < argc && strcmp(argv[i], "--options") == 0) {
@@ -152,7 +179,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[i], *path = argv[i + 1];
   char **rest = argv + i + 2;
   int nrest = argc - i - 2;
-  if (strcmp(cmd, "check") == 0) return nrest == 0 ? cmd_check(path) : usage();
+  if (strcmp(cmd, "check") == 0) return nrest == 0 && !spec ? cmd_check(path) : usage();
   uint64_t limit = UINT64_MAX;
   if (strcmp(cmd, "get") == 0 && nrest != 1) return usage();
   if (strcmp(cmd, "put") == 0 && nrest != 2) return usage();

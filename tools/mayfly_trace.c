@@ -111,5 +111,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mayfly_trace: %s (%s)\n", mf_error_message(), mayfly_strerror(rc));
     return 1;
   }
+  if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk, a closed pipe */
+    fprintf(stderr, "mayfly_trace: writing the output failed\n");
+    return 1;
+  }
   return 0;
 }

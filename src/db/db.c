@@ -623,6 +623,19 @@ static int open_dir(mayfly_db *db) {
                "could not sync the directory holding the new database (%s); its entry may "
                "not survive a power cut", mf_error_message());
   }
+  if (!db->opt.create_if_missing) {
+    /* A directory that holds no database is refused before LOCK and LOG are made in it: a
+     * look at the wrong directory must not leave files there or truncate a LOG of the
+     * user's (recover would refuse it too, but after both). A directory with data but no
+     * CURRENT goes on, so that recover reports the damage under the lock. */
+    char *current = filename_current(db->dbname);
+    if (!current) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
+    int exists = env->file_exists(env, current);
+    free(current);
+    if (!exists && !has_db_files(db))
+      return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
+                    db->dbname);
+  }
   char *lock_name = filename_lock(db->dbname);
   if (!lock_name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
   int rc = env->lock_file(env, lock_name, &db->lock);

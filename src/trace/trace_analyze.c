@@ -655,7 +655,7 @@ static int compute_compactions(trace_analysis *a, const u64map *files, loader *l
   sorted_key *sk = malloc((a->nkeys + 1) * sizeof *sk);
   if (!sk) return MF_ERR(MAYFLY_ENOMEM, "trace analysis: out of memory");
   for (uint32_t k = 0; k < a->nkeys; k++) sk[k] = (sorted_key){key_of(a, k), k};
-  qsort(sk, a->nkeys, sizeof *sk, cmp_sorted_key);
+  if (a->nkeys > 1) qsort(sk, a->nkeys, sizeof *sk, cmp_sorted_key);
   for (uint32_t ji = 0; ji < a->njobs; ji++) {
     const ta_job *j = &a->jobs[ji];
     if ((j->kind != TRACE_JOB_COMPACTION && j->kind != TRACE_JOB_GC) || j->status > 0) continue;
@@ -770,8 +770,8 @@ static int compute_job_garbage(trace_analysis *a) {
     inv[ni++] = (timed_bytes){v->invalidated_us, bytes};
     if (v->dropped_us != TA_NONE) gone[ng++] = (timed_bytes){v->dropped_us, bytes};
   }
-  qsort(inv, ni, sizeof *inv, cmp_timed);
-  qsort(gone, ng, sizeof *gone, cmp_timed);
+  if (ni > 1) qsort(inv, ni, sizeof *inv, cmp_timed);
+  if (ng > 1) qsort(gone, ng, sizeof *gone, cmp_timed);
   for (size_t i = 1; i < ni; i++) inv[i].bytes += inv[i - 1].bytes; /* prefix sums */
   for (size_t i = 1; i < ng; i++) gone[i].bytes += gone[i - 1].bytes;
   for (size_t ji = 0; ji < a->njobs; ji++) {
@@ -787,7 +787,7 @@ static int compute_job_garbage(trace_analysis *a) {
 
 static int compute(loader *l) {
   trace_analysis *a = l->a;
-  qsort(a->v, a->nv, sizeof *a->v, cmp_version_seq);
+  if (a->nv > 1) qsort(a->v, a->nv, sizeof *a->v, cmp_version_seq);
   int rc = build_by_key(a);
   if (rc) return rc;
   compute_invalidation(a);

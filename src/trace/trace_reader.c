@@ -262,7 +262,7 @@ int trace_list_sessions(mf_env *env, const char *dir, uint64_t **out, size_t *n)
     if (trace_parse_file_name(names[i], &session, &which)) s[k++] = session;
   }
   env_free_names(names, count);
-  qsort(s, k, sizeof *s, cmp_u64);
+  if (k > 1) qsort(s, k, sizeof *s, cmp_u64);
   size_t u = 0;
   for (size_t i = 0; i < k; i++)
     if (u == 0 || s[u - 1] != s[i]) s[u++] = s[i];

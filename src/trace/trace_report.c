@@ -128,7 +128,8 @@ static int collect_lifetimes(const trace_analysis *a, lifetimes *lt) {
     for (int k = 0; k < LT_COUNT; k++)
       if (x[k] != TA_NONE) lt->values[k][lt->n[k]++] = x[k];
   }
-  for (int k = 0; k < LT_COUNT; k++) qsort(lt->values[k], lt->n[k], sizeof(uint64_t), cmp_u64);
+  for (int k = 0; k < LT_COUNT; k++)
+    if (lt->n[k] > 1) qsort(lt->values[k], lt->n[k], sizeof(uint64_t), cmp_u64);
   return MAYFLY_OK;
 }
 
@@ -448,7 +449,7 @@ static int write_amplification(const trace_analysis *a, mf_env *env, const char 
       e[n++] = (amp_event){.t = f->deleted_us, .disk = -size, .table = blob ? 0 : -size,
                            .blob = blob ? -size : 0};
   }
-  qsort(e, n, sizeof *e, cmp_event);
+  if (n > 1) qsort(e, n, sizeof *e, cmp_event);
   out_file o;
   if (of_open(&o, env, dir, "amplification.tsv")) {
     free(e);

@@ -34,6 +34,26 @@ for bad in -1 "" 1x 99999999999999999999; do
   [ $? -eq 2 ] || fail "scan --limit '$bad' was not a usage error"
 done
 
+# A directory of the user's that holds no database: refused, nothing created in it, its LOG
+# left as it was.
+mkdir -p "$dir/plain" && echo "important notes" >"$dir/plain/LOG"
+"$tool" get "$dir/plain" k >/dev/null 2>&1 && fail "get on a plain directory succeeded"
+"$tool" scan "$dir/plain" >/dev/null 2>&1 && fail "scan on a plain directory succeeded"
+[ "$(cat "$dir/plain/LOG")" = "important notes" ] || fail "a look truncated the user's LOG"
+[ -e "$dir/plain/LOCK" ] && fail "a look left a LOCK in a plain directory"
+
+# check takes no options.
+"$tool" --options "bogus=1" check "$dir/db" >/dev/null 2>&1
+[ $? -eq 2 ] || fail "check with --options was not a usage error"
+
+# Output that cannot be written is a failure; a closed stdout never lands in the database.
+if [ -w /dev/full ]; then
+  "$tool" scan "$dir/db" >/dev/full 2>/dev/null && fail "scan into a full device succeeded"
+fi
+lock_before=$(wc -c <"$dir/db/LOCK")
+"$tool" scan "$dir/db" >&- 2>/dev/null
+[ "$(wc -c <"$dir/db/LOCK")" -eq "$lock_before" ] || fail "scan with stdout closed wrote into LOCK"
+
 # A WAL holding many records (a bench fill: the tool itself flushes at every open), damaged
 # in its middle. Needs mayfly_bench (third argument); skipped without it.
 if [ -n "$bench" ]; then

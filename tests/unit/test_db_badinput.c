@@ -369,6 +369,18 @@ static void test_open_errors_mem(void **state) {
   assert_false(g_env->file_exists(g_env, "/nothere"));
   assert_int_equal(g_env->make_dir(g_env, "/emptydir"), MAYFLY_OK);
   EXPECT_ERR(mayfly_open("/emptydir", &o, &db), MAYFLY_EINVAL, NULL);
+  /* ... and a directory of the user's with a file named LOG: refused without a trace, the
+   * user's LOG untouched and no LOCK left behind */
+  assert_int_equal(g_env->make_dir(g_env, "/plain"), MAYFLY_OK);
+  mf_wfile *lf = NULL;
+  assert_int_equal(g_env->new_writable(g_env, "/plain/LOG", &lf), MAYFLY_OK);
+  assert_int_equal(g_env->append(lf, "important notes", 15), MAYFLY_OK);
+  assert_int_equal(g_env->close_writable(lf), MAYFLY_OK);
+  EXPECT_ERR(mayfly_open("/plain", &o, &db), MAYFLY_EINVAL, NULL);
+  uint64_t log_size = 0;
+  assert_int_equal(g_env->file_size(g_env, "/plain/LOG", &log_size), MAYFLY_OK);
+  assert_int_equal(log_size, 15);
+  assert_false(g_env->file_exists(g_env, "/plain/LOCK"));
   /* a path that is a regular file */
   mf_wfile *f = NULL;
   assert_int_equal(g_env->new_writable(g_env, "/afile", &f), MAYFLY_OK);

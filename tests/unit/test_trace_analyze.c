@@ -587,6 +587,31 @@ static void test_flush_level_traced(void **state) {
   trace_analysis_free(a);
 }
 
+/* A trace with no writes (a session that only read) is analyzed, reported and exported as
+ * an empty analysis, not an error (nothing to sort must not reach qsort with no array). */
+static void test_no_writes(void **state) {
+  mf_env *env = *state;
+  struct mayfly_options o;
+  options_init_defaults(&o);
+  options_set_env(&o, env);
+  set(&o, "trace_dir", "/ro-trace");
+  mayfly_db *db = NULL;
+  ok(NULL, mayfly_open("/ro", &o, &db), "open");
+  void *v = NULL;
+  size_t vlen = 0;
+  assert_int_equal(mayfly_get(db, NULL, "k", 1, &v, &vlen), MAYFLY_ENOTFOUND);
+  ok(db, mayfly_close(db), "close");
+  trace_analysis *a = NULL;
+  ok(NULL, trace_analyze(env, "/ro-trace", NULL, NULL, &a), "analyze");
+  assert_int_equal(a->nv, 0);
+  ok(NULL, trace_report_write(a, env, "/ro-report"), "report");
+  mf_buf summary = MF_BUF_INIT;
+  ok(NULL, trace_report_summary(a, &summary), "summary");
+  mf_buf_free(&summary);
+  ok(NULL, trace_export_training(a, env, "/ro-train.csv"), "export");
+  trace_analysis_free(a);
+}
+
 static void test_end_to_end(void **state) {
   mf_env *env = *state;
   struct mayfly_options o;
@@ -726,6 +751,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_long_keys_whole, setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_flush_level_traced, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_end_to_end, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
