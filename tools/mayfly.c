@@ -154,8 +154,10 @@ static void guard_std_fds(void) {
 /* The exit status once the output is flushed: output that could not be written (a full
  * disk, a closed pipe) is a failure. */
 static int finish(int status) {
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "mayfly: writing the output failed: %s\n", strerror(errno));
+  int e = fflush(stdout) != 0 ? errno : 0; /* an earlier failed write leaves only ferror */
+  if (e || ferror(stdout)) {
+    fprintf(stderr, "mayfly: writing the output failed%s%s\n", e ? ": " : "",
+            e ? strerror(e) : "");
     if (status == 0) status = 1;
   }
   return status;

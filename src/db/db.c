@@ -627,14 +627,20 @@ static int open_dir(mayfly_db *db) {
     /* A directory that holds no database is refused before LOCK and LOG are made in it: a
      * look at the wrong directory must not leave files there or truncate a LOG of the
      * user's (recover would refuse it too, but after both). A directory with data but no
-     * CURRENT goes on, so that recover reports the damage under the lock. */
-    char *current = filename_current(db->dbname);
-    if (!current) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
-    int exists = env->file_exists(env, current);
-    free(current);
-    if (!exists && !has_db_files(db))
-      return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
-                    db->dbname);
+     * CURRENT goes on, so that recover reports the damage under the lock, and so does one
+     * that cannot be listed, so that the lock reports why. (A database another process is
+     * creating at this moment, before its first WAL record, is "not there yet".) */
+    char **names = NULL;
+    size_t count = 0;
+    if (env->list_dir(env, db->dbname, &names, &count) == MAYFLY_OK) { /* else: the lock says */
+      int current = 0;
+      for (size_t i = 0; i < count && !current; i++) current = strcmp(names[i], "CURRENT") == 0;
+      int data = !current && db_dir_holds_data(env, db->dbname, names, count);
+      env_free_names(names, count);
+      if (!current && !data)
+        return MF_ERR(MAYFLY_EINVAL, "%s: database does not exist (create_if_missing is false)",
+                      db->dbname);
+    }
   }
   char *lock_name = filename_lock(db->dbname);
   if (!lock_name) return MF_ERR(MAYFLY_ENOMEM, "out of memory");
