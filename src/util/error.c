@@ -16,7 +16,7 @@
 
 typedef struct slot {
   uint64_t owner;
-  uint64_t used; /* when a call last began on owner; 0: free (unless current) */
+  uint64_t used; /* when owner's last call ended (another began); 0: free (unless current) */
   char message[MESSAGE_LEN];
 } slot;
 
@@ -67,15 +67,15 @@ void mf_error_clear(void) { tls_slots[tls_cur].message[0] = '\0'; }
 
 void mf_error_begin(uint64_t handle) {
   slot *cur = &tls_slots[tls_cur];
-  if (cur->owner != handle) {
+  if (cur->owner != handle) { /* a call on the same handle as the last (the common case,
+                               * an iterator's next) costs only the compare and the clear */
     int i = find_slot(handle);
     if (i < 0) i = take_slot();
-    if (i != tls_cur && !cur->message[0]) cur->used = 0; /* nothing to keep: free */
+    if (i != tls_cur) cur->used = cur->message[0] ? ++tls_clock : 0; /* kept as of now, or free */
     tls_cur = i;
     cur = &tls_slots[i];
     cur->owner = handle;
   }
-  cur->used = ++tls_clock;
   cur->message[0] = '\0';
 }
 
